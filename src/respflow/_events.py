@@ -1,0 +1,344 @@
+"""The normalized events: respflow's contract with its users.
+
+Every event is a frozen msgspec Struct in one union tagged on ``type``, and encodes to one
+JSON object. All carry ``response_id``, the ``sequence_number`` of the wire event that
+produced them, and a ``cursor`` (``"<sequence_number>-<k>"``) that is unique and ordered
+within a response: sinks, websockets and brokers all use it as the resume id.
+
+A type, once shipped, keeps its name and its fields; new fields only ever come with
+defaults, so consumers decoding older JSON keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "END_TYPES",
+    "CodeCompleted",
+    "CodeDelta",
+    "CodeDone",
+    "CodeImage",
+    "CodeInterpreting",
+    "CodeLogs",
+    "CodeOutputsMissing",
+    "CodeStarted",
+    "Event",
+    "EventBase",
+    "FileCited",
+    "FileFailed",
+    "FileLink",
+    "FileSaved",
+    "ItemCompleted",
+    "MessageCompleted",
+    "ReasoningDelta",
+    "ReasoningDone",
+    "ResponseCompleted",
+    "ResponseFailed",
+    "ResponseIncomplete",
+    "ResponseStarted",
+    "StreamError",
+    "StreamGap",
+    "StreamTruncated",
+    "TextDelta",
+    "TextDone",
+    "Unknown",
+    "decode_event",
+    "encode_event",
+    "parse_cursor",
+]
+
+Json = dict[str, Any]
+Tool = Literal["code_interpreter", "shell"]
+MissingReason = Literal["include_not_requested", "background_mode", "empty"]
+
+
+class EventBase(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
+    response_id: str
+    sequence_number: int
+    cursor: str
+
+
+class ResponseStarted(EventBase, frozen=True, tag="response.started"):
+    model: str | None = None
+    created_at: int | float | None = None
+    background: bool = False
+
+
+class CodeStarted(EventBase, frozen=True, tag="code.started"):
+    item_id: str
+    output_index: int
+    container_id: str | None = None
+    tool: Tool = "code_interpreter"
+
+
+class CodeDelta(EventBase, frozen=True, tag="code.delta"):
+    item_id: str
+    output_index: int
+    delta: str
+
+
+class CodeDone(EventBase, frozen=True, tag="code.done"):
+    item_id: str
+    output_index: int
+    code: str
+
+
+class CodeInterpreting(EventBase, frozen=True, tag="code.interpreting"):
+    item_id: str
+    output_index: int
+
+
+class CodeLogs(EventBase, frozen=True, tag="code.logs"):
+    item_id: str
+    output_index: int
+    logs: str
+
+
+class CodeImage(EventBase, frozen=True, tag="code.image"):
+    item_id: str
+    output_index: int
+    url: str
+    """Usually an inline ``data:image/png;base64,...`` URL."""
+
+
+class CodeCompleted(EventBase, frozen=True, tag="code.completed"):
+    """The rebuilt call. ``status`` is ``incomplete`` for a call the stream cut off."""
+
+    item_id: str
+    output_index: int
+    status: str
+    code: str
+    outputs: list[Json] | None
+    container_id: str | None = None
+    tool: Tool = "code_interpreter"
+
+
+class CodeOutputsMissing(EventBase, frozen=True, tag="code.outputs_missing"):
+    item_id: str
+    output_index: int
+    reason: MissingReason
+    hint: str
+
+
+class TextDelta(EventBase, frozen=True, tag="text.delta"):
+    item_id: str
+    output_index: int
+    content_index: int
+    delta: str
+
+
+class TextDone(EventBase, frozen=True, tag="text.done"):
+    item_id: str
+    output_index: int
+    content_index: int
+    text: str
+
+
+class FileCited(EventBase, frozen=True, tag="file.cited"):
+    """A file annotation: ``container_file_citation``, ``file_citation`` or ``file_path``.
+
+    A zero-width span (``start_index == end_index``) is normal: Code Interpreter cites the
+    images it displays that way, at index 0.
+    """
+
+    item_id: str
+    output_index: int
+    content_index: int
+    kind: str
+    file_id: str
+    filename: str | None
+    start_index: int
+    end_index: int
+    container_id: str | None = None
+
+
+class FileLink(EventBase, frozen=True, tag="file.link"):
+    """A ``sandbox:/mnt/data/...`` (or bare ``/mnt/data/...``) link that no annotation covers.
+
+    ``path`` is the container path (``/mnt/data/...``, percent-decoded); the span is the
+    whole link target in the message text. ``container_id`` is the container of the
+    response's latest code interpreter call, where the file most likely lives.
+    """
+
+    item_id: str
+    output_index: int
+    content_index: int
+    path: str
+    start_index: int
+    end_index: int
+    container_id: str | None = None
+
+
+class FileSaved(EventBase, frozen=True, tag="file.saved"):
+    container_id: str | None
+    file_id: str | None
+    filename: str
+    location: str
+    size: int
+    sha256: str
+    media_type: str | None = None
+    resolved_by: str = "citation"
+
+
+class FileFailed(EventBase, frozen=True, tag="file.failed"):
+    container_id: str | None
+    file_id: str | None
+    status: int | None
+    reason: str
+    hint: str
+
+
+class MessageCompleted(EventBase, frozen=True, tag="message.completed"):
+    """The rebuilt assistant message.
+
+    ``text`` joins the message's ``output_text`` parts; ``annotations`` are the parts'
+    annotations in order, with indices shifted so that ``text[start:end]`` stays right
+    when there is more than one part.
+    """
+
+    item_id: str
+    output_index: int
+    status: str
+    text: str
+    annotations: list[Json]
+    phase: str | None = None
+
+
+class ReasoningDelta(EventBase, frozen=True, tag="reasoning.delta"):
+    item_id: str
+    output_index: int
+    delta: str
+    index: int = 0
+    part: Literal["summary", "text"] = "summary"
+
+
+class ReasoningDone(EventBase, frozen=True, tag="reasoning.done"):
+    item_id: str
+    output_index: int
+    text: str
+    index: int = 0
+    part: Literal["summary", "text"] = "summary"
+
+
+class ItemCompleted(EventBase, frozen=True, tag="item.completed"):
+    """Any other output item (reasoning, web search, function call, shell, MCP ...), raw."""
+
+    item_id: str | None
+    output_index: int
+    item_type: str
+    status: str | None
+    item: Json
+
+
+class ResponseCompleted(EventBase, frozen=True, tag="response.completed"):
+    status: str = "completed"
+    usage: Json | None = None
+    error: Json | None = None
+    incomplete_details: Json | None = None
+
+
+class ResponseIncomplete(EventBase, frozen=True, tag="response.incomplete"):
+    status: str = "incomplete"
+    usage: Json | None = None
+    error: Json | None = None
+    incomplete_details: Json | None = None
+
+
+class ResponseFailed(EventBase, frozen=True, tag="response.failed"):
+    status: str = "failed"
+    usage: Json | None = None
+    error: Json | None = None
+    incomplete_details: Json | None = None
+
+
+class StreamError(EventBase, frozen=True, tag="stream.error"):
+    """Something went wrong; never an end by itself.
+
+    ``fatal`` means the server has stopped the stream (an API ``error`` event); an end
+    (``response.failed`` or ``stream.truncated``) follows. A non-fatal error (one frame
+    that did not decode) is reported and the stream goes on.
+    """
+
+    code: str
+    message: str
+    fatal: bool
+
+
+class StreamGap(EventBase, frozen=True, tag="stream.gap"):
+    expected: int
+    received: int
+
+
+class StreamTruncated(EventBase, frozen=True, tag="stream.truncated"):
+    last_sequence_number: int | None
+    message: str = ""
+
+
+class Unknown(EventBase, frozen=True, tag="unknown"):
+    """A wire event this version does not know, passed on untouched."""
+
+    raw: Json
+
+
+Event = (
+    ResponseStarted
+    | CodeStarted
+    | CodeDelta
+    | CodeDone
+    | CodeInterpreting
+    | CodeLogs
+    | CodeImage
+    | CodeCompleted
+    | CodeOutputsMissing
+    | TextDelta
+    | TextDone
+    | FileCited
+    | FileLink
+    | FileSaved
+    | FileFailed
+    | MessageCompleted
+    | ReasoningDelta
+    | ReasoningDone
+    | ItemCompleted
+    | ResponseCompleted
+    | ResponseIncomplete
+    | ResponseFailed
+    | StreamError
+    | StreamGap
+    | StreamTruncated
+    | Unknown
+)
+"""Every normalized event; ``match`` on the class or read ``type`` after encoding."""
+
+END_TYPES: tuple[type[EventBase], ...] = (
+    ResponseCompleted,
+    ResponseIncomplete,
+    ResponseFailed,
+    StreamTruncated,
+)
+"""The ends: exactly one of these closes every response, and it is always its last event."""
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Event)
+
+
+def encode_event(event: EventBase) -> bytes:
+    """One event as compact JSON, ``type`` first."""
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """The inverse of :func:`encode_event`, for consumers of JSONL or a broker."""
+    return _decoder.decode(data)
+
+
+def parse_cursor(cursor: str) -> tuple[int, int]:
+    """``"12-3"`` -> ``(12, 3)``: cursors compare correctly as these tuples."""
+    seq, _, k = cursor.rpartition("-")
+    try:
+        return int(seq), int(k)
+    except ValueError:
+        raise ValueError(f"not a respflow cursor: {cursor!r} (expected '<seq>-<k>')") from None

@@ -1,0 +1,57 @@
+"""Finding ``sandbox:/mnt/data/...`` links that no annotation accounts for.
+
+Models write links to files in their container as ``[report](sandbox:/mnt/data/report.pdf)``
+or name the bare path ``/mnt/data/report.pdf``. When the API annotates such a link, the
+``container_file_citation`` span covers exactly the link target; when it does not
+(reasoning models often do not), the link is dead in every browser and respflow reports
+it so the file can still be fetched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+from urllib.parse import unquote
+
+__all__ = ["SandboxLink", "find_uncovered_links", "find_links"]
+
+# A target ends at whitespace, a closing bracket or a quote; sentence punctuation after
+# it is not part of it. The look-behind keeps "foo/mnt/data/x" from matching.
+_LINK = re.compile(r"(?<![\w/.])(?:sandbox:)?/mnt/data/[^\s)\]\"'<>`]+")
+_TRAILING = ".,;:!?"
+
+
+class SandboxLink(NamedTuple):
+    path: str
+    start: int
+    end: int
+
+
+def find_links(text: str) -> Iterator[SandboxLink]:
+    if "/mnt/data/" not in text:
+        return
+    for match in _LINK.finditer(text):
+        target = match.group().rstrip(_TRAILING)
+        path = target.removeprefix("sandbox:")
+        if path == "/mnt/data/":
+            continue
+        start = match.start()
+        yield SandboxLink(unquote(path), start, start + len(target))
+
+
+def find_uncovered_links(text: str, annotations: Iterable[dict[str, Any]]) -> list[SandboxLink]:
+    """Links in ``text`` that no annotation span overlaps.
+
+    Zero-width annotations (images Code Interpreter cites at index 0) cover nothing.
+    """
+    spans = []
+    for ann in annotations:
+        start, end = ann.get("start_index"), ann.get("end_index")
+        if isinstance(start, int) and isinstance(end, int) and end > start:
+            spans.append((start, end))
+    return [
+        link
+        for link in find_links(text)
+        if not any(start < link.end and link.start < end for start, end in spans)
+    ]

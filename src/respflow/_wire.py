@@ -1,0 +1,327 @@
+"""The Responses API's wire events, as far as respflow reads them.
+
+Each event respflow acts on is a msgspec Struct tagged on ``type``; one decoder for the
+whole union picks the class from the tag and skips every field not declared here
+(``obfuscation``, ``logprobs``, most of the ``response`` object), which is where the speed
+comes from. Every field has a default: real streams omit fields the SDK calls required
+(``function_call_arguments.done`` has no ``name``), so absence must never fail a decode.
+
+Types outside the union are either absorbed on purpose (:data:`ABSORBED_TYPES`: progress
+signals whose outcome the finished item carries) or really unknown and passed on raw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "ABSORBED_TYPES",
+    "WireEvent",
+    "WireResponse",
+    "decode_event",
+    "decode_response",
+]
+
+Json = dict[str, Any]
+
+
+class WireResponse(msgspec.Struct, gc=False):
+    """The ``response`` object of lifecycle events, or a non-streaming response body."""
+
+    id: str = ""
+    status: str | None = None
+    model: str | None = None
+    created_at: int | float | None = None
+    background: bool | None = None
+    error: Json | None = None
+    incomplete_details: Json | None = None
+    usage: Json | None = None
+    output: list[Json] | None = None
+
+
+class _Event(msgspec.Struct, tag_field="type", gc=False):
+    sequence_number: int | None = None
+
+
+class _Lifecycle(_Event):
+    response: WireResponse = msgspec.field(default_factory=WireResponse)
+
+
+class ResponseCreated(_Lifecycle, tag="response.created"):
+    pass
+
+
+class ResponseQueued(_Lifecycle, tag="response.queued"):
+    pass
+
+
+class ResponseInProgress(_Lifecycle, tag="response.in_progress"):
+    pass
+
+
+class ResponseCompleted(_Lifecycle, tag="response.completed"):
+    pass
+
+
+class ResponseIncomplete(_Lifecycle, tag="response.incomplete"):
+    pass
+
+
+class ResponseFailed(_Lifecycle, tag="response.failed"):
+    pass
+
+
+class _ItemEvent(_Event):
+    output_index: int | None = None
+    item_id: str | None = None
+
+
+class OutputItemAdded(_ItemEvent, tag="response.output_item.added"):
+    item: Json = msgspec.field(default_factory=dict)
+
+
+class OutputItemDone(_ItemEvent, tag="response.output_item.done"):
+    item: Json = msgspec.field(default_factory=dict)
+
+
+class CodeInProgress(_ItemEvent, tag="response.code_interpreter_call.in_progress"):
+    pass
+
+
+class CodeInterpreting(_ItemEvent, tag="response.code_interpreter_call.interpreting"):
+    pass
+
+
+class CodeCallCompleted(_ItemEvent, tag="response.code_interpreter_call.completed"):
+    pass
+
+
+class CodeDelta(_ItemEvent, tag="response.code_interpreter_call_code.delta"):
+    delta: str = ""
+
+
+class CodeDeltaDotted(CodeDelta, tag="response.code_interpreter_call.code.delta"):
+    """The spelling used before mid-2025 and still in some Azure documents."""
+
+
+class CodeDone(_ItemEvent, tag="response.code_interpreter_call_code.done"):
+    code: str | None = None
+
+
+class CodeDoneDotted(CodeDone, tag="response.code_interpreter_call.code.done"):
+    pass
+
+
+class _PartEvent(_ItemEvent):
+    content_index: int = 0
+
+
+class ContentPartAdded(_PartEvent, tag="response.content_part.added"):
+    part: Json = msgspec.field(default_factory=dict)
+
+
+class ContentPartDone(_PartEvent, tag="response.content_part.done"):
+    part: Json = msgspec.field(default_factory=dict)
+
+
+class TextDelta(_PartEvent, tag="response.output_text.delta"):
+    delta: str = ""
+
+
+class TextDone(_PartEvent, tag="response.output_text.done"):
+    text: str | None = None
+
+
+class AnnotationAdded(_PartEvent, tag="response.output_text.annotation.added"):
+    annotation_index: int | None = None
+    annotation: Json | None = None
+
+
+class RefusalDelta(_PartEvent, tag="response.refusal.delta"):
+    delta: str = ""
+
+
+class RefusalDone(_PartEvent, tag="response.refusal.done"):
+    refusal: str | None = None
+
+
+class ReasoningSummaryDelta(_ItemEvent, tag="response.reasoning_summary_text.delta"):
+    summary_index: int = 0
+    delta: str = ""
+
+
+class ReasoningSummaryDone(_ItemEvent, tag="response.reasoning_summary_text.done"):
+    summary_index: int = 0
+    text: str = ""
+
+
+class ReasoningTextDelta(_PartEvent, tag="response.reasoning_text.delta"):
+    delta: str = ""
+
+
+class ReasoningTextDone(_PartEvent, tag="response.reasoning_text.done"):
+    text: str = ""
+
+
+class _ArgumentsDelta(_ItemEvent):
+    delta: str = ""
+
+
+class FunctionArgumentsDelta(_ArgumentsDelta, tag="response.function_call_arguments.delta"):
+    pass
+
+
+class CustomToolInputDelta(_ArgumentsDelta, tag="response.custom_tool_call_input.delta"):
+    pass
+
+
+class McpArgumentsDelta(_ArgumentsDelta, tag="response.mcp_call_arguments.delta"):
+    pass
+
+
+class FunctionArgumentsDone(_ItemEvent, tag="response.function_call_arguments.done"):
+    arguments: str | None = None
+
+
+class CustomToolInputDone(_ItemEvent, tag="response.custom_tool_call_input.done"):
+    input: str | None = None
+
+
+class McpArgumentsDone(_ItemEvent, tag="response.mcp_call_arguments.done"):
+    arguments: str | None = None
+
+
+class ErrorEvent(_Event, tag="error"):
+    """Both shapes: documented flat ``code``/``message``, observed nested ``error``."""
+
+    code: str | None = None
+    message: str | None = None
+    param: str | None = None
+    error: Json | None = None
+
+
+WireEvent = (
+    ResponseCreated
+    | ResponseQueued
+    | ResponseInProgress
+    | ResponseCompleted
+    | ResponseIncomplete
+    | ResponseFailed
+    | OutputItemAdded
+    | OutputItemDone
+    | CodeInProgress
+    | CodeInterpreting
+    | CodeCallCompleted
+    | CodeDelta
+    | CodeDeltaDotted
+    | CodeDone
+    | CodeDoneDotted
+    | ContentPartAdded
+    | ContentPartDone
+    | TextDelta
+    | TextDone
+    | AnnotationAdded
+    | RefusalDelta
+    | RefusalDone
+    | ReasoningSummaryDelta
+    | ReasoningSummaryDone
+    | ReasoningTextDelta
+    | ReasoningTextDone
+    | FunctionArgumentsDelta
+    | CustomToolInputDelta
+    | McpArgumentsDelta
+    | FunctionArgumentsDone
+    | CustomToolInputDone
+    | McpArgumentsDone
+    | ErrorEvent
+)
+
+ABSORBED_TYPES = frozenset(
+    {
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_part.done",
+        "response.web_search_call.in_progress",
+        "response.web_search_call.searching",
+        "response.web_search_call.completed",
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+        "response.file_search_call.completed",
+        "response.image_generation_call.in_progress",
+        "response.image_generation_call.generating",
+        "response.image_generation_call.partial_image",
+        "response.image_generation_call.completed",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+        "response.mcp_list_tools.in_progress",
+        "response.mcp_list_tools.completed",
+        "response.mcp_list_tools.failed",
+        "response.compaction.compacting",
+        "response.apply_patch_call_operation_diff.delta",
+        "response.apply_patch_call_operation_diff.done",
+        "response.shell_call_command.added",
+        "response.shell_call_command.delta",
+        "response.shell_call_command.done",
+        "response.shell_call_output_content.delta",
+        "response.shell_call_output_content.done",
+        "response.audio.delta",
+        "response.audio.done",
+        "response.audio.transcript.delta",
+        "response.audio.transcript.done",
+    }
+)
+"""Known progress events whose content the finished item (``item.completed``) carries."""
+
+
+class Unrecognized(msgspec.Struct, gc=False):
+    """A JSON object whose ``type`` this version does not model."""
+
+    type: str
+    raw: Json
+    sequence_number: int | None
+
+
+_decoder = msgspec.json.Decoder(WireEvent)
+_response_decoder = msgspec.json.Decoder(WireResponse)
+_any_decoder = msgspec.json.Decoder()
+
+
+def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
+    """Decode one event payload.
+
+    Raises:
+        msgspec.DecodeError: not JSON.
+        UnicodeDecodeError: not UTF-8.
+        msgspec.ValidationError: a known event type with fields of the wrong shape, or a
+            JSON value that is not an object with a string ``type``.
+    """
+    try:
+        return _decoder.decode(data)
+    except msgspec.ValidationError:
+        raw = _any_decoder.decode(data)
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            raise
+        if raw["type"] in _TAGS:
+            raise
+        seq = raw.get("sequence_number")
+        return Unrecognized(
+            type=raw["type"], raw=raw, sequence_number=seq if type(seq) is int else None
+        )
+
+
+def decode_response(data: bytes | str) -> WireResponse:
+    return _response_decoder.decode(data)
+
+
+def _tags() -> frozenset[str]:
+    tags = set()
+    for cls in WireEvent.__args__:
+        tag = cls.__struct_config__.tag
+        assert isinstance(tag, str)
+        tags.add(tag)
+    return frozenset(tags)
+
+
+_TAGS = _tags()
