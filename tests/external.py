@@ -53,7 +53,7 @@ def _vcr(path: Path) -> list[tuple[str, bytes]]:
     for interaction in doc.get("interactions", []):
         response = interaction.get("response", {})
         body = response.get("body", {})
-        if "string" in body and body["string"]:
+        if body.get("string"):
             text = body["string"]
             bodies.append(("stream" if _is_sse(text) else "json", text.encode()))
         elif "parsed_body" in response:

@@ -111,7 +111,9 @@ def test_stream(recording: Recording) -> None:
     wire = wire_events(recording)
     created = sum(1 for e in wire if e.get("type") == "response.created")
     assert len(groups) == max(created, 1)
-    bugs = [e for e in events if isinstance(e, respflow.StreamError) and e.code == "unprocessable_event"]
+    bugs = [
+        e for e in events if isinstance(e, respflow.StreamError) and e.code == "unprocessable_event"
+    ]
     assert bugs == []
     if recording.suspect:
         return
@@ -177,11 +179,14 @@ def test_finding_reasoning_is_reencrypted_at_the_end() -> None:
     (recording,) = [
         r
         for r in STREAMS
-        if r.source.startswith("pydantic__pydantic-ai/test_openai_responses_code_execution_download_file_stream")
+        if r.source.startswith(
+            "pydantic__pydantic-ai/test_openai_responses_code_execution_download_file_stream"
+        )
     ]
     wire = wire_events(recording)
     done = next(
-        e["item"] for e in wire
+        e["item"]
+        for e in wire
         if e["type"] == "response.output_item.done" and e["item"]["type"] == "reasoning"
     )
     final = next(e for e in wire if e["type"] == "response.completed")["response"]["output"][0]

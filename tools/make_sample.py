@@ -19,7 +19,9 @@ from pathlib import Path
 
 from respflow.testing import StreamBuilder, to_sse
 
-SAMPLE = Path(__file__).resolve().parents[1] / "src" / "respflow" / "samples" / "code_interpreter.sse"
+SAMPLE = (
+    Path(__file__).resolve().parents[1] / "src" / "respflow" / "samples" / "code_interpreter.sse"
+)
 
 CODE = """\
 import pandas as pd

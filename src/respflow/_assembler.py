@@ -45,8 +45,8 @@ __all__ = ["Assembler"]
 Json = dict[str, Any]
 
 INCLUDE_HINT = (
-    'outputs is null: the request did not ask for them. Add include=["code_interpreter_call.outputs"] '
-    "to responses.create() (respflow.stream adds it for you) to receive logs and images."
+    "outputs is null: the request did not ask for them. Add "
+    'include=["code_interpreter_call.outputs"] to responses.create() to receive logs and images.'
 )
 BACKGROUND_HINT = (
     "outputs came back empty on a background response, a known API limitation. Retrieve "
@@ -73,7 +73,13 @@ _ARGUMENT_FIELDS: dict[type[Any], str] = {
 }
 
 
-_TERMINALS = (wire.ResponseCompleted, wire.ResponseIncomplete, wire.ResponseFailed)
+_End = type[ev.ResponseCompleted | ev.ResponseIncomplete | ev.ResponseFailed]
+_ENDS: dict[type[Any], _End] = {
+    wire.ResponseCompleted: ev.ResponseCompleted,
+    wire.ResponseIncomplete: ev.ResponseIncomplete,
+    wire.ResponseFailed: ev.ResponseFailed,
+}
+_TERMINALS = tuple(_ENDS)
 _END_STATUS: dict[type[Any], str] = {
     ev.ResponseCompleted: "completed",
     ev.ResponseIncomplete: "incomplete",
@@ -94,8 +100,8 @@ class _Item:
     __slots__ = (
         "added",
         "arguments",
-        "code",
         "cited",
+        "code",
         "container_id",
         "index",
         "item_id",
@@ -214,7 +220,7 @@ class Assembler:
         """Feed raw event-stream bytes, cut anywhere; returns the events they completed."""
         self._check_open()
         for frame in self._sse.feed(data):
-            if type(frame) is OversizedFrame:
+            if isinstance(frame, OversizedFrame):
                 self._oversized(frame)
             else:
                 self._payload(frame.data, complete=frame.complete)
@@ -269,7 +275,7 @@ class Assembler:
         if self._closed:
             return []
         for frame in self._sse.close():
-            if type(frame) is OversizedFrame:
+            if isinstance(frame, OversizedFrame):
                 self._oversized(frame)
             else:
                 self._payload(frame.data, complete=frame.complete)
@@ -293,9 +299,7 @@ class Assembler:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise UsageError(
-                "this Assembler was closed; create a new Assembler for another stream"
-            )
+            raise UsageError("this Assembler was closed; create a new Assembler for another stream")
 
     def _take(self) -> list[ev.Event]:
         out, self._out = self._out, []
@@ -330,6 +334,13 @@ class Assembler:
             return
         try:
             event = wire.decode_event(data)
+        except msgspec.ValidationError as exc:  # a DecodeError subclass: catch it first
+            self._error(
+                "invalid_event",
+                f"an event did not have the shape the Responses API documents ({exc}); "
+                "it was skipped",
+            )
+            return
         except UnicodeDecodeError as exc:
             self._error("invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}")
             return
@@ -341,13 +352,6 @@ class Assembler:
                 )
             else:
                 self._error("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
-            return
-        except msgspec.ValidationError as exc:
-            self._error(
-                "invalid_event",
-                f"an event did not have the shape the Responses API documents ({exc}); "
-                "it was skipped",
-            )
             return
         try:
             self._dispatch(event)
@@ -442,16 +446,11 @@ class Assembler:
 
     def _on_terminal(self, event: wire._Lifecycle) -> None:
         self._on_lifecycle(event)
-        end = {
-            wire.ResponseCompleted: ev.ResponseCompleted,
-            wire.ResponseIncomplete: ev.ResponseIncomplete,
-            wire.ResponseFailed: ev.ResponseFailed,
-        }[type(event)]
-        self._finish(end, event.response)
+        self._finish(_ENDS[type(event)], event.response)
 
     def _finish(
         self,
-        end: type[ev.ResponseCompleted | ev.ResponseIncomplete | ev.ResponseFailed] | None,
+        end: _End | None,
         resp: wire.WireResponse,
         truncation: str = "",
     ) -> None:
@@ -731,6 +730,7 @@ class Assembler:
                     )
                 )
         if status == "completed" and not outputs:
+            reason: ev.MissingReason
             if outputs is None:
                 reason, hint = "include_not_requested", INCLUDE_HINT
             elif self._background:

@@ -332,7 +332,8 @@ def encode_event(event: EventBase) -> bytes:
 
 def decode_event(data: bytes | str) -> Event:
     """The inverse of :func:`encode_event`, for consumers of JSONL or a broker."""
-    return _decoder.decode(data)
+    event: Event = _decoder.decode(data)
+    return event
 
 
 def parse_cursor(cursor: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-__all__ = ["SandboxLink", "find_uncovered_links", "find_links"]
+__all__ = ["SandboxLink", "find_links", "find_uncovered_links"]
 
 # A target ends at whitespace, a closing bracket or a quote; sentence punctuation after
 # it is not part of it. The look-behind keeps "foo/mnt/data/x" from matching.

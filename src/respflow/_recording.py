@@ -46,14 +46,14 @@ def detect_format(data: bytes) -> RecordingFormat:
             return "jsonl"
         if isinstance(whole, dict):
             return _json_object_format(whole)
-        # JSONL: a recorder may have mangled a line or two, so look at the first few.
-        for line in body.split(b"\n", 8)[:8]:
-            try:
-                head = msgspec.json.decode(line)
-            except (msgspec.DecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(head, dict) and isinstance(head.get("type"), str):
-                return "jsonl"
+    # JSONL: a recorder may have mangled a line or two, so look at the first few.
+    for line in body.split(b"\n", 8)[:8]:
+        try:
+            head = msgspec.json.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(head, dict) and isinstance(head.get("type"), str):
+            return "jsonl"
     raise RecordingError(
         "not a Responses API recording: expected an event stream (event:/data: lines), "
         "JSONL of stream events, or a Response JSON object"

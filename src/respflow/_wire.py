@@ -12,7 +12,7 @@ signals whose outcome the finished item carries) or really unknown and passed on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -298,7 +298,7 @@ def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
             JSON value that is not an object with a string ``type``.
     """
     try:
-        return _decoder.decode(data)
+        event: WireEvent = _decoder.decode(data)
     except msgspec.ValidationError:
         raw = _any_decoder.decode(data)
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
@@ -309,15 +309,17 @@ def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
         return Unrecognized(
             type=raw["type"], raw=raw, sequence_number=seq if type(seq) is int else None
         )
+    return event
 
 
 def decode_response(data: bytes | str) -> WireResponse:
-    return _response_decoder.decode(data)
+    response: WireResponse = _response_decoder.decode(data)
+    return response
 
 
 def _tags() -> frozenset[str]:
     tags = set()
-    for cls in WireEvent.__args__:
+    for cls in get_args(WireEvent):
         tag = cls.__struct_config__.tag
         assert isinstance(tag, str)
         tags.add(tag)

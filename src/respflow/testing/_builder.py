@@ -64,13 +64,23 @@ class StreamBuilder:
         if summary:
             final["summary"] = [{"type": "summary_text", "text": summary}]
             middle += [
-                {"type": "response.reasoning_summary_text.delta", "item_id": item_id,
-                 "output_index": index, "summary_index": 0, "delta": piece}
+                {
+                    "type": "response.reasoning_summary_text.delta",
+                    "item_id": item_id,
+                    "output_index": index,
+                    "summary_index": 0,
+                    "delta": piece,
+                }
                 for piece in _chunks(summary, 12)
             ]
             middle.append(
-                {"type": "response.reasoning_summary_text.done", "item_id": item_id,
-                 "output_index": index, "summary_index": 0, "text": summary}
+                {
+                    "type": "response.reasoning_summary_text.done",
+                    "item_id": item_id,
+                    "output_index": index,
+                    "summary_index": 0,
+                    "text": summary,
+                }
             )
         self._plan.append((final, middle))
         return self
@@ -143,8 +153,12 @@ class StreamBuilder:
             for piece in _chunks(text, chunk)
         ]
         middle += [
-            {"type": "response.output_text.annotation.added", **ref,
-             "annotation_index": i, "annotation": annotation}
+            {
+                "type": "response.output_text.annotation.added",
+                **ref,
+                "annotation_index": i,
+                "annotation": annotation,
+            }
             for i, annotation in enumerate(annotations)
         ]
         middle += [
@@ -204,8 +218,11 @@ class StreamBuilder:
             out.append({"type": "response.output_item.added", "output_index": index, "item": added})
             out += copy.deepcopy(middle)
             out.append(
-                {"type": "response.output_item.done", "output_index": index,
-                 "item": copy.deepcopy(final)}
+                {
+                    "type": "response.output_item.done",
+                    "output_index": index,
+                    "item": copy.deepcopy(final),
+                }
             )
         if end is not None:
             out.append({"type": f"response.{end}", "response": self.response(status=end)})
