@@ -80,6 +80,9 @@ _ENDS: dict[type[Any], _End] = {
     wire.ResponseFailed: ev.ResponseFailed,
 }
 _TERMINALS = tuple(_ENDS)
+_LIFECYCLE = frozenset(
+    {*_TERMINALS, wire.ResponseCreated, wire.ResponseQueued, wire.ResponseInProgress}
+)
 _END_STATUS: dict[type[Any], str] = {
     ev.ResponseCompleted: "completed",
     ev.ResponseIncomplete: "incomplete",
@@ -363,7 +366,8 @@ class Assembler:
             )
 
     def _dispatch(self, event: wire.WireEvent | wire.Unrecognized) -> None:
-        if isinstance(event, wire._Lifecycle):
+        if type(event) in _LIFECYCLE:
+            assert isinstance(event, wire._Lifecycle)
             # A new response starts with response.created, or, in a resumed stream, with
             # whatever lifecycle event follows the end. Other id changes inside an open
             # response are ignored: some servers rotate ids on every event.

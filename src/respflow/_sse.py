@@ -24,6 +24,7 @@ DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 """The largest frame kept: a ``response.completed`` with inline images can reach megabytes."""
 
 _BOM = b"\xef\xbb\xbf"
+_NAMES: dict[bytes, str] = {}  # event names seen, decoded once
 
 
 class Frame(msgspec.Struct, gc=False):
@@ -105,7 +106,7 @@ class SSEDecoder:
         else:
             block = chunk[:last_nl]
         self._partial = bytearray(chunk[last_nl + 1 :])
-        out = self._lines(block.split(b"\n"))
+        out = self._frames(block)
         return out + self._check_partial() if self._partial else out
 
     def close(self) -> list[Frame | OversizedFrame]:
@@ -141,6 +142,49 @@ class SSEDecoder:
             return []
         self._skipping = True
         return [OversizedFrame(size=size, limit=self._max)]
+
+    def _frames(self, block: bytes) -> list[Frame | OversizedFrame]:
+        """Complete lines in; frames out.
+
+        Nearly every frame the API sends is ``event: <type>\ndata: <json>``; those are cut
+        out whole between blank lines. Anything else, and a frame already begun in an
+        earlier chunk, goes line by line through :meth:`_lines`, so the result is the same
+        however the bytes were chunked.
+        """
+        segments = block.split(b"\n\n")
+        tail = segments.pop()
+        out: list[Frame | OversizedFrame] = []
+        mid_frame = bool(
+            self._data or self._event or self._skipping or self._discard_line or self._frame_bytes
+        )
+        limit = self._max - 2
+        for segment in segments:
+            if mid_frame or len(segment) > limit:
+                mid_frame = False
+                out += self._lines(segment.split(b"\n"))
+                out += self._lines([b""])
+                continue
+            if segment.startswith(b"event: "):
+                nl = segment.find(b"\n")
+                if (
+                    nl > 0
+                    and segment.startswith(b"data: ", nl + 1)
+                    and segment.find(b"\n", nl + 1) < 0
+                ):
+                    name = segment[7:nl]
+                    event = _NAMES.get(name)
+                    if event is None:
+                        event = name.decode("utf-8", "replace")
+                        if len(_NAMES) < 512:
+                            _NAMES[name] = event
+                    out.append(Frame(segment[nl + 7 :], event, self._last_id, self._retry))
+                    continue
+            elif segment.startswith(b"data: ") and b"\n" not in segment:
+                out.append(Frame(segment[6:], "message", self._last_id, self._retry))
+                continue
+            out += self._lines(segment.split(b"\n"))
+            out += self._lines([b""])
+        return out + self._lines(tail.split(b"\n"))
 
     def _lines(self, lines: list[bytes]) -> list[Frame | OversizedFrame]:
         out: list[Frame | OversizedFrame] = []

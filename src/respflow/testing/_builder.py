@@ -178,6 +178,13 @@ class StreamBuilder:
     def response(self, *, status: str = "completed") -> Json:
         """The ``Response`` object as the API returns it at the end (or non-streaming)."""
         done = status == "completed"
+        usage = {
+            "input_tokens": 812,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": 377,
+            "output_tokens_details": {"reasoning_tokens": 128},
+            "total_tokens": 1189,
+        }
         return {
             "id": self.response_id,
             "object": "response",
@@ -186,12 +193,13 @@ class StreamBuilder:
             "background": self.background,
             "error": None,
             "incomplete_details": None,
+            "instructions": None,
             "model": self.model,
             "output": [copy.deepcopy(final) for final, _ in self._plan],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
             "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}],
-            "usage": {"input_tokens": 812, "output_tokens": 377, "total_tokens": 1189}
-            if done
-            else None,
+            "usage": usage if done else None,
         }
 
     def events(self, *, end: str | None = "completed") -> list[Json]:

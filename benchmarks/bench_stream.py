@@ -1,0 +1,185 @@
+"""respflow against the openai SDK on one long code interpreter stream, in one process.
+
+The stream (built with respflow.testing.StreamBuilder, every event valid against the
+SDK's own types) holds a code interpreter call of 2,000 code deltas and a message of
+3,000 text deltas with a container_file_citation, as in a long real turn. Every path reads
+the same bytes in 4 KiB chunks with one async checkpoint per chunk, round-robin after a
+warm-up; the table reports microseconds per wire event and the ratio to path (c).
+
+    python benchmarks/bench_stream.py            # full run (about a minute)
+    python benchmarks/bench_stream.py --quick    # smoke run, as CI does
+
+Paths:
+  (a) respflow: bytes -> normalized events (aiter_events over the chunks)
+  (b) (a) plus JSON encoding of every normalized event
+  (c) openai SDK: responses.create(stream=True), typed events, in-memory transport
+  (d) openai SDK: responses.stream() accumulator, in-memory transport
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.metadata import version
+from typing import Any
+
+import anyio
+
+import respflow
+from respflow.testing import StreamBuilder, to_sse
+
+CHUNK = 4096
+
+
+def build_stream() -> tuple[bytes, int]:
+    code_line = "values = [x ** 2 for x in range(10)]  # ±\n"
+    code = (code_line * (8000 // len(code_line) + 1))[:8000]
+    sentence = "The squares grow quickly — see the CSV for every value. "
+    text = (sentence * (12000 // len(sentence) + 1))[:11940]
+    link = "sandbox:/mnt/data/squares.csv"
+    text += f" [CSV]({link})"
+    start = text.index(link)
+    citation = {
+        "type": "container_file_citation",
+        "container_id": "cntr_bench",
+        "file_id": "cfile_bench",
+        "filename": "squares.csv",
+        "start_index": start,
+        "end_index": start + len(link),
+    }
+    builder = (
+        StreamBuilder(response_id="resp_bench")
+        .code_call(code, logs="[0, 1, 4, 9]\n", container_id="cntr_bench", chunk=4)
+        .message(text, annotations=[citation], chunk=4)
+    )
+    events = builder.events()
+    return to_sse(events), len(events)
+
+
+async def chunks(body: bytes) -> AsyncIterator[bytes]:
+    for i in range(0, len(body), CHUNK):
+        await anyio.lowlevel.checkpoint()
+        yield body[i : i + CHUNK]
+
+
+async def path_a(body: bytes) -> int:
+    n = 0
+    async for _ in respflow.aiter_events(chunks(body)):
+        n += 1
+    return n
+
+
+async def path_b(body: bytes) -> int:
+    n = 0
+    encode = respflow.encode_event
+    async for event in respflow.aiter_events(chunks(body)):
+        encode(event)
+        n += 1
+    return n
+
+
+def sdk_client(body: bytes) -> Any:
+    import httpx2
+    import openai
+
+    async def handler(request: Any) -> Any:
+        return httpx2.Response(
+            200, headers={"content-type": "text/event-stream"}, content=chunks(body)
+        )
+
+    return openai.AsyncOpenAI(
+        api_key="sk-bench",
+        base_url="http://sdk-bench.invalid/v1",
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+        max_retries=0,
+    )
+
+
+def path_c(client: Any) -> Callable[[bytes], Awaitable[int]]:
+    async def run(body: bytes) -> int:
+        n = 0
+        stream = await client.responses.create(model="gpt-5", input="x", stream=True)
+        async for _ in stream:
+            n += 1
+        return n
+
+    return run
+
+
+def path_d(client: Any) -> Callable[[bytes], Awaitable[int]]:
+    async def run(body: bytes) -> int:
+        n = 0
+        async with client.responses.stream(model="gpt-5", input="x") as stream:
+            async for _ in stream:
+                n += 1
+            await stream.get_final_response()
+        return n
+
+    return run
+
+
+async def measure(repeats: int) -> None:
+    body, wire_events = build_stream()
+    client = sdk_client(body)
+    paths: dict[str, Callable[[bytes], Awaitable[int]]] = {
+        "a": path_a,
+        "b": path_b,
+        "c": path_c(client),
+        "d": path_d(client),
+    }
+    labels = {
+        "a": "respflow: bytes -> normalized events",
+        "b": "respflow: (a) + JSON encoding of each event",
+        "c": "openai SDK: create(stream=True), typed events",
+        "d": "openai SDK: responses.stream() accumulator",
+    }
+    normalized = await path_a(body)
+    for run in paths.values():  # warm-up
+        await run(body)
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(repeats):
+        for name, run in paths.items():
+            start = time.perf_counter()
+            await run(body)
+            times[name].append(time.perf_counter() - start)
+
+    def per_event(seconds: float) -> float:
+        return seconds / wire_events * 1e6
+
+    best_c = min(times["c"])
+    print(
+        f"stream: {wire_events:,} wire events, {len(body) / 1e6:.2f} MB, "
+        f"{normalized:,} normalized events; {repeats} repeats, {CHUNK} B chunks"
+    )
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"respflow {respflow.__version__}, msgspec {version('msgspec')}, "
+        f"openai {version('openai')}, pydantic {version('pydantic')}, anyio {version('anyio')}"
+    )
+    print()
+    print("| path | what | wire events/s (best) | µs/event (best) | µs/event (median) | × (c) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name in paths:
+        best = min(times[name])
+        median = statistics.median(times[name])
+        print(
+            f"| {name} | {labels[name]} | {wire_events / best:,.0f} | {per_event(best):.2f} | "
+            f"{per_event(median):.2f} | {best_c / best:.1f} |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="2 repeats: a smoke run")
+    args = parser.parse_args()
+    anyio.run(measure, 2 if args.quick else args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
