@@ -161,7 +161,7 @@ async def measure(repeats: int) -> None:
         f"openai {version('openai')}, pydantic {version('pydantic')}, anyio {version('anyio')}"
     )
     print()
-    print("| path | what | wire events/s (best) | µs/event (best) | µs/event (median) | × (c) |")
+    print("| path | what | wire events/s (best) | µs/event (best) | µs/event (median) | x (c) |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name in paths:
         best = min(times[name])
