@@ -30,7 +30,7 @@ follows (``response.failed`` if the server sends it, else ``stream.truncated`` f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -313,16 +313,18 @@ class Assembler:
         self._k = k + 1
         return f"{self._seq}-{k}"
 
+    def _emit(self, cls: type[ev.EventBase], /, **fields: Any) -> None:
+        event = cls(
+            response_id=self._rid, sequence_number=self._seq, cursor=self._cursor(), **fields
+        )
+        self._out.append(cast(ev.Event, event))
+
     def _error(self, code: str, message: str, *, fatal: bool = False) -> None:
-        self._out.append(
-            ev.StreamError(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                code=code,
-                message=message,
-                fatal=fatal,
-            )
+        self._emit(
+            ev.StreamError,
+            code=code,
+            message=message,
+            fatal=fatal,
         )
 
     def _oversized(self, frame: OversizedFrame) -> None:
@@ -391,25 +393,13 @@ class Assembler:
             self._seq, self._k, self._last_seq = seq, 0, seq
             expected = 0 if last is None else last + 1
             if seq != expected:
-                self._out.append(
-                    ev.StreamGap(
-                        response_id=self._rid,
-                        sequence_number=seq,
-                        cursor=self._cursor(),
-                        expected=expected,
-                        received=seq,
-                    )
-                )
+                self._emit(ev.StreamGap, expected=expected, received=seq)
         self._started = True
         if type(event) is wire.Unrecognized:
             if event.type not in wire.ABSORBED_TYPES:
-                self._out.append(
-                    ev.Unknown(
-                        response_id=self._rid,
-                        sequence_number=self._seq,
-                        cursor=self._cursor(),
-                        raw=event.raw,
-                    )
+                self._emit(
+                    ev.Unknown,
+                    raw=event.raw,
                 )
             return
         self._handlers[type(event)](event)
@@ -426,15 +416,11 @@ class Assembler:
     # -- response lifecycle ------------------------------------------------------------
 
     def _emit_started(self, resp: wire.WireResponse) -> None:
-        self._out.append(
-            ev.ResponseStarted(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                model=resp.model,
-                created_at=resp.created_at,
-                background=bool(resp.background),
-            )
+        self._emit(
+            ev.ResponseStarted,
+            model=resp.model,
+            created_at=resp.created_at,
+            background=bool(resp.background),
         )
 
     def _on_created(self, event: wire.ResponseCreated) -> None:
@@ -482,16 +468,12 @@ class Assembler:
         if end is None:
             self._truncate(truncation)
             return
-        self._out.append(
-            end(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                status=resp.status or _END_STATUS[end],
-                usage=resp.usage,
-                error=resp.error,
-                incomplete_details=resp.incomplete_details,
-            )
+        self._emit(
+            end,
+            status=resp.status or _END_STATUS[end],
+            usage=resp.usage,
+            error=resp.error,
+            incomplete_details=resp.incomplete_details,
         )
         self._ended = True
 
@@ -500,14 +482,10 @@ class Assembler:
             if index not in self._final:
                 item = self._items[index]
                 self._complete(item, self._rebuild(item))
-        self._out.append(
-            ev.StreamTruncated(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                last_sequence_number=self._last_seq,
-                message=message,
-            )
+        self._emit(
+            ev.StreamTruncated,
+            last_sequence_number=self._last_seq,
+            message=message,
         )
         self._ended = True
 
@@ -579,15 +557,11 @@ class Assembler:
             self._emit_code_started(item)
 
     def _emit_code_started(self, item: _Item) -> None:
-        self._out.append(
-            ev.CodeStarted(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                container_id=item.container_id,
-            )
+        self._emit(
+            ev.CodeStarted,
+            item_id=item.item_id,
+            output_index=item.index,
+            container_id=item.container_id,
         )
 
     def _on_item_done(self, event: wire.OutputItemDone) -> None:
@@ -610,17 +584,13 @@ class Assembler:
         elif item.kind == "message":
             self._complete_message(item, final)
         else:
-            self._out.append(
-                ev.ItemCompleted(
-                    response_id=self._rid,
-                    sequence_number=self._seq,
-                    cursor=self._cursor(),
-                    item_id=final.get("id") or item.item_id or None,
-                    output_index=item.index,
-                    item_type=str(final.get("type") or "unknown"),
-                    status=final.get("status"),
-                    item=final,
-                )
+            self._emit(
+                ev.ItemCompleted,
+                item_id=final.get("id") or item.item_id or None,
+                output_index=item.index,
+                item_type=str(final.get("type") or "unknown"),
+                status=final.get("status"),
+                item=final,
             )
 
     def _rebuild(self, item: _Item) -> Json:
@@ -653,14 +623,10 @@ class Assembler:
         if item is None:
             return
         item.status = "interpreting"
-        self._out.append(
-            ev.CodeInterpreting(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-            )
+        self._emit(
+            ev.CodeInterpreting,
+            item_id=item.item_id,
+            output_index=item.index,
         )
 
     def _on_code_delta(self, event: wire.CodeDelta) -> None:
@@ -685,19 +651,14 @@ class Assembler:
             return
         code = event.code if event.code is not None else "".join(item.code)
         item.code = [code]
-        self._out.append(
-            ev.CodeDone(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                code=code,
-            )
+        self._emit(
+            ev.CodeDone,
+            item_id=item.item_id,
+            output_index=item.index,
+            code=code,
         )
 
     def _complete_code(self, item: _Item, final: Json) -> None:
-        meta = (self._rid, self._seq)
         status = str(final.get("status") or "completed")
         code = final.get("code")
         if not isinstance(code, str):
@@ -712,26 +673,18 @@ class Assembler:
         for output in outputs if isinstance(outputs, list) else ():
             kind = output.get("type") if isinstance(output, dict) else None
             if kind == "logs":
-                self._out.append(
-                    ev.CodeLogs(
-                        response_id=meta[0],
-                        sequence_number=meta[1],
-                        cursor=self._cursor(),
-                        item_id=item.item_id,
-                        output_index=item.index,
-                        logs=str(output.get("logs") or ""),
-                    )
+                self._emit(
+                    ev.CodeLogs,
+                    item_id=item.item_id,
+                    output_index=item.index,
+                    logs=str(output.get("logs") or ""),
                 )
             elif kind == "image":
-                self._out.append(
-                    ev.CodeImage(
-                        response_id=meta[0],
-                        sequence_number=meta[1],
-                        cursor=self._cursor(),
-                        item_id=item.item_id,
-                        output_index=item.index,
-                        url=str(output.get("url") or ""),
-                    )
+                self._emit(
+                    ev.CodeImage,
+                    item_id=item.item_id,
+                    output_index=item.index,
+                    url=str(output.get("url") or ""),
                 )
         if status == "completed" and not outputs:
             reason: ev.MissingReason
@@ -741,29 +694,21 @@ class Assembler:
                 reason, hint = "background_mode", BACKGROUND_HINT
             else:
                 reason, hint = "empty", EMPTY_HINT
-            self._out.append(
-                ev.CodeOutputsMissing(
-                    response_id=meta[0],
-                    sequence_number=meta[1],
-                    cursor=self._cursor(),
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    reason=reason,
-                    hint=hint,
-                )
-            )
-        self._out.append(
-            ev.CodeCompleted(
-                response_id=meta[0],
-                sequence_number=meta[1],
-                cursor=self._cursor(),
+            self._emit(
+                ev.CodeOutputsMissing,
                 item_id=item.item_id,
                 output_index=item.index,
-                status=status,
-                code=code,
-                outputs=outputs if isinstance(outputs, list) else None,
-                container_id=container_id,
+                reason=reason,
+                hint=hint,
             )
+        self._emit(
+            ev.CodeCompleted,
+            item_id=item.item_id,
+            output_index=item.index,
+            status=status,
+            code=code,
+            outputs=outputs if isinstance(outputs, list) else None,
+            container_id=container_id,
         )
 
     # -- messages -----------------------------------------------------------------------
@@ -797,16 +742,12 @@ class Assembler:
         part = item.part(event.content_index)
         text = event.text if event.text is not None else "".join(part.chunks)
         part.text = text
-        self._out.append(
-            ev.TextDone(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                content_index=event.content_index,
-                text=text,
-            )
+        self._emit(
+            ev.TextDone,
+            item_id=item.item_id,
+            output_index=item.index,
+            content_index=event.content_index,
+            text=text,
         )
 
     def _on_annotation(self, event: wire.AnnotationAdded) -> None:
@@ -859,21 +800,17 @@ class Assembler:
             return
         start = annotation.get("start_index", annotation.get("index"))
         end = annotation.get("end_index", start)
-        self._out.append(
-            ev.FileCited(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                content_index=content_index,
-                kind=annotation["type"],
-                file_id=file_id,
-                filename=annotation.get("filename"),
-                start_index=start if isinstance(start, int) else 0,
-                end_index=end if isinstance(end, int) else 0,
-                container_id=annotation.get("container_id"),
-            )
+        self._emit(
+            ev.FileCited,
+            item_id=item.item_id,
+            output_index=item.index,
+            content_index=content_index,
+            kind=annotation["type"],
+            file_id=file_id,
+            filename=annotation.get("filename"),
+            start_index=start if isinstance(start, int) else 0,
+            end_index=end if isinstance(end, int) else 0,
+            container_id=annotation.get("container_id"),
         )
 
     def _link(self, item: _Item, content_index: int, part: _Part) -> None:
@@ -882,19 +819,15 @@ class Assembler:
         item.linked.add(content_index)
         text = part.text if part.text is not None else "".join(part.chunks)
         for link in find_uncovered_links(text, part.annotations.values()):
-            self._out.append(
-                ev.FileLink(
-                    response_id=self._rid,
-                    sequence_number=self._seq,
-                    cursor=self._cursor(),
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    content_index=content_index,
-                    path=link.path,
-                    start_index=link.start,
-                    end_index=link.end,
-                    container_id=self._container_id,
-                )
+            self._emit(
+                ev.FileLink,
+                item_id=item.item_id,
+                output_index=item.index,
+                content_index=content_index,
+                path=link.path,
+                start_index=link.start,
+                end_index=link.end,
+                container_id=self._container_id,
             )
 
     def _complete_message(self, item: _Item, final: Json) -> None:
@@ -917,18 +850,14 @@ class Assembler:
             texts.append(part.text)
             offset += len(part.text)
         phase = final.get("phase")
-        self._out.append(
-            ev.MessageCompleted(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id or str(final.get("id") or ""),
-                output_index=item.index,
-                status=str(final.get("status") or "completed"),
-                text="".join(texts),
-                annotations=annotations,
-                phase=phase if isinstance(phase, str) else None,
-            )
+        self._emit(
+            ev.MessageCompleted,
+            item_id=item.item_id or str(final.get("id") or ""),
+            output_index=item.index,
+            status=str(final.get("status") or "completed"),
+            text="".join(texts),
+            annotations=annotations,
+            phase=phase if isinstance(phase, str) else None,
         )
 
     # -- reasoning and pass-through items ----------------------------------------------------
@@ -940,17 +869,13 @@ class Assembler:
         if item is None:
             return
         summary = type(event) is wire.ReasoningSummaryDelta
-        self._out.append(
-            ev.ReasoningDelta(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                delta=event.delta,
-                index=event.summary_index if summary else event.content_index,  # type: ignore[union-attr]
-                part="summary" if summary else "text",
-            )
+        self._emit(
+            ev.ReasoningDelta,
+            item_id=item.item_id,
+            output_index=item.index,
+            delta=event.delta,
+            index=event.summary_index if summary else event.content_index,  # type: ignore[union-attr]
+            part="summary" if summary else "text",
         )
 
     def _on_reasoning_done(self, event: wire.ReasoningSummaryDone | wire.ReasoningTextDone) -> None:
@@ -958,17 +883,13 @@ class Assembler:
         if item is None:
             return
         summary = type(event) is wire.ReasoningSummaryDone
-        self._out.append(
-            ev.ReasoningDone(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                text=event.text,
-                index=event.summary_index if summary else event.content_index,  # type: ignore[union-attr]
-                part="summary" if summary else "text",
-            )
+        self._emit(
+            ev.ReasoningDone,
+            item_id=item.item_id,
+            output_index=item.index,
+            text=event.text,
+            index=event.summary_index if summary else event.content_index,  # type: ignore[union-attr]
+            part="summary" if summary else "text",
         )
 
     def _on_arguments(self, event: Any) -> None:
