@@ -229,3 +229,18 @@ def test_finding_ids_rotate_but_output_index_does_not() -> None:
     assert {d.item_id for d in deltas} == {message.item_id}
     assert "".join(d.delta for d in deltas) == message.text
     assert len({e.response_id for e in events}) == 1
+
+
+def test_finding_error_event_nests_its_payload() -> None:
+    """Real data: the ``error`` event carries ``error: {type, code, message, param}``, not the
+    documented flat ``code``/``message``; then ``response.failed`` ends the response."""
+    (recording,) = [r for r in STREAMS if r.source == "vercel__ai/openai-error.1.chunks.txt"]
+    (error_event,) = [e for e in wire_events(recording) if e["type"] == "error"]
+    assert "code" not in error_event
+    assert isinstance(error_event["error"], dict)
+    events = list(replay(recording.data))
+    (error,) = [e for e in events if isinstance(e, respflow.StreamError)]
+    assert error.fatal
+    assert error.code == error_event["error"]["code"]
+    assert error.message == error_event["error"]["message"]
+    assert isinstance(events[-1], respflow.ResponseFailed)
