@@ -101,6 +101,10 @@ def test_a_whole_code_interpreter_turn() -> None:
 
     assert "".join(d.delta for d in of(events, ev.ReasoningDelta)) == "thinking about dice"
     assert only(events, ev.ReasoningDone).text == "thinking about dice"
+    assert {(d.part, d.index, d.item_id) for d in of(events, ev.ReasoningDelta)} == {
+        ("summary", 0, "rs_0000")
+    }
+    assert only(events, ev.ReasoningDone).part == "summary"
     reasoning = only(events, ev.ItemCompleted)
     assert (reasoning.item_type, reasoning.item_id, reasoning.output_index) == (
         "reasoning",

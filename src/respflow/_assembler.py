@@ -80,6 +80,14 @@ _ENDS: dict[type[Any], _End] = {
     wire.ResponseFailed: ev.ResponseFailed,
 }
 _TERMINALS = tuple(_ENDS)
+
+# Reasoning wire event -> (event emitted, part, the event's index field, its text field).
+_REASONING: dict[type[Any], tuple[type[ev.EventBase], str, str, str]] = {
+    wire.ReasoningSummaryDelta: (ev.ReasoningDelta, "summary", "summary_index", "delta"),
+    wire.ReasoningTextDelta: (ev.ReasoningDelta, "text", "content_index", "delta"),
+    wire.ReasoningSummaryDone: (ev.ReasoningDone, "summary", "summary_index", "text"),
+    wire.ReasoningTextDone: (ev.ReasoningDone, "text", "content_index", "text"),
+}
 _LIFECYCLE = frozenset(
     {*_TERMINALS, wire.ResponseCreated, wire.ResponseQueued, wire.ResponseInProgress}
 )
@@ -187,10 +195,10 @@ class Assembler:
             wire.AnnotationAdded: self._on_annotation,
             wire.RefusalDelta: self._on_refusal_delta,
             wire.RefusalDone: self._on_refusal_done,
-            wire.ReasoningSummaryDelta: self._on_reasoning_delta,
-            wire.ReasoningTextDelta: self._on_reasoning_delta,
-            wire.ReasoningSummaryDone: self._on_reasoning_done,
-            wire.ReasoningTextDone: self._on_reasoning_done,
+            wire.ReasoningSummaryDelta: self._on_reasoning,
+            wire.ReasoningTextDelta: self._on_reasoning,
+            wire.ReasoningSummaryDone: self._on_reasoning,
+            wire.ReasoningTextDone: self._on_reasoning,
             wire.ErrorEvent: self._on_error,
         }
         for cls in _ARGUMENT_FIELDS:
@@ -862,34 +870,18 @@ class Assembler:
 
     # -- reasoning and pass-through items ----------------------------------------------------
 
-    def _on_reasoning_delta(
-        self, event: wire.ReasoningSummaryDelta | wire.ReasoningTextDelta
-    ) -> None:
+    def _on_reasoning(self, event: Any) -> None:
         item = self._item(event, "reasoning")
         if item is None:
             return
-        summary = type(event) is wire.ReasoningSummaryDelta
+        cls, part, index_field, value_field = _REASONING[type(event)]
         self._emit(
-            ev.ReasoningDelta,
+            cls,
             item_id=item.item_id,
             output_index=item.index,
-            delta=event.delta,
-            index=event.summary_index if summary else event.content_index,  # type: ignore[union-attr]
-            part="summary" if summary else "text",
-        )
-
-    def _on_reasoning_done(self, event: wire.ReasoningSummaryDone | wire.ReasoningTextDone) -> None:
-        item = self._item(event, "reasoning")
-        if item is None:
-            return
-        summary = type(event) is wire.ReasoningSummaryDone
-        self._emit(
-            ev.ReasoningDone,
-            item_id=item.item_id,
-            output_index=item.index,
-            text=event.text,
-            index=event.summary_index if summary else event.content_index,  # type: ignore[union-attr]
-            part="summary" if summary else "text",
+            index=getattr(event, index_field),
+            part=part,
+            **{value_field: getattr(event, value_field)},
         )
 
     def _on_arguments(self, event: Any) -> None:
