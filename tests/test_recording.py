@@ -131,3 +131,6 @@ def test_the_shipped_sample_is_what_the_generator_writes() -> None:
         sys.path.pop(0)
     shipped = (ROOT / "src" / "respflow" / "samples" / "code_interpreter.sse").read_bytes()
     assert shipped == make_sample.build(), "run: python tools/make_sample.py"
+    folder = ROOT / "src" / "respflow" / "samples" / "files"
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert files == make_sample.container_files(), "run: python tools/make_sample.py"

@@ -1,7 +1,8 @@
-"""Writes the sample recording that ``respflow replay`` plays when given no file.
+"""Writes the sample recording that ``respflow replay`` and ``respflow demo`` play.
 
-Run ``python tools/make_sample.py`` after changing it; a test checks that the committed
-file is exactly what this script writes.
+Also writes the files the recorded run left in its container (``samples/files/``), which
+the demo's mock server serves. Run ``python tools/make_sample.py`` after changing it; a
+test checks that the committed files are exactly what this script writes.
 
 The recording is made here, not captured: a code interpreter call that prints a summary,
 draws a chart and saves a CSV, then an answer that cites the CSV with an annotation and
@@ -22,6 +23,10 @@ from respflow.testing import StreamBuilder, to_sse
 SAMPLE = (
     Path(__file__).resolve().parents[1] / "src" / "respflow" / "samples" / "code_interpreter.sse"
 )
+
+FILES = SAMPLE.parent / "files"
+
+ROLLS = [2, 7, 7, 5, 12, 8, 6, 7, 9, 4]
 
 CODE = """\
 import pandas as pd
@@ -50,16 +55,18 @@ max      12.00
 """
 
 
-def tiny_png(width: int = 12, height: int = 8) -> bytes:
+def tiny_png(width: int = 12, height: int = 8, scale: int = 1) -> bytes:
     """A real PNG: bars of a little chart, so the data URL decodes to an image."""
     heights = [1, 2, 3, 6, 4, 2]
     rows = []
-    for y in range(height):
+    for y in range(height * scale):
         row = bytearray([0])
-        for x in range(width):
-            bar = heights[x // 2]
-            row += bytes([40, 90, 200]) if height - y <= bar else bytes([255, 255, 255])
+        for x in range(width * scale):
+            bar = heights[x // (2 * scale)]
+            filled = height - y // scale <= bar
+            row += bytes([40, 90, 200]) if filled else bytes([255, 255, 255])
         rows.append(bytes(row))
+    width, height = width * scale, height * scale
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
@@ -101,10 +108,20 @@ def build() -> bytes:
     return to_sse(builder.events())
 
 
+def container_files() -> dict[str, bytes]:
+    """What the code above saved in /mnt/data, by file name."""
+    csv = "sum\n" + "".join(f"{r}\n" for r in ROLLS)
+    return {"dice_rolls.csv": csv.encode(), "dice_chart.png": tiny_png(scale=20)}
+
+
 def main() -> int:
     SAMPLE.parent.mkdir(parents=True, exist_ok=True)
     SAMPLE.write_bytes(build())
     print(f"wrote {SAMPLE}", file=sys.stderr)
+    FILES.mkdir(exist_ok=True)
+    for name, data in container_files().items():
+        (FILES / name).write_bytes(data)
+        print(f"wrote {FILES / name}", file=sys.stderr)
     return 0
 
 

@@ -39,8 +39,20 @@ from ._events import (
     encode_event,
     parse_cursor,
 )
-from ._exceptions import RecordingError, RespflowError, UsageError
+from ._exceptions import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    HTTPStatusError,
+    NotFound,
+    RateLimited,
+    RecordingError,
+    RespflowError,
+    ResumeExpired,
+    ServerError,
+    UsageError,
+)
 from ._links import SandboxLink, find_links, find_uncovered_links
+from ._openai import CODE_OUTPUTS, EventStream, Reconnect, cancel, from_sdk_stream, resume, stream
 from ._recording import RecordingFormat, detect_format, replay
 from ._source import aiter_events
 from ._sse import Frame, OversizedFrame, SSEDecoder
@@ -48,8 +60,10 @@ from ._sse import Frame, OversizedFrame, SSEDecoder
 __version__ = "0.1.0"
 
 __all__ = [
+    "CODE_OUTPUTS",
     "END_TYPES",
     "Assembler",
+    "AuthenticationFailed",
     "CodeCompleted",
     "CodeDelta",
     "CodeDone",
@@ -58,18 +72,24 @@ __all__ = [
     "CodeLogs",
     "CodeOutputsMissing",
     "CodeStarted",
+    "ConnectionFailed",
     "Event",
     "EventBase",
+    "EventStream",
     "FileCited",
     "FileFailed",
     "FileLink",
     "FileSaved",
     "Frame",
+    "HTTPStatusError",
     "ItemCompleted",
     "MessageCompleted",
+    "NotFound",
     "OversizedFrame",
+    "RateLimited",
     "ReasoningDelta",
     "ReasoningDone",
+    "Reconnect",
     "RecordingError",
     "RecordingFormat",
     "RespflowError",
@@ -77,8 +97,10 @@ __all__ = [
     "ResponseFailed",
     "ResponseIncomplete",
     "ResponseStarted",
+    "ResumeExpired",
     "SSEDecoder",
     "SandboxLink",
+    "ServerError",
     "StreamError",
     "StreamGap",
     "StreamTruncated",
@@ -88,11 +110,15 @@ __all__ = [
     "UsageError",
     "__version__",
     "aiter_events",
+    "cancel",
     "decode_event",
     "detect_format",
     "encode_event",
     "find_links",
     "find_uncovered_links",
+    "from_sdk_stream",
     "parse_cursor",
     "replay",
+    "resume",
+    "stream",
 ]

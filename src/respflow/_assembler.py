@@ -153,6 +153,8 @@ class Assembler:
     Args:
         starting_after: the ``sequence_number`` a resumed stream starts after, so the
             first event is not mistaken for a gap.
+        response_id: the response a resumed stream belongs to; such a stream may start
+            with deltas, before any event names the response.
         max_frame_bytes: frames larger than this are dropped with a ``stream.error``.
     """
 
@@ -160,8 +162,10 @@ class Assembler:
         self,
         *,
         starting_after: int | None = None,
+        response_id: str = "",
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
+        self._max_frame_bytes = max_frame_bytes
         self._sse = SSEDecoder(max_frame_bytes=max_frame_bytes)
         self._out: list[ev.Event] = []
         self._closed = False
@@ -204,6 +208,9 @@ class Assembler:
         for cls in _ARGUMENT_FIELDS:
             self._handlers[cls] = self._on_arguments
         self._reset_response()
+        if response_id:
+            self._rid = response_id
+            self._background = True
 
     # -- public API ---------------------------------------------------------------------
 
@@ -216,6 +223,11 @@ class Assembler:
     def last_sequence_number(self) -> int | None:
         """The highest sequence number accepted: the cursor to resume after."""
         return self._last_seq
+
+    @property
+    def background(self) -> bool:
+        """Whether the response runs in background mode, so its stream can be resumed."""
+        return self._background
 
     @property
     def ended(self) -> bool:
@@ -274,12 +286,18 @@ class Assembler:
             self._finish(None, resp, f"the response is still {status!r}: it has not finished yet")
         return self._take()
 
-    def transport_error(self, message: str) -> list[ev.Event]:
+    def transport_error(self, message: str, *, code: str = "transport_error") -> list[ev.Event]:
         """Report that the connection failed: a fatal ``stream.error``; :meth:`close` ends it."""
         self._check_open()
-        self._fatal = True
-        self._error("transport_error", message, fatal=True)
+        self._fatal = "the connection failed before the response ended"
+        self._error(code, message, fatal=True)
         return self._take()
+
+    def reconnected(self) -> None:
+        """The source reconnected to resume the stream: a frame the old connection cut
+        off is dropped unread (the resumed stream sends that event again)."""
+        self._check_open()
+        self._sse = SSEDecoder(max_frame_bytes=self._max_frame_bytes)
 
     def close(self) -> list[ev.Event]:
         """End of input. Ends the current response with ``stream.truncated`` if it is open."""
@@ -302,7 +320,7 @@ class Assembler:
         self._started = False
         self._ended = False
         self._background = False
-        self._fatal = False
+        self._fatal = ""
         self._items: dict[int, _Item] = {}
         self._by_id: dict[str, _Item] = {}
         self._final: dict[int, Json] = {}
@@ -502,7 +520,7 @@ class Assembler:
         if not self._started:
             return "the stream ended before any event arrived"
         if self._fatal:
-            why = "the stream ended after an API error, without response.failed"
+            why = self._fatal
         else:
             why = (
                 "the stream ended without response.completed, response.incomplete or "
@@ -519,7 +537,7 @@ class Assembler:
         nested = event.error or {}
         code = nested.get("code") or nested.get("type") or event.code or "error"
         message = nested.get("message") or event.message or "the API reported an error"
-        self._fatal = True
+        self._fatal = "the stream ended after an API error, without response.failed"
         self._error(str(code), str(message), fatal=True)
 
     # -- items --------------------------------------------------------------------------

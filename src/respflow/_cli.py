@@ -1,14 +1,19 @@
-"""The ``respflow`` command."""
+"""The ``respflow`` command: replay, demo, mock-server, stream."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
 
-from ._events import encode_event
-from ._exceptions import RecordingError
+import anyio
+
+from ._events import Event, encode_event
+from ._exceptions import RecordingError, RespflowError
 from ._recording import replay
 from ._render import PrettyRenderer
 
@@ -17,12 +22,29 @@ __all__ = ["main"]
 SAMPLE = "code_interpreter.sse"
 
 
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("pretty", "jsonl"),
+        default="pretty",
+        help="pretty for a person (the default), jsonl for one normalized event per line",
+    )
+    _add_color(parser)
+
+
+def _add_color(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colours"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="respflow",
         description="Normalized events from OpenAI Responses API streams.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     play = commands.add_parser(
         "replay",
         help="replay a recorded stream (SSE, JSONL or Response JSON) as normalized events",
@@ -33,16 +55,83 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     play.add_argument("file", nargs="?", metavar="FILE|-", help="the recording; - for stdin")
-    play.add_argument(
-        "--format",
-        choices=("pretty", "jsonl"),
-        default="pretty",
-        help="pretty for a person (the default), jsonl for one normalized event per line",
+    _add_output(play)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the whole path on this machine: mock API, openai SDK over HTTP, live rendering",
+        description=(
+            "Start a mock Responses API on loopback with respflow's sample Code Interpreter "
+            "run, stream it through the openai SDK, and render the events as they arrive. "
+            "Needs no API key and no network."
+        ),
     )
-    play.add_argument(
-        "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colours"
+    demo.add_argument(
+        "--pace", type=float, default=0.02, metavar="SECONDS", help="delay between events"
     )
+    _add_color(demo)
+
+    mock = commands.add_parser(
+        "mock-server",
+        help="serve a recording as a mock Responses API (OpenAI and Azure paths)",
+        description=(
+            "Serve a recording on POST /v1/responses and /openai/v1/responses, with resume, "
+            "cancel and container files, until interrupted. With no --fixture, serves the "
+            "bundled sample and its files."
+        ),
+    )
+    mock.add_argument("--fixture", type=Path, metavar="FILE", help="SSE, JSONL or Response JSON")
+    mock.add_argument("--files", type=Path, metavar="DIR", help="files to serve as container files")
+    mock.add_argument("--port", type=int, default=0, help="0 (the default) for any free port")
+    mock.add_argument("--pace", type=float, default=0.0, metavar="SECONDS")
+    mock.add_argument("--cut-after", type=int, metavar="N", help="drop streams after N events")
+    mock.add_argument("--container-ttl", type=float, metavar="SECONDS")
+    mock.add_argument("--openai-key", default="sk-mock-openai", help="Bearer key for /v1")
+    mock.add_argument("--azure-key", default="mock-azure-key", help="api-key for /openai/v1")
+
+    live = commands.add_parser(
+        "stream",
+        help="run a prompt against the real API and render its events",
+        description=(
+            "Create a response and render its stream. Uses OPENAI_API_KEY (and "
+            "OPENAI_BASE_URL if set), or Azure: AZURE_OPENAI_ENDPOINT with "
+            "AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN."
+        ),
+    )
+    live.add_argument("prompt")
+    live.add_argument("--model", required=True)
+    live.add_argument(
+        "--background", action="store_true", help="background mode: resumed if the link drops"
+    )
+    live.add_argument(
+        "--no-code-interpreter",
+        dest="code_interpreter",
+        action="store_false",
+        help="do not offer the code_interpreter tool",
+    )
+    _add_output(live)
     return parser
+
+
+def _renderer(args: argparse.Namespace, out: TextIO) -> Callable[[Event], None]:
+    if getattr(args, "format", "pretty") == "jsonl":
+        buffer = out.buffer
+
+        def write_json(event: Event) -> None:
+            buffer.write(encode_event(event) + b"\n")
+            buffer.flush()
+
+        return write_json
+    color = args.color == "always" or (args.color == "auto" and out.isatty())
+    return PrettyRenderer(_flushing(out), color=color).render
+
+
+def _flushing(out: TextIO) -> Callable[[str], None]:
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()
+
+    return write
 
 
 def _read(name: str | None) -> bytes:
@@ -77,13 +166,128 @@ def _replay(args: argparse.Namespace) -> int:
     except RecordingError as exc:
         print(f"respflow replay: {args.file or SAMPLE}: {exc}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # e.g. piped into head
-        return 0
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ._demo import demo
+
+    out = sys.stdout
+    color = args.color == "always" or (args.color == "auto" and out.isatty())
+    anyio.run(lambda: demo(_flushing(out), pace=max(0.0, args.pace), color=color))
+    return 0
+
+
+def _mock_server(args: argparse.Namespace) -> int:
+    from .testing import MockServer, Recording
+
+    samples = resources.files("respflow").joinpath("samples")
+    try:
+        if args.fixture is not None:
+            recording = Recording.from_file(args.fixture)
+        else:
+            recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())
+    except (OSError, RecordingError) as exc:
+        print(f"respflow mock-server: cannot use {args.fixture}: {exc}", file=sys.stderr)
+        return 1
+    if args.files is not None and not args.files.is_dir():
+        print(f"respflow mock-server: --files {args.files} is not a folder", file=sys.stderr)
+        return 1
+
+    async def serve(folder: Path | None) -> None:
+        server = MockServer(
+            recording,
+            files=folder,
+            pace=args.pace,
+            cut_after=args.cut_after,
+            container_ttl=args.container_ttl,
+            openai_api_key=args.openai_key,
+            azure_api_key=args.azure_key,
+            port=args.port,
+        )
+        async with server as mock:
+            print(
+                f"respflow mock-server: listening on {mock.url}\n"
+                f"  OpenAI: base_url={mock.openai_base_url!r}, the --openai-key as api_key\n"
+                f"  Azure:  base_url={mock.azure_base_url!r}, the --azure-key as api_key\n"
+                "  Ctrl+C to stop",
+                flush=True,
+            )
+            await anyio.sleep_forever()
+
+    try:
+        if args.files is not None or args.fixture is not None:
+            anyio.run(serve, args.files)
+        else:
+            with resources.as_file(samples.joinpath("files")) as folder:
+                anyio.run(serve, folder)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _client_from_environment() -> Any:
+    import openai
+
+    endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT")
+    if endpoint:
+        key = os.environ.get("AZURE_OPENAI_API_KEY")
+        token = os.environ.get("AZURE_OPENAI_AD_TOKEN")
+        if not key and not token:
+            raise RespflowError(
+                "AZURE_OPENAI_ENDPOINT is set but neither AZURE_OPENAI_API_KEY nor "
+                "AZURE_OPENAI_AD_TOKEN is"
+            )
+        return openai.AsyncAzureOpenAI(
+            base_url=endpoint.rstrip("/") + "/openai/v1/",
+            api_key=key or None,
+            azure_ad_token=None if key else token,
+            api_version=os.environ.get("AZURE_OPENAI_API_VERSION", "preview"),
+        )
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise RespflowError(
+            "set OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT with AZURE_OPENAI_API_KEY "
+            "(try `respflow demo` to see respflow work without a key)"
+        )
+    return openai.AsyncOpenAI()
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from ._openai import stream
+
+    render = _renderer(args, sys.stdout)
+    params: dict[str, Any] = {"model": args.model, "input": args.prompt}
+    if args.code_interpreter:
+        params["tools"] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+    if args.background:
+        params.update(background=True, store=True)
+
+    async def run() -> None:
+        async with _client_from_environment() as client, stream(client, **params) as events:
+            async for event in events:
+                render(event)
+
+    try:
+        anyio.run(run)
+    except RespflowError as exc:
+        print(f"respflow stream: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "replay": _replay,
+    "demo": _demo,
+    "mock-server": _mock_server,
+    "stream": _stream,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "replay":
-        return _replay(args)
-    raise AssertionError(f"unhandled command {args.command}")  # pragma: no cover
+    try:
+        return _COMMANDS[args.command](args)
+    except BrokenPipeError:  # e.g. piped into head
+        return 0

@@ -11,7 +11,7 @@ defaults, so consumers decoding older JSON keep working.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 
@@ -59,6 +59,11 @@ class EventBase(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
     response_id: str
     sequence_number: int
     cursor: str
+
+    @property
+    def type(self) -> str:
+        """The event's name in the contract, e.g. ``"code.delta"``; ``type`` in its JSON."""
+        return cast(str, self.__struct_config__.tag)
 
 
 class ResponseStarted(EventBase, frozen=True, tag="response.started"):

@@ -1,16 +1,36 @@
 """respflow's exceptions.
 
 RespflowError
-├── UsageError          the library was called the wrong way (feed after close, ...)
-└── RecordingError      a recording could not be read at all (unknown format, API error body)
+├── UsageError              the library was called the wrong way (feed after close, ...)
+├── RecordingError          a recording could not be read at all (unknown format, API error body)
+├── ConnectionFailed        the API could not be reached, after the client's own retries
+└── HTTPStatusError         the API answered a request with an error status, before any event
+    ├── AuthenticationFailed    401 / 403
+    ├── NotFound                404
+    │   └── ResumeExpired       404 on resuming a background response
+    ├── RateLimited             429 (``retry_after`` from the ``Retry-After`` header)
+    └── ServerError             5xx
 
 Bad *content* in a stream never raises: it becomes a ``stream.error`` event, and the
-stream goes on. Exceptions are for what the caller can fix.
+stream goes on. Exceptions are for what the caller can fix, and are raised only before a
+stream's first event; once events flow, failures arrive as events so none already
+received is lost.
 """
 
 from __future__ import annotations
 
-__all__ = ["RecordingError", "RespflowError", "UsageError"]
+__all__ = [
+    "AuthenticationFailed",
+    "ConnectionFailed",
+    "HTTPStatusError",
+    "NotFound",
+    "RateLimited",
+    "RecordingError",
+    "RespflowError",
+    "ResumeExpired",
+    "ServerError",
+    "UsageError",
+]
 
 
 class RespflowError(Exception):
@@ -23,3 +43,81 @@ class UsageError(RespflowError):
 
 class RecordingError(RespflowError):
     """A recording is empty, in a format respflow does not read, or holds no response."""
+
+
+class ConnectionFailed(RespflowError):
+    """No HTTP answer at all (DNS, refused, TLS, timeout), after the client's own retries."""
+
+
+class HTTPStatusError(RespflowError):
+    """The API refused a request. The message has the status, the API's words and the request id.
+
+    Attributes:
+        status_code: the HTTP status.
+        api_message: the ``error.message`` the API sent ("" if none).
+        code: the API's ``error.code`` (or ``error.type``), if any.
+        request_id: the ``x-request-id`` header, for a support ticket.
+        retry_after: seconds the server asked to wait (``Retry-After``), if it said.
+    """
+
+    hint = "check the request against the API reference"
+
+    def __init__(
+        self,
+        status_code: int,
+        api_message: str,
+        *,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        action: str = "the request",
+    ) -> None:
+        self.status_code = status_code
+        self.api_message = api_message
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        said = f": {api_message}" if api_message else ""
+        rid = f" (request id {request_id})" if request_id else ""
+        super().__init__(f"{action} failed with HTTP {status_code}{said}{rid}; {self._hint()}")
+
+    def _hint(self) -> str:
+        return self.hint
+
+
+class AuthenticationFailed(HTTPStatusError):
+    hint = (
+        "check the key: OPENAI_API_KEY for api.openai.com; for Azure, the resource's key "
+        "(or an Entra token) and that the endpoint is that resource's"
+    )
+
+
+class NotFound(HTTPStatusError):
+    hint = "check the id and the base URL (OpenAI /v1/..., Azure /openai/v1/...)"
+
+
+class ResumeExpired(NotFound):
+    """The response cannot be streamed again: not a background stream, or no longer kept."""
+
+    hint = (
+        "only responses created with background=True and stream=True can be resumed, and "
+        "only for a limited time (about 10 minutes unless stored); fetch the finished "
+        "response with GET /v1/responses/{id} instead, or run the request again"
+    )
+
+
+class RateLimited(HTTPStatusError):
+    def _hint(self) -> str:
+        if self.retry_after is not None:
+            return (
+                f"the server asks to wait {self.retry_after:g} s; the client's own retries "
+                "(max_retries) were used up first"
+            )
+        return (
+            "no Retry-After was given, which usually means a quota that needs attention "
+            "(billing, limits) rather than waiting"
+        )
+
+
+class ServerError(HTTPStatusError):
+    hint = "the API failed; the client's own retries (max_retries) were used up, try again later"

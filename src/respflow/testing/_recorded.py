@@ -1,0 +1,152 @@
+"""A recording cut into the events a server would send, for the mock server to replay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .._recording import RecordingFormat, detect_format
+from .._sse import OversizedFrame, SSEDecoder
+
+__all__ = ["RecordedEvent", "Recording"]
+
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class _Head(msgspec.Struct):
+    type: Any = None
+    sequence_number: Any = None
+    response: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """One event as the server sends it: its JSON payload and what resuming needs."""
+
+    payload: bytes
+    type: str
+    sequence_number: int
+
+    def frame(self) -> bytes:
+        """The event as one server-sent-events frame."""
+        return b"event: " + self.type.encode() + b"\ndata: " + self.payload + b"\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A Responses API exchange to replay: the stream's events and the final response.
+
+    Build one with :meth:`from_bytes` / :meth:`from_file` (SSE, JSONL or Response JSON,
+    told apart by content) or :meth:`from_events`. A Response JSON recording is turned
+    into the stream a server would have sent for it, so streaming requests work too.
+    """
+
+    events: tuple[RecordedEvent, ...]
+    response: dict[str, Any] | None = field(default=None)
+    """The final ``Response`` object, served to non-streaming requests."""
+
+    @property
+    def response_id(self) -> str:
+        """The recorded response's id ("" when the recording never says)."""
+        if self.response and isinstance(self.response.get("id"), str):
+            return str(self.response["id"])
+        for event in self.events:
+            head = msgspec.json.decode(event.payload, type=_Head)
+            if isinstance(head.response, dict) and isinstance(head.response.get("id"), str):
+                return str(head.response["id"])
+        return ""
+
+    def to_sse(self) -> bytes:
+        """The body of the ``text/event-stream`` response the mock server sends."""
+        return b"".join(event.frame() for event in self.events)
+
+    def in_background(self) -> Recording:
+        """The same exchange as a ``background=True`` request gets it: every response
+        object the stream carries says ``"background": true``."""
+        events = []
+        for event in self.events:
+            if event.type.startswith("response.") and b'"response"' in event.payload:
+                body = msgspec.json.decode(event.payload)
+                if isinstance(body.get("response"), dict):
+                    body["response"]["background"] = True
+                    event = RecordedEvent(
+                        msgspec.json.encode(body), event.type, event.sequence_number
+                    )
+            events.append(event)
+        response = {**self.response, "background": True} if self.response else None
+        return Recording(events=tuple(events), response=response)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Recording:
+        return cls.from_bytes(Path(path).read_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, format: RecordingFormat | None = None) -> Recording:
+        """Raises :class:`respflow.RecordingError` when ``data`` is no recording."""
+        fmt = format or detect_format(data)
+        body = data.removeprefix(b"\xef\xbb\xbf")
+        if fmt == "response":
+            return cls.from_response(msgspec.json.decode(body))
+        if fmt == "sse":
+            decoder = SSEDecoder()
+            frames = [*decoder.feed(body), *decoder.close()]
+            payloads = [
+                f.data for f in frames if not isinstance(f, OversizedFrame) and f.data != b"[DONE]"
+            ]
+            return cls.from_events(payloads)
+        stripped = body.lstrip()
+        if stripped[:1] == b"[":
+            return cls.from_events(msgspec.json.decode(stripped))
+        return cls.from_events([line for line in stripped.splitlines() if line.strip()])
+
+    @classmethod
+    def from_events(cls, events: list[Any]) -> Recording:
+        """From wire events: JSON payloads (bytes or str) or dicts."""
+        out: list[RecordedEvent] = []
+        response: dict[str, Any] | None = None
+        for position, raw in enumerate(events):
+            payload = msgspec.json.encode(raw) if isinstance(raw, dict) else _as_bytes(raw)
+            try:
+                head = msgspec.json.decode(payload, type=_Head)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                head = _Head()
+            kind = head.type if isinstance(head.type, str) else "message"
+            seq = head.sequence_number if isinstance(head.sequence_number, int) else position
+            out.append(RecordedEvent(payload=payload, type=kind, sequence_number=seq))
+            if kind in _TERMINAL and isinstance(head.response, dict):
+                response = head.response
+        return cls(events=tuple(out), response=response)
+
+    @classmethod
+    def from_response(cls, response: dict[str, Any]) -> Recording:
+        """The stream a server sends for a finished response: lifecycle, items, the end."""
+        output = [o for o in response.get("output") or () if isinstance(o, dict)]
+        opening = {**response, "status": "in_progress", "output": [], "usage": None}
+        status = response.get("status")
+        end = {"completed": "completed", "incomplete": "incomplete"}.get(str(status), "failed")
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": opening},
+            {"type": "response.in_progress", "response": opening},
+        ]
+        for index, item in enumerate(output):
+            events.append(
+                {"type": "response.output_item.added", "output_index": index, "item": item}
+            )
+            events.append(
+                {"type": "response.output_item.done", "output_index": index, "item": item}
+            )
+        events.append({"type": f"response.{end}", "response": response})
+        for seq, event in enumerate(events):
+            event["sequence_number"] = seq
+        return cls.from_events(events)
+
+
+def _as_bytes(raw: Any) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode()
+    return msgspec.json.encode(raw)

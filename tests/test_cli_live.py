@@ -1,0 +1,172 @@
+"""The live commands, run as a user runs them: ``respflow demo``, ``mock-server``, ``stream``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from importlib import resources
+
+import anyio
+import msgspec
+import openai
+import pytest
+
+import respflow
+from respflow.testing import MockServer, Recording
+
+SAMPLE = Recording.from_bytes(
+    resources.files("respflow").joinpath("samples", "code_interpreter.sse").read_bytes()
+)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
+    env.update(extra)
+    return env
+
+
+def test_demo_runs_the_whole_path_with_no_key_and_no_network() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "respflow", "demo", "--pace", "0", "--color", "never"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "rolls.to_csv(" in out  # the code, as typed
+    assert "mean      7.00" in out  # what it printed
+    assert "cited dice_rolls.csv (cfile_sample_rolls in cntr_sample)" in out
+    assert "link with no citation: sandbox:/mnt/data/dice_chart.png" in out
+    assert "✔ completed" in out
+    assert "container cntr_sample: dice_chart.png, dice_rolls.csv" in out
+    assert "What to try next" in out
+    assert done.stderr == ""
+
+
+def test_mock_server_command_serves_until_interrupted() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "respflow", "mock-server", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_clean_env(),
+    ) as server:
+        try:
+            _use_mock_server(server)
+        finally:
+            server.send_signal(signal.SIGINT)
+            code = server.wait(timeout=20)
+    assert code == 0
+
+
+def _use_mock_server(server: subprocess.Popen[str]) -> None:
+    assert server.stdout is not None
+    first = server.stdout.readline()
+    assert first.startswith("respflow mock-server: listening on http://127.0.0.1:")
+    url = first.rsplit(" ", 1)[-1].strip()
+
+    async def use() -> list[respflow.Event]:
+        async with (
+            openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-mock-openai") as sdk,
+            respflow.stream(sdk, model="m", input="x") as events,
+        ):
+            return [e async for e in events]
+
+    got = anyio.run(use)
+    assert got[-1].type == "response.completed"
+
+
+@pytest.mark.anyio
+async def test_stream_command_against_openai_paths(anyio_backend: str) -> None:
+    async with MockServer(SAMPLE) as mock:
+        env = _clean_env(OPENAI_BASE_URL=mock.openai_base_url, OPENAI_API_KEY="sk-mock-openai")
+        done = await anyio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "respflow",
+                "stream",
+                "--model",
+                "gpt-5",
+                "--format",
+                "jsonl",
+                "--background",
+                "Roll dice",
+            ],
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert msgspec.json.decode(lines[-1])["type"] == "response.completed"
+        body = mock.requests[0].body
+        assert body["include"] == ["code_interpreter_call.outputs"]
+        assert (body["background"], body["store"], body["stream"]) == (True, True, True)
+        assert body["tools"] == [{"type": "code_interpreter", "container": {"type": "auto"}}]
+
+
+@pytest.mark.anyio
+async def test_stream_command_against_azure_paths(anyio_backend: str) -> None:
+    async with MockServer(SAMPLE) as mock:
+        env = _clean_env(AZURE_OPENAI_ENDPOINT=mock.url, AZURE_OPENAI_API_KEY="mock-azure-key")
+        done = await anyio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "respflow",
+                "stream",
+                "--model",
+                "gpt-5",
+                "--no-code-interpreter",
+                "--color",
+                "never",
+                "hi",
+            ],
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "✔ completed" in done.stdout.decode()
+        request = mock.requests[0]
+        assert (request.path, request.credential, request.auth_header) == (
+            "/openai/v1/responses",
+            "azure_api_key",
+            "api-key",
+        )
+        assert "tools" not in request.body
+
+
+@pytest.mark.anyio
+async def test_stream_command_reports_a_refused_key_without_printing_it(
+    anyio_backend: str,
+) -> None:
+    async with MockServer(SAMPLE) as mock:
+        env = _clean_env(OPENAI_BASE_URL=mock.openai_base_url, OPENAI_API_KEY="sk-bad-secret")
+        done = await anyio.run_process(
+            [sys.executable, "-m", "respflow", "stream", "--model", "m", "hi"],
+            env=env,
+            check=False,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1
+    assert "HTTP 401" in err
+    assert "sk-bad-secret" not in err + done.stdout.decode()
+
+
+def test_stream_command_without_credentials_says_what_to_set() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "respflow", "stream", "--model", "m", "hi"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(),
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "set OPENAI_API_KEY" in done.stderr
+    assert "respflow demo" in done.stderr
