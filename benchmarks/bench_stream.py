@@ -2,9 +2,11 @@
 
 The stream (built with respflow.testing.StreamBuilder, every event valid against the
 SDK's own types) holds a code interpreter call of 2,000 code deltas and a message of
-3,000 text deltas with a container_file_citation, as in a long real turn. Every path reads
-the same bytes in 4 KiB chunks with one async checkpoint per chunk, round-robin after a
-warm-up; the table reports microseconds per wire event and the ratio to path (c).
+3,000 text deltas with a container_file_citation, as in a long real turn. Paths (a)-(d)
+read the same bytes in 4 KiB chunks with one async checkpoint per chunk; paths (e) and (f)
+fetch them over real loopback HTTP from ``respflow mock-server`` running in a child
+process. All run round-robin after a warm-up; the table reports microseconds per wire
+event and the ratio to the SDK path on the same transport: (c) in memory, (f) over HTTP.
 
     python benchmarks/bench_stream.py            # full run (about a minute)
     python benchmarks/bench_stream.py --quick    # smoke run, as CI does
@@ -14,17 +16,24 @@ Paths:
   (b) (a) plus JSON encoding of every normalized event
   (c) openai SDK: responses.create(stream=True), typed events, in-memory transport
   (d) openai SDK: responses.stream() accumulator, in-memory transport
+  (e) respflow.stream(client): the SDK sends the request over loopback HTTP, respflow reads
+  (f) openai SDK: responses.create(stream=True), typed events, over the same loopback HTTP
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
+import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -122,21 +131,57 @@ def path_d(client: Any) -> Callable[[bytes], Awaitable[int]]:
     return run
 
 
-async def measure(repeats: int) -> None:
+def path_e(client: Any) -> Callable[[bytes], Awaitable[int]]:
+    async def run(body: bytes) -> int:
+        n = 0
+        async with respflow.stream(client, model="gpt-5", input="x") as events:
+            async for _ in events:
+                n += 1
+        return n
+
+    return run
+
+
+@contextlib.contextmanager
+def mock_server(body: bytes) -> Iterator[str]:
+    """``respflow mock-server`` in a child process serving ``body``; yields its base URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fixture = Path(tmp) / "bench.sse"
+        fixture.write_bytes(body)
+        command = [sys.executable, "-m", "respflow", "mock-server", "--fixture", str(fixture)]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+            try:
+                assert server.stdout is not None
+                url = server.stdout.readline().rsplit(" ", 1)[-1].strip()
+                yield f"{url}/v1"
+            finally:
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=20)
+
+
+async def measure(repeats: int, base_url: str) -> None:
+    import openai
+
     body, wire_events = build_stream()
     client = sdk_client(body)
+    http = openai.AsyncOpenAI(base_url=base_url, api_key="sk-mock-openai", max_retries=0)
     paths: dict[str, Callable[[bytes], Awaitable[int]]] = {
         "a": path_a,
         "b": path_b,
         "c": path_c(client),
         "d": path_d(client),
+        "e": path_e(http),
+        "f": path_c(http),
     }
     labels = {
         "a": "respflow: bytes -> normalized events",
         "b": "respflow: (a) + JSON encoding of each event",
         "c": "openai SDK: create(stream=True), typed events",
         "d": "openai SDK: responses.stream() accumulator",
+        "e": "respflow.stream(client) over loopback HTTP",
+        "f": "openai SDK: create(stream=True) over loopback HTTP",
     }
+    baseline = {"a": "c", "b": "c", "c": "c", "d": "c", "e": "f", "f": "f"}
     normalized = await path_a(body)
     for run in paths.values():  # warm-up
         await run(body)
@@ -150,7 +195,6 @@ async def measure(repeats: int) -> None:
     def per_event(seconds: float) -> float:
         return seconds / wire_events * 1e6
 
-    best_c = min(times["c"])
     print(
         f"stream: {wire_events:,} wire events, {len(body) / 1e6:.2f} MB, "
         f"{normalized:,} normalized events; {repeats} repeats, {CHUNK} B chunks"
@@ -161,15 +205,20 @@ async def measure(repeats: int) -> None:
         f"openai {version('openai')}, pydantic {version('pydantic')}, anyio {version('anyio')}"
     )
     print()
-    print("| path | what | wire events/s (best) | µs/event (best) | µs/event (median) | x (c) |")
+    print(
+        "| path | what | wire events/s (best) | µs/event (best) | µs/event (median) "
+        "| x (SDK, same transport) |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name in paths:
         best = min(times[name])
         median = statistics.median(times[name])
+        ratio = min(times[baseline[name]]) / best
         print(
             f"| {name} | {labels[name]} | {wire_events / best:,.0f} | {per_event(best):.2f} | "
-            f"{per_event(median):.2f} | {best_c / best:.1f} |"
+            f"{per_event(median):.2f} | {ratio:.1f} ({baseline[name]}) |"
         )
+    await http.close()
 
 
 def main() -> int:
@@ -177,7 +226,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="2 repeats: a smoke run")
     args = parser.parse_args()
-    anyio.run(measure, 2 if args.quick else args.repeats)
+    body, _ = build_stream()
+    with mock_server(body) as base_url:
+        anyio.run(measure, 2 if args.quick else args.repeats, base_url)
     return 0
 
 

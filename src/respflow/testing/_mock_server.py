@@ -47,6 +47,9 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 
 
+_BATCH = 16384
+
+
 class _Cut(Exception):
     """Raised inside the app to drop the connection mid-body, as a network failure does."""
 
@@ -450,13 +453,23 @@ class MockServer:
                 group.cancel_scope.cancel()
 
             group.start_soon(watch)
+            # Unpaced, frames go out in batches, as a busy server flushes them; paced,
+            # each goes out on its own.
+            batch = bytearray()
             for sent, event in enumerate(events):
                 if cut is not None and sent >= cut:
                     outcome = "cut"
                     break
-                if self.pace:
-                    await anyio.sleep(self.pace)
-                await send({"type": "http.response.body", "body": event.frame(), "more_body": True})
+                batch += event.frame()
+                if self.pace or len(batch) >= _BATCH:
+                    if self.pace:
+                        await anyio.sleep(self.pace)
+                    await send(
+                        {"type": "http.response.body", "body": bytes(batch), "more_body": True}
+                    )
+                    batch.clear()
+            if batch:
+                await send({"type": "http.response.body", "body": bytes(batch), "more_body": True})
             group.cancel_scope.cancel()
         if outcome == "gone":
             self.disconnects += 1
