@@ -626,3 +626,32 @@ def test_file_saved_and_failed_round_trip() -> None:
     for event in (saved, failed):
         assert respflow.decode_event(respflow.encode_event(event)) == event
     assert msgspec.json.decode(respflow.encode_event(saved))["type"] == "file.saved"
+
+
+def test_a_resumed_stream_may_start_inside_items_without_complaint() -> None:
+    wire = sample().events()
+    types = [w["type"] for w in wire]
+    cut = types.index("response.code_interpreter_call_code.delta") + 1  # inside the code
+    after = wire[cut - 1]["sequence_number"]
+    resumed = Assembler(starting_after=after, response_id="resp_1")
+    got = run(wire[cut:], resumed)
+    assert not of(got, ev.StreamError)
+    assert not of(got, ev.StreamGap)
+    assert got[0].sequence_number == after + 1
+    assert all(e.response_id == "resp_1" for e in got)
+    # The same events with no cursor given are a stream that skipped its items' start.
+    assert of(run(wire[cut:]), ev.StreamError)
+
+
+def test_reconnected_drops_the_frame_the_old_connection_cut() -> None:
+    body = to_sse(sample().events())
+    whole = list(respflow.replay(body))
+    frames = body.split(b"\n\n")
+    head = b"\n\n".join(frames[:5]) + b"\n\n"
+    asm = Assembler()
+    got = asm.feed(head + frames[5][: len(frames[5]) // 2])  # cut inside frame 5
+    asm.reconnected()
+    got += asm.feed(b"\n\n".join(frames[5:]))  # the resumed stream sends frame 5 again
+    got += asm.close()
+    assert got == whole
+    assert asm.duplicates == 0

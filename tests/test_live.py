@@ -125,6 +125,7 @@ async def test_resume_takes_over_a_response_after_a_sequence_number(
     assert (rid, after) == (SAMPLE.response_id, 4)
     rest = await _collect(respflow.resume(client, rid, starting_after=after))
     assert rest[0].sequence_number == 5
+    assert not [e for e in rest if isinstance(e, StreamError)]  # items added before 5 are fine
     assert rest[-1] == UNCUT_BACKGROUND[-1]
     assert mock.requests[-1].query == {"stream": ["true"], "starting_after": ["4"]}
 
@@ -412,3 +413,15 @@ async def test_a_response_json_recording_is_served_as_a_stream(
     assert [e.type for e in got if e.type.endswith("completed")] == [
         e.type for e in direct if e.type.endswith("completed")
     ]
+
+
+async def test_a_finished_sdk_response_object_gives_its_events(
+    client: openai.AsyncOpenAI,
+) -> None:
+    response = await client.responses.create(model="m", input="x")  # not streamed
+    got = respflow.from_response(response)
+    assert got == respflow.from_response(response.to_dict(mode="json"))
+    assert got[-1].type == "response.completed"
+    assert [e.type for e in got if e.type.endswith(".completed")][:-1] == [
+        e.type for e in UNCUT if e.type.endswith(".completed")
+    ][:-1]

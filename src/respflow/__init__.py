@@ -52,7 +52,16 @@ from ._exceptions import (
     UsageError,
 )
 from ._links import SandboxLink, find_links, find_uncovered_links
-from ._openai import CODE_OUTPUTS, EventStream, Reconnect, cancel, from_sdk_stream, resume, stream
+from ._openai import (
+    CODE_OUTPUTS,
+    EventStream,
+    Reconnect,
+    cancel,
+    from_response,
+    from_sdk_stream,
+    resume,
+    stream,
+)
 from ._recording import RecordingFormat, detect_format, replay
 from ._source import aiter_events
 from ._sse import Frame, OversizedFrame, SSEDecoder
@@ -116,6 +125,7 @@ __all__ = [
     "encode_event",
     "find_links",
     "find_uncovered_links",
+    "from_response",
     "from_sdk_stream",
     "parse_cursor",
     "replay",

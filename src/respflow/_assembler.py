@@ -170,6 +170,7 @@ class Assembler:
         self._out: list[ev.Event] = []
         self._closed = False
         self._last_seq: int | None = starting_after
+        self._resumed = starting_after is not None
         self._seq = -1 if starting_after is None else starting_after
         self._k = 0
         self.duplicates = 0
@@ -434,6 +435,7 @@ class Assembler:
         """A new response starts: forget the previous one (its end was already emitted)."""
         if self._started:
             self._reset_response()
+            self._resumed = False
             self._last_seq = None
             self._seq, self._k = -1, 0
         self._rid = rid
@@ -561,11 +563,13 @@ class Assembler:
         if item is None:
             if index is None:
                 index = max(self._items, default=-1) + 1
-            self._error(
-                "unexpected_event",
-                f"{_type_of(event)} arrived for an item that was never added "
-                f"(output_index={index}); the item was rebuilt from the events that followed",
-            )
+            if not self._resumed:  # in a resumed stream, the item was added before the cursor
+                self._error(
+                    "unexpected_event",
+                    f"{_type_of(event)} arrived for an item that was never added "
+                    f"(output_index={index}); the item was rebuilt from the events that "
+                    "followed",
+                )
             added_type = {"code": "code_interpreter_call", "message": "message"}.get(kind, kind)
             item = self._new_item(index, {"id": event.item_id or "", "type": added_type})
             if kind == "code":

@@ -42,6 +42,7 @@ __all__ = [
     "EventStream",
     "Reconnect",
     "cancel",
+    "from_response",
     "from_sdk_stream",
     "resume",
     "stream",
@@ -228,6 +229,18 @@ def from_sdk_stream(sdk_stream: Any, /) -> EventStream:
     return EventStream(_from_models(sdk_stream, assembler), assembler)
 
 
+def from_response(response: Any, /) -> list[Event]:
+    """The events of a finished non-streaming response: an SDK ``Response``, a dict, or JSON.
+
+    They are the item-level events its stream would have given, and one end.
+    """
+    if not isinstance(response, bytes | str | Mapping):
+        dump: Callable[..., Any] = getattr(response, "to_dict", None) or response.model_dump
+        response = dump(mode="json")
+    asm = Assembler()
+    return [*asm.feed_response(response), *asm.close()]
+
+
 # -- internals ------------------------------------------------------------------------
 
 
@@ -291,7 +304,8 @@ async def _follow(
                 for event in asm.close():
                     yield event
                 return
-            await anyio.sleep(policy.delay(attempt))
+            wait = error.retry_after if isinstance(error, HTTPStatusError) else None
+            await anyio.sleep(max(policy.delay(attempt), wait or 0.0))
             continue
         failure: Exception | None = None
         # Read to the end of the body even after the response ended: the server closes
