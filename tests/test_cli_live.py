@@ -27,6 +27,10 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+async def _respflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    return await anyio.run_process([sys.executable, "-m", "respflow", *args], env=env, check=False)
+
+
 def test_demo_runs_the_whole_path_with_no_key_and_no_network() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "respflow", "demo", "--pace", "0", "--color", "never"],
@@ -85,21 +89,8 @@ def _use_mock_server(server: subprocess.Popen[str]) -> None:
 async def test_stream_command_against_openai_paths(anyio_backend: str) -> None:
     async with MockServer(SAMPLE) as mock:
         env = _clean_env(OPENAI_BASE_URL=mock.openai_base_url, OPENAI_API_KEY="sk-mock-openai")
-        done = await anyio.run_process(
-            [
-                sys.executable,
-                "-m",
-                "respflow",
-                "stream",
-                "--model",
-                "gpt-5",
-                "--format",
-                "jsonl",
-                "--background",
-                "Roll dice",
-            ],
-            env=env,
-            check=False,
+        done = await _respflow(
+            "stream", "--model", "gpt-5", "--format", "jsonl", "--background", "Roll dice", env=env
         )
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
@@ -114,21 +105,8 @@ async def test_stream_command_against_openai_paths(anyio_backend: str) -> None:
 async def test_stream_command_against_azure_paths(anyio_backend: str) -> None:
     async with MockServer(SAMPLE) as mock:
         env = _clean_env(AZURE_OPENAI_ENDPOINT=mock.url, AZURE_OPENAI_API_KEY="mock-azure-key")
-        done = await anyio.run_process(
-            [
-                sys.executable,
-                "-m",
-                "respflow",
-                "stream",
-                "--model",
-                "gpt-5",
-                "--no-code-interpreter",
-                "--color",
-                "never",
-                "hi",
-            ],
-            env=env,
-            check=False,
+        done = await _respflow(
+            "stream", "--model", "gpt-5", "--no-code-interpreter", "--color", "never", "hi", env=env
         )
         assert done.returncode == 0, done.stderr
         assert "✔ completed" in done.stdout.decode()
@@ -147,11 +125,7 @@ async def test_stream_command_reports_a_refused_key_without_printing_it(
 ) -> None:
     async with MockServer(SAMPLE) as mock:
         env = _clean_env(OPENAI_BASE_URL=mock.openai_base_url, OPENAI_API_KEY="sk-bad-secret")
-        done = await anyio.run_process(
-            [sys.executable, "-m", "respflow", "stream", "--model", "m", "hi"],
-            env=env,
-            check=False,
-        )
+        done = await _respflow("stream", "--model", "m", "hi", env=env)
     err = done.stderr.decode()
     assert done.returncode == 1
     assert "HTTP 401" in err

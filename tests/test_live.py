@@ -425,3 +425,30 @@ async def test_a_finished_sdk_response_object_gives_its_events(
     assert [e.type for e in got if e.type.endswith(".completed")][:-1] == [
         e.type for e in UNCUT if e.type.endswith(".completed")
     ][:-1]
+
+
+async def test_a_rate_limited_resume_waits_and_goes_on(
+    mock: MockServer, client: openai.AsyncOpenAI
+) -> None:
+    mock.cut_after, mock.max_cuts = 5, 1
+    got: list[respflow.Event] = []
+    async with respflow.stream(client, model="m", input="x", background=True) as events:
+        async for event in events:
+            if not got:
+                mock.fail_next(429, retry_after=0.05)  # the resume's first try
+            got.append(event)
+    assert got == UNCUT_BACKGROUND
+    assert [r.status for r in mock.requests if r.method == "GET"] == [429, 200]
+
+
+async def test_leaving_an_sdk_stream_early_closes_it(
+    mock: MockServer, client: openai.AsyncOpenAI
+) -> None:
+    mock.pace = 0.01
+    sdk_stream = await client.responses.create(model="m", input="x", stream=True)
+    async with respflow.from_sdk_stream(sdk_stream) as events:
+        async for _ in events:
+            break
+    with anyio.fail_after(5):
+        while mock.disconnects == 0:
+            await anyio.sleep(0.01)

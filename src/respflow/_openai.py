@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC
@@ -33,6 +33,7 @@ from ._exceptions import (
     ServerError,
     UsageError,
 )
+from ._source import drive
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -450,30 +451,29 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-async def _from_bytes(sdk_stream: Any, body: Any, asm: Assembler) -> AsyncIterator[Event]:
-    from ._source import aiter_events
+def _from_bytes(sdk_stream: Any, body: Any, asm: Assembler) -> AsyncIterator[Event]:
+    chunks = body.aiter_bytes()
 
-    try:
-        async for event in aiter_events(body.aiter_bytes(), assembler=asm):
-            yield event
-    finally:
+    async def cleanup() -> None:
+        await _close(sdk_stream)
+        await _run_out(chunks)
+
+    return drive(chunks, asm.feed, asm, "the byte source", cleanup=cleanup)
+
+
+def _from_models(sdk_stream: Any, asm: Assembler) -> AsyncIterator[Event]:
+    async def payloads() -> AsyncGenerator[Any, None]:
+        async for model in sdk_stream:
+            dump: Callable[..., Any] = getattr(model, "to_dict", None) or model.model_dump
+            yield dump(mode="json")
+
+    source = payloads()
+
+    async def cleanup() -> None:
+        await source.aclose()
         await _close(sdk_stream)
 
-
-async def _from_models(sdk_stream: Any, asm: Assembler) -> AsyncIterator[Event]:
-    try:
-        try:
-            async for model in sdk_stream:
-                dump: Callable[..., Any] = getattr(model, "to_dict", None) or model.model_dump
-                for event in asm.feed_event(dump(mode="json")):
-                    yield event
-        except Exception as exc:
-            for event in asm.transport_error(f"the SDK stream failed: {exc!r}"):
-                yield event
-        for event in asm.close():
-            yield event
-    finally:
-        await _close(sdk_stream)
+    return drive(source, asm.feed_event, asm, "the SDK stream", cleanup=cleanup)
 
 
 async def _close(sdk_stream: Any) -> None:

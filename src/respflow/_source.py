@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from ._assembler import Assembler
 from ._events import Event
 
-__all__ = ["aiter_events"]
+__all__ = ["aiter_events", "drive"]
+
+T = TypeVar("T")
 
 
-async def aiter_events(
+def aiter_events(
     chunks: AsyncIterable[bytes], *, assembler: Assembler | None = None
 ) -> AsyncIterator[Event]:
     """Normalized events from a byte stream: an HTTP body, a socket, a file.
@@ -22,12 +25,31 @@ async def aiter_events(
     Works on asyncio and trio: nothing here awaits but the source.
     """
     asm = assembler or Assembler()
+    return drive(chunks, asm.feed, asm, "the byte source")
+
+
+async def drive(
+    source: AsyncIterable[T],
+    feed: Callable[[T], list[Event]],
+    asm: Assembler,
+    what: str,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[Event]:
+    """Feed each item of ``source`` to ``asm``; a failure of the source ends the response.
+
+    ``cleanup`` runs however the iteration ends. Callers return this generator itself
+    rather than wrapping it: an inner generator left unfinished is a ResourceWarning on trio.
+    """
     try:
-        async for chunk in chunks:
-            for event in asm.feed(chunk):
+        try:
+            async for item in source:
+                for event in feed(item):
+                    yield event
+        except Exception as exc:
+            for event in asm.transport_error(f"{what} failed: {exc!r}"):
                 yield event
-    except Exception as exc:
-        for event in asm.transport_error(f"the byte source failed: {exc!r}"):
+        for event in asm.close():
             yield event
-    for event in asm.close():
-        yield event
+    finally:
+        if cleanup is not None:
+            await cleanup()
