@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import anyio
 import msgspec
@@ -16,9 +17,9 @@ import pytest
 import respflow
 from respflow.testing import MockServer, Recording
 
-SAMPLE = Recording.from_bytes(
-    resources.files("respflow").joinpath("samples", "code_interpreter.sse").read_bytes()
-)
+SAMPLES = resources.files("respflow").joinpath("samples")
+SAMPLE = Recording.from_bytes(SAMPLES.joinpath("code_interpreter.sse").read_bytes())
+FILES = Path(str(SAMPLES.joinpath("files")))
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -31,7 +32,7 @@ async def _respflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProc
     return await anyio.run_process([sys.executable, "-m", "respflow", *args], env=env, check=False)
 
 
-def test_demo_runs_the_whole_path_with_no_key_and_no_network() -> None:
+def test_demo_runs_the_whole_path_with_no_key_and_no_network(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "respflow", "demo", "--pace", "0", "--color", "never"],
         capture_output=True,
@@ -39,6 +40,7 @@ def test_demo_runs_the_whole_path_with_no_key_and_no_network() -> None:
         timeout=60,
         env=_clean_env(),
         check=False,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -47,7 +49,11 @@ def test_demo_runs_the_whole_path_with_no_key_and_no_network() -> None:
     assert "cited dice_rolls.csv (cfile_sample_rolls in cntr_sample)" in out
     assert "link with no citation: sandbox:/mnt/data/dice_chart.png" in out
     assert "✔ completed" in out
-    assert "container cntr_sample: dice_chart.png, dice_rolls.csv" in out
+    saved = tmp_path / "respflow-files" / "resp_sample_dice"
+    for name in ("dice_rolls.csv", "dice_chart.png"):
+        assert f"✔ saved {name}" in out
+        assert f"{saved / name}  (" in out
+        assert (saved / name).read_bytes() == (FILES / name).read_bytes()
     assert "What to try next" in out
     assert done.stderr == ""
 
@@ -144,3 +150,26 @@ def test_stream_command_without_credentials_says_what_to_set() -> None:
     assert done.returncode == 1
     assert "set OPENAI_API_KEY" in done.stderr
     assert "respflow demo" in done.stderr
+
+
+@pytest.mark.anyio
+async def test_replay_fetch_files_saves_what_a_recording_cites(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    async with MockServer(SAMPLE, files=FILES) as mock:
+        env = _clean_env(OPENAI_BASE_URL=mock.openai_base_url, OPENAI_API_KEY="sk-mock-openai")
+        done = await _respflow(
+            "replay",
+            "--fetch-files",
+            "--files-dir",
+            str(tmp_path),
+            "--format",
+            "jsonl",
+            env=env,
+        )
+    assert done.returncode == 0, done.stderr
+    events = [msgspec.json.decode(line) for line in done.stdout.splitlines()]
+    saved = {e["filename"] for e in events if e["type"] == "file.saved"}
+    assert saved >= {"dice_rolls.csv", "dice_chart.png"}
+    assert events[-1]["type"] == "response.completed"
+    assert (tmp_path / "resp_sample_dice" / "dice_rolls.csv").exists()

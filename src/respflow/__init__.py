@@ -51,7 +51,9 @@ from ._exceptions import (
     ServerError,
     UsageError,
 )
+from ._fetcher import FileFetcher, fetch_files
 from ._links import SandboxLink, find_links, find_uncovered_links
+from ._names import safe_filename
 from ._openai import (
     CODE_OUTPUTS,
     EventStream,
@@ -65,6 +67,7 @@ from ._openai import (
 from ._recording import RecordingFormat, detect_format, replay
 from ._source import aiter_events
 from ._sse import Frame, OversizedFrame, SSEDecoder
+from ._storage import FileTooLarge, LocalStorage, Storage, StoredFile
 
 __version__ = "0.1.0"
 
@@ -87,11 +90,14 @@ __all__ = [
     "EventStream",
     "FileCited",
     "FileFailed",
+    "FileFetcher",
     "FileLink",
     "FileSaved",
+    "FileTooLarge",
     "Frame",
     "HTTPStatusError",
     "ItemCompleted",
+    "LocalStorage",
     "MessageCompleted",
     "NotFound",
     "OversizedFrame",
@@ -110,6 +116,8 @@ __all__ = [
     "SSEDecoder",
     "SandboxLink",
     "ServerError",
+    "Storage",
+    "StoredFile",
     "StreamError",
     "StreamGap",
     "StreamTruncated",
@@ -123,6 +131,7 @@ __all__ = [
     "decode_event",
     "detect_format",
     "encode_event",
+    "fetch_files",
     "find_links",
     "find_uncovered_links",
     "from_response",
@@ -130,5 +139,6 @@ __all__ = [
     "parse_cursor",
     "replay",
     "resume",
+    "safe_filename",
     "stream",
 ]

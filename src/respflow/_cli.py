@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -55,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     play.add_argument("file", nargs="?", metavar="FILE|-", help="the recording; - for stdin")
+    play.add_argument(
+        "--fetch-files",
+        action="store_true",
+        help="save the files the recording cites or links, through the API its environment "
+        "names (OPENAI_API_KEY / OPENAI_BASE_URL, or the AZURE_OPENAI_* variables)",
+    )
+    play.add_argument(
+        "--files-dir",
+        type=Path,
+        default=Path("respflow-files"),
+        metavar="DIR",
+        help="where --fetch-files saves (default: ./respflow-files)",
+    )
     _add_output(play)
 
     demo = commands.add_parser(
@@ -68,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--pace", type=float, default=0.02, metavar="SECONDS", help="delay between events"
+    )
+    demo.add_argument(
+        "--files-dir",
+        type=Path,
+        default=Path("respflow-files"),
+        metavar="DIR",
+        help="where the run's files are saved (default: ./respflow-files)",
     )
     _add_color(demo)
 
@@ -153,6 +173,8 @@ def _replay(args: argparse.Namespace) -> int:
         print("respflow replay: playing the bundled sample recording", file=sys.stderr)
     out = sys.stdout
     try:
+        if args.fetch_files:
+            return _replay_fetching(args, data)
         if args.format == "jsonl":
             buffer = out.buffer
             for event in replay(data):
@@ -169,12 +191,43 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_fetching(args: argparse.Namespace, data: bytes) -> int:
+    from ._fetcher import fetch_files
+    from ._storage import LocalStorage
+
+    events = list(replay(data))  # a bad recording fails here, before any request
+    render = _renderer(args, sys.stdout)
+
+    async def recorded() -> AsyncIterator[Event]:
+        for event in events:
+            yield event
+
+    async def run() -> None:
+        async with (
+            _client_from_environment() as client,
+            fetch_files(recorded(), client, LocalStorage(args.files_dir)) as out,
+        ):
+            async for event in out:
+                render(event)
+
+    try:
+        anyio.run(run)
+    except RespflowError as exc:
+        print(f"respflow replay: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import demo
 
     out = sys.stdout
     color = args.color == "always" or (args.color == "auto" and out.isatty())
-    anyio.run(lambda: demo(_flushing(out), pace=max(0.0, args.pace), color=color))
+    anyio.run(
+        lambda: demo(
+            _flushing(out), pace=max(0.0, args.pace), color=color, files_dir=args.files_dir
+        )
+    )
     return 0
 
 

@@ -3,17 +3,20 @@
 A mock Responses API on loopback replays the bundled recording (a Code Interpreter run that
 prints, draws a chart, saves a CSV, and an answer citing the CSV and linking the chart with
 a bare sandbox link); the real openai SDK sends the request to it over HTTP; respflow reads
-the bytes and renders the events as they arrive.
+the bytes, renders the events as they arrive and saves the files the run produced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 
 from . import _events as ev
+from ._fetcher import fetch_files
 from ._openai import stream
 from ._render import PrettyRenderer
+from ._storage import LocalStorage
 
 __all__ = ["PROMPT", "SAMPLE", "demo"]
 
@@ -31,8 +34,10 @@ What to try next:
 """
 
 
-async def demo(write: Callable[[str], object], *, pace: float, color: bool) -> None:
-    """Serve the sample, stream it through the SDK, render it with ``write``."""
+async def demo(
+    write: Callable[[str], object], *, pace: float, color: bool, files_dir: Path
+) -> None:
+    """Serve the sample, stream it through the SDK, save its files, render it with ``write``."""
     import openai
 
     from .testing import MockServer, Recording
@@ -40,29 +45,29 @@ async def demo(write: Callable[[str], object], *, pace: float, color: bool) -> N
     samples = resources.files("respflow").joinpath("samples")
     recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())
     renderer = PrettyRenderer(write, color=color)
-    containers: dict[str, None] = {}
+    saved: list[ev.FileSaved] = []
     with resources.as_file(samples.joinpath("files")) as folder:
         async with MockServer(recording, files=folder, pace=pace) as mock:
             write(
                 f"respflow demo: a mock Responses API at {mock.url} replays a recorded Code "
                 "Interpreter run;\nthe openai SDK sends the request, respflow reads the "
-                "stream and prints its events.\n\n"
+                "stream, prints its events and saves the files.\n\n"
             )
             client = openai.AsyncOpenAI(
                 base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
             )
-            async with client:
-                async with stream(client, model="gpt-5", input=PROMPT, tools=_TOOLS) as events:
-                    async for event in events:
-                        renderer.render(event)
-                        if isinstance(event, ev.CodeStarted) and event.container_id:
-                            containers[event.container_id] = None
-                for container_id in containers:
-                    page = await client.containers.files.list(container_id)
-                    names = ", ".join(sorted(f.path.rsplit("/", 1)[-1] for f in page.data))
-                    write(
-                        f"\nThe files the code saved are in container {container_id}: {names}.\n"
-                        "Containers expire after about 20 idle minutes; respflow does not "
-                        "save them to disk yet.\n"
-                    )
+            storage = LocalStorage(files_dir)
+            async with (
+                client,
+                stream(client, model="gpt-5", input=PROMPT, tools=_TOOLS) as events,
+                fetch_files(events, client, storage) as events_and_files,
+            ):
+                async for event in events_and_files:
+                    renderer.render(event)
+                    if isinstance(event, ev.FileSaved):
+                        saved.append(event)
+    if saved:
+        write(f"\nThe {len(saved)} files the run produced are in {storage.root}:\n")
+        for event in saved:
+            write(f"  {event.location}  ({event.resolved_by})\n")
     write(_NEXT)

@@ -178,6 +178,14 @@ class FileLink(EventBase, frozen=True, tag="file.link"):
 
 
 class FileSaved(EventBase, frozen=True, tag="file.saved"):
+    """A file the response produced is stored (by the file fetcher).
+
+    ``resolved_by`` says how it was found: ``citation`` (an annotation), ``link`` (a bare
+    sandbox link matched in the container's listing), ``image`` (a ``code.image`` data
+    URL), ``container`` (every assistant file was asked for). ``path`` is its container
+    path, where known.
+    """
+
     container_id: str | None
     file_id: str | None
     filename: str
@@ -186,6 +194,7 @@ class FileSaved(EventBase, frozen=True, tag="file.saved"):
     sha256: str
     media_type: str | None = None
     resolved_by: str = "citation"
+    path: str | None = None
 
 
 class FileFailed(EventBase, frozen=True, tag="file.failed"):

@@ -109,6 +109,9 @@ class MockServer:
         honour_starting_after: False to replay a resumed stream from its first event,
             as some servers do; the client must then drop the repeats.
         container_ttl: seconds a container lives without use (None: forever).
+        file_delay: seconds each file download waits before its answer.
+        cut_files_after: drop file downloads after this many bytes (``max_cuts`` counts
+            these too).
         openai_api_key: the Bearer key ``/v1/...`` accepts.
         azure_api_key: the key ``/openai/v1/...`` accepts (``api-key`` header or Bearer).
         azure_ad_token: an Entra token ``/openai/v1/...`` accepts as Bearer.
@@ -125,6 +128,8 @@ class MockServer:
         max_cuts: int | None = None,
         honour_starting_after: bool = True,
         container_ttl: float | None = None,
+        file_delay: float = 0.0,
+        cut_files_after: int | None = None,
         openai_api_key: str = "sk-mock-openai",
         azure_api_key: str = "mock-azure-key",
         azure_ad_token: str | None = None,
@@ -144,6 +149,11 @@ class MockServer:
         """How many connections were dropped on purpose."""
         self.disconnects = 0
         """How many streams the client closed before their end."""
+        self.file_delay = file_delay
+        self.cut_files_after = cut_files_after
+        self.active_downloads = 0
+        self.peak_downloads = 0
+        """The most file downloads that were served at once."""
         self.containers = Containers(
             Path(files) if files is not None else None, recording, ttl=container_ttl
         )
@@ -509,18 +519,30 @@ class MockServer:
             return
         data = found.local.read_bytes()
         self._log(request, 200)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", found.media_type.encode()),
-                    (b"content-length", str(len(data)).encode()),
-                    (b"x-request-id", self._request_id()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": data})
+        self.active_downloads += 1
+        self.peak_downloads = max(self.peak_downloads, self.active_downloads)
+        try:
+            if self.file_delay:
+                await anyio.sleep(self.file_delay)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", found.media_type.encode()),
+                        (b"content-length", str(len(data)).encode()),
+                        (b"x-request-id", self._request_id()),
+                    ],
+                }
+            )
+            cut = self.cut_files_after
+            if cut is not None and (self.max_cuts is None or self.cuts < self.max_cuts):
+                await send({"type": "http.response.body", "body": data[:cut], "more_body": True})
+                self.cuts += 1
+                raise _Cut(f"dropped the download after {cut} bytes (cut_files_after)")
+            await send({"type": "http.response.body", "body": data})
+        finally:
+            self.active_downloads -= 1
 
 
 class _Request:

@@ -1,0 +1,193 @@
+"""Where fetched files go: a small protocol and a local directory that implements it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterable
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+import msgspec
+
+from ._exceptions import RespflowError
+from ._names import safe_filename
+
+__all__ = ["FileTooLarge", "LocalStorage", "Storage", "StoredFile"]
+
+
+class FileTooLarge(RespflowError):
+    """A file went past a storage size cap; nothing of it was kept."""
+
+
+_INDEX = ".respflow-index.json"
+
+
+class StoredFile(msgspec.Struct, frozen=True):
+    location: str
+    """Where the file now is: a local path for :class:`LocalStorage`."""
+    filename: str
+    """The safe name it was stored under."""
+    size: int
+    sha256: str
+    media_type: str | None = None
+
+
+class Storage(Protocol):
+    """What the file fetcher writes to. ``key`` identifies the file within a response
+    (``<container_id>/<file_id>``, or the image's place) so it is stored once."""
+
+    async def find(self, response_id: str, key: str) -> StoredFile | None: ...
+
+    async def save(
+        self,
+        response_id: str,
+        key: str,
+        filename: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        media_type: str | None = None,
+    ) -> StoredFile: ...
+
+
+class LocalStorage:
+    """Files under ``root/<response_id>/<safe name>``, written atomically.
+
+    Each file is written to a hidden temporary file in its final directory, flushed to
+    disk, then linked to its name, which never replaces an existing file: two files with
+    one name get ``name (2).ext``. A file is stored once per key: an index in each
+    response folder (``.respflow-index.json``) remembers what was saved, across runs. A
+    download that fails or passes ``max_file_bytes`` (or takes the response past
+    ``max_response_bytes``) leaves nothing behind. Names from the API are made safe by
+    :func:`respflow.safe_filename`, and every path is checked to be inside ``root``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = "respflow-files",
+        *,
+        max_file_bytes: int = 512 * 1024 * 1024,
+        max_response_bytes: int = 2 * 1024 * 1024 * 1024,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.max_file_bytes = max_file_bytes
+        self.max_response_bytes = max_response_bytes
+        self._saved: dict[tuple[str, str], StoredFile] = {}
+        self._used: dict[str, int] = {}
+        self._lock = anyio.Lock()
+        self._loaded: set[str] = set()
+
+    async def find(self, response_id: str, key: str) -> StoredFile | None:
+        if (response_id, key) not in self._saved:
+            await anyio.to_thread.run_sync(self._load_index, response_id)
+        return self._saved.get((response_id, key))
+
+    def _folder(self, response_id: str) -> Path:
+        return self._inside(self.root / safe_filename(response_id, fallback="response"))
+
+    def _load_index(self, response_id: str) -> None:
+        """Take in what an earlier run saved for this response, if its files are still there."""
+        if response_id in self._loaded:
+            return
+        self._loaded.add(response_id)
+        folder = self._folder(response_id)
+        try:
+            index = msgspec.json.decode((folder / _INDEX).read_bytes(), type=dict[str, StoredFile])
+        except (OSError, msgspec.DecodeError):
+            return
+        for key, stored in index.items():
+            path = folder / stored.filename
+            safe = stored.filename == safe_filename(stored.filename)
+            if safe and path.is_file() and path.stat().st_size == stored.size:
+                self._saved[(response_id, key)] = msgspec.structs.replace(
+                    stored, location=str(path)
+                )
+                self._used[response_id] = self._used.get(response_id, 0) + stored.size
+
+    def _write_index(self, response_id: str, folder: Path) -> None:
+        index = {key: stored for (rid, key), stored in self._saved.items() if rid == response_id}
+        temp = folder / f".{secrets.token_hex(8)}.part"
+        temp.write_bytes(msgspec.json.encode(index))
+        os.replace(temp, folder / _INDEX)
+
+    async def save(
+        self,
+        response_id: str,
+        key: str,
+        filename: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        media_type: str | None = None,
+    ) -> StoredFile:
+        """Store ``chunks`` under ``filename``; returns the existing file if ``key`` was saved.
+
+        Raises:
+            FileTooLarge: a size cap was passed (nothing was kept).
+        """
+        found = await self.find(response_id, key)
+        if found is not None:
+            return found
+        folder = self._folder(response_id)
+        await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
+        temp = folder / f".{secrets.token_hex(8)}.part"
+        digest = hashlib.sha256()
+        size = 0
+        budget = self.max_response_bytes - self._used.get(response_id, 0)
+        try:
+            async with await anyio.open_file(temp, "xb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_file_bytes:
+                        raise FileTooLarge(
+                            f"{filename!r} is larger than max_file_bytes ({self.max_file_bytes})"
+                        )
+                    if size > budget:
+                        raise FileTooLarge(
+                            f"{filename!r} would take response {response_id} past "
+                            f"max_response_bytes ({self.max_response_bytes})"
+                        )
+                    digest.update(chunk)
+                    await out.write(chunk)
+                await out.flush()
+                await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
+            async with self._lock:
+                found = self._saved.get((response_id, key))
+                if found is not None:  # saved meanwhile by another task
+                    return found
+                final = await anyio.to_thread.run_sync(_link_free_name, temp, folder, filename)
+                stored = StoredFile(str(final), final.name, size, digest.hexdigest(), media_type)
+                self._saved[(response_id, key)] = stored
+                self._used[response_id] = self._used.get(response_id, 0) + size
+                await anyio.to_thread.run_sync(self._write_index, response_id, folder)
+                return stored
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
+
+    def _inside(self, path: Path) -> Path:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root):
+            raise RespflowError(f"refusing to write outside the storage root: {path}")
+        return resolved
+
+
+def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:
+    """Give ``temp`` a name in ``folder`` that no file has: ``name``, ``name (2)``, ..."""
+    name = safe_filename(filename)
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem:
+        stem, dot, suffix = name, "", ""
+    for n in range(1, 10_000):
+        candidate = name if n == 1 else safe_filename(f"{stem} ({n}){dot}{suffix}")
+        final = folder / candidate
+        if final.resolve().parent != folder:
+            raise RespflowError(f"refusing to write outside the storage folder: {final}")
+        try:
+            os.link(temp, final)  # fails if the name is taken: never replaces a file
+        except FileExistsError:
+            continue
+        return final
+    raise RespflowError(f"no free name for {filename!r} in {folder}")
