@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import anyio
 import msgspec
@@ -55,6 +57,13 @@ def test_demo_runs_the_whole_path_with_no_key_and_no_network(tmp_path: Path) -> 
         assert f"{saved / name}  (" in out
         assert (saved / name).read_bytes() == (FILES / name).read_bytes()
     assert "What to try next" in out
+    # The final answer links the saved files, where they are.
+    answer = out.split("The answer, its links pointing at the saved files:\n", 1)[1]
+    links = re.findall(r"file://[^\s)]+", answer.split("\n", 1)[0])
+    assert len(links) == 2
+    for link in links:
+        assert Path(unquote(urlparse(link).path)).is_file()
+    assert "sandbox:" not in answer.split("\n", 1)[0]
     assert done.stderr == ""
 
 

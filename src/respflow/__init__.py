@@ -65,6 +65,7 @@ from ._openai import (
     stream,
 )
 from ._recording import RecordingFormat, detect_format, replay
+from ._rewrite import LinkRewriter
 from ._source import aiter_events
 from ._sse import Frame, OversizedFrame, SSEDecoder
 from ._storage import FileTooLarge, LocalStorage, Storage, StoredFile
@@ -97,6 +98,7 @@ __all__ = [
     "Frame",
     "HTTPStatusError",
     "ItemCompleted",
+    "LinkRewriter",
     "LocalStorage",
     "MessageCompleted",
     "NotFound",

@@ -8,6 +8,7 @@ the bytes, renders the events as they arrive and saves the files the run produce
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from . import _events as ev
 from ._fetcher import fetch_files
 from ._openai import stream
 from ._render import PrettyRenderer
+from ._rewrite import LinkRewriter
 from ._storage import LocalStorage
 
 __all__ = ["PROMPT", "SAMPLE", "demo"]
@@ -46,6 +48,12 @@ async def demo(
     recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())
     renderer = PrettyRenderer(write, color=color)
     saved: list[ev.FileSaved] = []
+    answers: list[ev.MessageCompleted] = []
+    storage = LocalStorage(files_dir)
+    # Links in the answer go to where the files are being saved, as file:// URLs.
+    rewriter = LinkRewriter(
+        lambda rid, path: storage.path_for(rid, posixpath.basename(path)).as_uri()
+    )
     with resources.as_file(samples.joinpath("files")) as folder:
         async with MockServer(recording, files=folder, pace=pace) as mock:
             write(
@@ -56,18 +64,22 @@ async def demo(
             client = openai.AsyncOpenAI(
                 base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
             )
-            storage = LocalStorage(files_dir)
             async with (
                 client,
                 stream(client, model="gpt-5", input=PROMPT, tools=_TOOLS) as events,
                 fetch_files(events, client, storage) as events_and_files,
             ):
                 async for event in events_and_files:
-                    renderer.render(event)
-                    if isinstance(event, ev.FileSaved):
-                        saved.append(event)
+                    for out in rewriter.feed(event):
+                        renderer.render(out)
+                        if isinstance(out, ev.FileSaved):
+                            saved.append(out)
+                        elif isinstance(out, ev.MessageCompleted):
+                            answers.append(out)
     if saved:
         write(f"\nThe {len(saved)} files the run produced are in {storage.root}:\n")
         for event in saved:
             write(f"  {event.location}  ({event.resolved_by})\n")
+    for answer in answers:
+        write(f"\nThe answer, its links pointing at the saved files:\n{answer.text}\n")
     write(_NEXT)

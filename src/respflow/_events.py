@@ -198,11 +198,18 @@ class FileSaved(EventBase, frozen=True, tag="file.saved"):
 
 
 class FileFailed(EventBase, frozen=True, tag="file.failed"):
+    """A file could not be saved; ``reason`` says why and ``hint`` what to do.
+
+    ``status`` is the HTTP status of the last try (None: no answer or not HTTP);
+    ``path`` is the sandbox path of a link that could not be resolved or fetched.
+    """
+
     container_id: str | None
     file_id: str | None
     status: int | None
     reason: str
     hint: str
+    path: str | None = None
 
 
 class MessageCompleted(EventBase, frozen=True, tag="message.completed"):

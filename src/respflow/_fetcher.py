@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-import msgspec
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _events as ev
 from ._openai import Reconnect, _retry_after, _run_out
+from ._stamp import Stamper
 from ._storage import FileTooLarge, LocalStorage, Storage, StoredFile
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ class FileFetcher:
             yield _saved(state, container_id, file_id, outcome, path, resolved_by)
         else:
             status, reason, hint = outcome
-            yield _failed(state, container_id, file_id, status, reason, hint)
+            yield _failed(state, container_id, file_id, status, reason, hint, path)
 
     async def _fetch(
         self, state: _Response, container_id: str, file_id: str, filename: str, key: str
@@ -294,6 +294,7 @@ class FileFetcher:
                 exc.status_code,
                 f"could not list container {container_id} to find {path}: {_api_message(exc)}",
                 _hint(exc.status_code, exc.request.url),
+                path,
             )
             return
         match = _match(listing, path)
@@ -306,6 +307,7 @@ class FileFetcher:
                 f"the answer links {path}, but container {container_id} has no such file",
                 "the model may have named a file it never saved; ask it to save the file "
                 "under /mnt/data and cite it",
+                path,
             )
             return
         if not self._claim(state, f"{container_id}/{match['id']}"):
@@ -409,25 +411,13 @@ async def fetch_files(
 async def _stamped(
     receive: MemoryObjectReceiveStream[ev.Event | _Made],
 ) -> AsyncIterator[ev.Event]:
-    """Events in order, with the fetcher's own given their place: the sequence number of
-    the event before them and a cursor after it."""
-    seq, k = -1, 0
+    stamper = Stamper()
     async with receive:
         async for item in receive:
             if isinstance(item, _Made):
-                event: ev.Event = msgspec.structs.replace(
-                    item.event, sequence_number=seq, cursor=f"{seq}-{k}"
-                )
-                k += 1
+                yield stamper.made(item.event)
             else:
-                event = item
-                if event.sequence_number != seq:
-                    seq, k = event.sequence_number, 0
-                cursor = f"{seq}-{k}"
-                if event.cursor != cursor:
-                    event = msgspec.structs.replace(event, cursor=cursor)
-                k += 1
-            yield event
+                yield stamper.passed(item)
 
 
 def _saved(
@@ -461,6 +451,7 @@ def _failed(
     status: int | None,
     reason: str,
     hint: str,
+    path: str | None = None,
 ) -> ev.FileFailed:
     return ev.FileFailed(
         response_id=state.response_id,
@@ -471,6 +462,7 @@ def _failed(
         status=status,
         reason=reason,
         hint=hint,
+        path=path,
     )
 
 

@@ -28,10 +28,12 @@ class SandboxLink(NamedTuple):
     end: int
 
 
-def find_links(text: str) -> Iterator[SandboxLink]:
+def find_links(text: str, start: int = 0, end: int | None = None) -> Iterator[SandboxLink]:
+    """Links in ``text[start:end]``, judged in the whole text (what precedes ``start``
+    decides whether a link may begin there); positions are in ``text``."""
     if "/mnt/data/" not in text:
         return
-    for match in _LINK.finditer(text):
+    for match in _LINK.finditer(text, start, len(text) if end is None else end):
         target = match.group().rstrip(_TRAILING)
         path = target.removeprefix("sandbox:")
         if path == "/mnt/data/":

@@ -88,6 +88,11 @@ class LocalStorage:
     def _folder(self, response_id: str) -> Path:
         return self._inside(self.root / safe_filename(response_id, fallback="response"))
 
+    def path_for(self, response_id: str, filename: str) -> Path:
+        """Where a file of that name is stored, unless another took the name first
+        (then it is ``name (2).ext``): what links can point at before it is saved."""
+        return self._folder(response_id) / safe_filename(filename)
+
     def _load_index(self, response_id: str) -> None:
         """Take in what an earlier run saved for this response, if its files are still there."""
         if response_id in self._loaded:

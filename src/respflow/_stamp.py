@@ -1,0 +1,37 @@
+"""Cursors for a stream a processor has added events to.
+
+The core numbers events ``<sequence_number>-<k>``. A processor that inserts its own events
+(``file.saved``, a flushed ``text.delta``) gives each the sequence number of the event
+before it and renumbers ``k`` so cursors stay unique and ordered.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from . import _events as ev
+
+__all__ = ["Stamper"]
+
+
+class Stamper:
+    def __init__(self) -> None:
+        self._seq = -1
+        self._k = 0
+
+    def passed(self, event: ev.Event) -> ev.Event:
+        """An event from upstream, in its place."""
+        if event.sequence_number != self._seq:
+            self._seq, self._k = event.sequence_number, 0
+        return self._stamp(event, event.sequence_number)
+
+    def made(self, event: ev.Event) -> ev.Event:
+        """An event the processor made, after the last one out."""
+        return self._stamp(event, self._seq)
+
+    def _stamp(self, event: ev.Event, seq: int) -> ev.Event:
+        cursor = f"{seq}-{self._k}"
+        self._k += 1
+        if event.cursor == cursor and event.sequence_number == seq:
+            return event
+        return msgspec.structs.replace(event, sequence_number=seq, cursor=cursor)
