@@ -50,15 +50,33 @@ def _deltas(text: str, cuts: list[int]) -> list[str]:
     return [text[a:b] for a, b in itertools.pairwise(points)]
 
 
+def _delta(n: int, piece: str, rid: str = "resp_1") -> ev.TextDelta:
+    return ev.TextDelta(
+        response_id=rid,
+        sequence_number=n,
+        cursor=f"{n}-0",
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        delta=piece,
+    )
+
+
 def _stream(rewriter: LinkRewriter, pieces: list[str], text: str) -> list[respflow.Event]:
     out: list[respflow.Event] = []
-    base = {"response_id": "resp_1", "item_id": "msg_1", "output_index": 0, "content_index": 0}
     for n, piece in enumerate(pieces):
-        delta = ev.TextDelta(sequence_number=n, cursor=f"{n}-0", delta=piece, **base)
-        out += rewriter.feed(delta)
+        out += rewriter.feed(_delta(n, piece))
     n = len(pieces)
-    out += rewriter.feed(ev.TextDone(sequence_number=n, cursor=f"{n}-0", text=text, **base))
-    return out
+    done = ev.TextDone(
+        response_id="resp_1",
+        sequence_number=n,
+        cursor=f"{n}-0",
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        text=text,
+    )
+    return out + rewriter.feed(done)
 
 
 @given(texts, st.lists(st.integers(min_value=0)))
@@ -79,22 +97,16 @@ def test_rewriting_delta_by_delta_equals_rewriting_the_whole_text(
 
 def test_only_what_could_still_become_a_link_is_held_back() -> None:
     rewriter = LinkRewriter()
-    base = {"response_id": "r", "item_id": "m", "output_index": 0, "content_index": 0}
-    [first] = rewriter.feed(
-        ev.TextDelta(sequence_number=1, cursor="1-0", delta="See sandbox:/mn", **base)
-    )
+    [first] = rewriter.feed(_delta(1, "See sandbox:/mn", "r"))
     assert isinstance(first, ev.TextDelta)
     assert first.delta == "See "
-    [second] = rewriter.feed(
-        ev.TextDelta(sequence_number=2, cursor="2-0", delta="t/data/a b.csv now", **base)
-    )
+    [second] = rewriter.feed(_delta(2, "t/data/a b.csv now", "r"))
     assert isinstance(second, ev.TextDelta)
     assert second.delta == "/files/r/a b.csv now"  # a link ends at the space
 
 
 def test_never_more_than_max_hold_is_held() -> None:
     rewriter = LinkRewriter(max_hold=50)
-    base = {"response_id": "r", "item_id": "m", "output_index": 0, "content_index": 0}
     text = "sandbox:/mnt/data/" + "x" * 300 + " done"
     sent = received = 0
     for n in range(0, len(text), 7):
