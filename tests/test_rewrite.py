@@ -112,9 +112,7 @@ def test_never_more_than_max_hold_is_held() -> None:
     for n in range(0, len(text), 7):
         piece = text[n : n + 7]
         sent += len(piece)
-        for event in rewriter.feed(
-            ev.TextDelta(sequence_number=n, cursor=f"{n}-0", delta=piece, **base)
-        ):
+        for event in rewriter.feed(_delta(n, piece, "r")):
             assert isinstance(event, ev.TextDelta)
             received += len(event.delta)
         assert sent - received <= 50
