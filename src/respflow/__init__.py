@@ -66,6 +66,7 @@ from ._openai import (
 )
 from ._recording import RecordingFormat, detect_format, replay
 from ._rewrite import LinkRewriter
+from ._serving import files_app
 from ._source import aiter_events
 from ._sse import Frame, OversizedFrame, SSEDecoder
 from ._storage import FileTooLarge, LocalStorage, Storage, StoredFile
@@ -134,6 +135,7 @@ __all__ = [
     "detect_format",
     "encode_event",
     "fetch_files",
+    "files_app",
     "find_links",
     "find_uncovered_links",
     "from_response",

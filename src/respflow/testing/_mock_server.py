@@ -12,8 +12,6 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import socket
-import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +22,8 @@ from urllib.parse import parse_qs
 import anyio
 import msgspec
 
-from .._exceptions import UsageError
 from ._containers import Containers
+from ._loopback import LoopbackServer
 from ._recorded import Recording
 
 __all__ = ["MockServer", "RecordedRequest"]
@@ -161,8 +159,7 @@ class MockServer:
         self._stored: dict[str, _Stored] = {}
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1)
-        self._stop: anyio.Event | None = None
-        self._group: Any = None
+        self._server: LoopbackServer
 
     # -- controls -----------------------------------------------------------------------
 
@@ -206,29 +203,10 @@ class MockServer:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> MockServer:
-        try:
-            from hypercorn.config import Config
-        except ImportError:
-            raise UsageError(
-                "the mock server runs on hypercorn, which is not installed: "
-                "pip install 'respflow[mock]'"
-            ) from None
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
-        sock.listen(128)
-        self._port = sock.getsockname()[1]
-        config = Config()
-        # The socket is listening already, so clients may connect before serve() runs.
-        config.bind = [f"fd://{sock.detach()}"]
-        config.errorlog = _log
-        config.graceful_timeout = 0.5
-        config.keep_alive_timeout = 30.0
-        self._stop = anyio.Event()
-        self._group = anyio.create_task_group()
-        await self._group.__aenter__()
-        self._group.start_soon(self._serve, config)
+        app: Any = self  # hypercorn types scopes as TypedDicts; the app reads them as mappings
+        self._server = LoopbackServer(app, port=self._port, log=_log)
+        await self._server.__aenter__()
+        self._port = self._server.port
         return self
 
     async def __aexit__(
@@ -237,26 +215,7 @@ class MockServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._stop is not None
-        self._stop.set()
-        # The body's own exception is left to propagate as it is, not wrapped in a group:
-        # the server task stops on _stop alone, so the group has nothing to cancel.
-        await self._group.__aexit__(None, None, None)
-
-    async def _serve(self, config: Any) -> None:
-        assert self._stop is not None
-        app: Any = self  # hypercorn types scopes as TypedDicts; the app reads them as mappings
-        # hypercorn must shut down on its own terms (on asyncio it fails if cancelled while
-        # shutting down): it stops when _stop is set, within graceful_timeout.
-        with anyio.CancelScope(shield=True):
-            if _on_trio():
-                from hypercorn.trio import serve as trio_serve
-
-                await trio_serve(app, config, shutdown_trigger=self._stop.wait)
-            else:
-                from hypercorn.asyncio import serve as asyncio_serve
-
-                await asyncio_serve(app, config, shutdown_trigger=self._stop.wait)
+        await self._server.__aexit__(exc_type, exc, tb)
 
     async def serve_forever(self) -> None:
         """Run until cancelled (the ``respflow mock-server`` command)."""
@@ -565,17 +524,6 @@ class _Request:
             return msgspec.json.decode(self.body)
         except msgspec.DecodeError:
             return None
-
-
-def _on_trio() -> bool:
-    trio = sys.modules.get("trio")
-    if trio is None:
-        return False
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _error(message: str, status: int = 404) -> dict[str, Any]:
