@@ -29,6 +29,7 @@ from ._events import (
     ResponseFailed,
     ResponseIncomplete,
     ResponseStarted,
+    StreamDropped,
     StreamError,
     StreamGap,
     StreamTruncated,
@@ -64,9 +65,12 @@ from ._openai import (
     resume,
     stream,
 )
+from ._pipeline import Attached, Pipeline, Policy, Sink, SinkFailed, attach, deliver
+from ._plugins import available_sinks, sink_from_spec
 from ._recording import RecordingFormat, detect_format, replay
 from ._rewrite import LinkRewriter
 from ._serving import files_app
+from ._sinks import CallbackSink, JsonlSink, LogSink
 from ._source import aiter_events
 from ._sse import Frame, OversizedFrame, SSEDecoder
 from ._storage import FileTooLarge, LocalStorage, Storage, StoredFile
@@ -77,7 +81,9 @@ __all__ = [
     "CODE_OUTPUTS",
     "END_TYPES",
     "Assembler",
+    "Attached",
     "AuthenticationFailed",
+    "CallbackSink",
     "CodeCompleted",
     "CodeDelta",
     "CodeDone",
@@ -99,11 +105,15 @@ __all__ = [
     "Frame",
     "HTTPStatusError",
     "ItemCompleted",
+    "JsonlSink",
     "LinkRewriter",
     "LocalStorage",
+    "LogSink",
     "MessageCompleted",
     "NotFound",
     "OversizedFrame",
+    "Pipeline",
+    "Policy",
     "RateLimited",
     "ReasoningDelta",
     "ReasoningDone",
@@ -119,8 +129,11 @@ __all__ = [
     "SSEDecoder",
     "SandboxLink",
     "ServerError",
+    "Sink",
+    "SinkFailed",
     "Storage",
     "StoredFile",
+    "StreamDropped",
     "StreamError",
     "StreamGap",
     "StreamTruncated",
@@ -130,8 +143,11 @@ __all__ = [
     "UsageError",
     "__version__",
     "aiter_events",
+    "attach",
+    "available_sinks",
     "cancel",
     "decode_event",
+    "deliver",
     "detect_format",
     "encode_event",
     "fetch_files",
@@ -144,5 +160,6 @@ __all__ = [
     "replay",
     "resume",
     "safe_filename",
+    "sink_from_spec",
     "stream",
 ]

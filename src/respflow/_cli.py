@@ -14,8 +14,11 @@ import anyio
 
 from ._events import Event, encode_event
 from ._exceptions import RecordingError, RespflowError
+from ._pipeline import Sink, deliver
+from ._plugins import sink_from_spec
 from ._recording import replay
 from ._render import PrettyRenderer
+from ._sinks import CallbackSink
 
 __all__ = ["main"]
 
@@ -28,6 +31,13 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
         choices=("pretty", "jsonl"),
         default="pretty",
         help="pretty for a person (the default), jsonl for one normalized event per line",
+    )
+    parser.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also deliver the events to a sink: jsonl:PATH, log, or a plugin's spec (may repeat)",
     )
     _add_color(parser)
 
@@ -173,8 +183,8 @@ def _replay(args: argparse.Namespace) -> int:
         print("respflow replay: playing the bundled sample recording", file=sys.stderr)
     out = sys.stdout
     try:
-        if args.fetch_files:
-            return _replay_fetching(args, data)
+        if args.fetch_files or args.sink:
+            return _replay_delivering(args, data)
         if args.format == "jsonl":
             buffer = out.buffer
             for event in replay(data):
@@ -191,24 +201,25 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_fetching(args: argparse.Namespace, data: bytes) -> int:
-    from ._fetcher import fetch_files
+def _replay_delivering(args: argparse.Namespace, data: bytes) -> int:
+    """Replay through the pipeline: to the terminal, to ``--sink``s, fetching files."""
+    from ._fetcher import FileFetcher
     from ._storage import LocalStorage
 
     events = list(replay(data))  # a bad recording fails here, before any request
-    render = _renderer(args, sys.stdout)
 
     async def recorded() -> AsyncIterator[Event]:
         for event in events:
             yield event
 
     async def run() -> None:
-        async with (
-            _client_from_environment() as client,
-            fetch_files(recorded(), client, LocalStorage(args.files_dir)) as out,
-        ):
-            async for event in out:
-                render(event)
+        sinks = _sinks(args)
+        if not args.fetch_files:
+            await deliver(recorded(), *sinks)
+            return
+        async with _client_from_environment() as client:
+            fetcher = FileFetcher(client, LocalStorage(args.files_dir))
+            await deliver(recorded(), *sinks, processors=[fetcher])
 
     try:
         anyio.run(run)
@@ -216,6 +227,11 @@ def _replay_fetching(args: argparse.Namespace, data: bytes) -> int:
         print(f"respflow replay: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _sinks(args: argparse.Namespace) -> list[Sink]:
+    """The terminal, then each ``--sink`` (an unknown one fails before any request)."""
+    return [CallbackSink(_renderer(args, sys.stdout)), *map(sink_from_spec, args.sink)]
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -308,7 +324,6 @@ def _client_from_environment() -> Any:
 def _stream(args: argparse.Namespace) -> int:
     from ._openai import stream
 
-    render = _renderer(args, sys.stdout)
     params: dict[str, Any] = {"model": args.model, "input": args.prompt}
     if args.code_interpreter:
         params["tools"] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
@@ -316,9 +331,9 @@ def _stream(args: argparse.Namespace) -> int:
         params.update(background=True, store=True)
 
     async def run() -> None:
+        sinks = _sinks(args)
         async with _client_from_environment() as client, stream(client, **params) as events:
-            async for event in events:
-                render(event)
+            await deliver(events, *sinks)
 
     try:
         anyio.run(run)

@@ -39,6 +39,7 @@ __all__ = [
     "ResponseFailed",
     "ResponseIncomplete",
     "ResponseStarted",
+    "StreamDropped",
     "StreamError",
     "StreamGap",
     "StreamTruncated",
@@ -293,6 +294,18 @@ class StreamGap(EventBase, frozen=True, tag="stream.gap"):
     received: int
 
 
+class StreamDropped(EventBase, frozen=True, tag="stream.dropped"):
+    """Sent to one sink only: it fell behind and these events were not delivered to it.
+
+    ``first_cursor`` .. ``last_cursor`` is the range it missed; a client that keeps its
+    own history (or an SSE/websocket endpoint with ``Last-Event-ID``) can fetch them again.
+    """
+
+    count: int
+    first_cursor: str
+    last_cursor: str
+
+
 class StreamTruncated(EventBase, frozen=True, tag="stream.truncated"):
     last_sequence_number: int | None
     message: str = ""
@@ -329,6 +342,7 @@ Event = (
     | ResponseFailed
     | StreamError
     | StreamGap
+    | StreamDropped
     | StreamTruncated
     | Unknown
 )

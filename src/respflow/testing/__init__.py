@@ -8,11 +8,13 @@
 
 from ._builder import StreamBuilder, to_jsonl, to_sse
 from ._loopback import LoopbackServer
+from ._memory import MemorySink
 from ._mock_server import MockServer, RecordedRequest
 from ._recorded import RecordedEvent, Recording
 
 __all__ = [
     "LoopbackServer",
+    "MemorySink",
     "MockServer",
     "RecordedEvent",
     "RecordedRequest",

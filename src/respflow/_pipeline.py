@@ -1,0 +1,329 @@
+"""Fan-out: one stream of events to many sinks, none of which can hurt the others.
+
+Each sink gets its own bounded buffer and its own task. What happens when a sink falls
+behind is its policy: ``block`` holds the stream back until it catches up (nothing lost:
+files, logs); ``drop_oldest`` drops what it has not taken yet and tells it so with a
+``stream.dropped`` event; ``disconnect`` drops the sink (a slow browser tab reconnects
+with its cursor). A sink that raises is closed and reported to the others as a
+``stream.error``; a ``required`` sink failing stops the pipeline instead. Every sink is
+closed exactly once, after the response's end, or on cancellation after a
+``stream.truncated`` that says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import anyio
+from anyio.abc import TaskGroup
+
+from . import _events as ev
+from ._exceptions import RespflowError, UsageError
+from ._stamp import Stamper
+
+__all__ = ["Attached", "Pipeline", "Policy", "Sink", "SinkFailed", "attach", "deliver"]
+
+Policy = Literal["block", "drop_oldest", "disconnect"]
+
+_log = logging.getLogger("respflow")
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where events go. ``send`` is awaited once per event, in order; ``aclose`` once."""
+
+    async def send(self, event: ev.Event) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class SinkFailed(RespflowError):
+    """A ``required`` sink raised; the pipeline stopped. ``__cause__`` is its exception."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attached:
+    """A sink with its delivery options; see :func:`attach`."""
+
+    sink: Sink
+    policy: Policy = "block"
+    buffer: int = 1024
+    required: bool = False
+    name: str = ""
+
+
+def attach(
+    sink: Sink,
+    *,
+    policy: Policy = "block",
+    buffer: int = 1024,
+    required: bool = False,
+    name: str | None = None,
+) -> Attached:
+    """``sink`` with how it is fed: its policy when ``buffer`` events are waiting for it,
+    and whether its failure stops the pipeline (``required``)."""
+    if policy not in ("block", "drop_oldest", "disconnect"):
+        raise UsageError(f"unknown policy {policy!r}: use block, drop_oldest or disconnect")
+    if buffer < 1:
+        raise UsageError("buffer must be at least 1")
+    return Attached(sink, policy, buffer, required, name or type(sink).__name__)
+
+
+class Pipeline:
+    """``async with Pipeline(sink, attach(other, policy="drop_oldest")) as p: await p.run(events)``
+
+    Args:
+        sinks: sinks, bare (``block``, not required) or wrapped by :func:`attach`.
+        processors: steps between the events and the sinks, in order: an object with
+            ``process(events)`` (an async context manager, like :class:`respflow.FileFetcher`)
+            or with ``feed(event) -> list[Event]`` (like :class:`respflow.LinkRewriter`).
+        close_timeout: seconds each sink gets to take its last event and close when the
+            pipeline is cancelled.
+    """
+
+    def __init__(
+        self,
+        *sinks: Sink | Attached,
+        processors: Sequence[Any] = (),
+        close_timeout: float = 5.0,
+    ) -> None:
+        if not sinks:
+            raise UsageError("a pipeline needs at least one sink")
+        self.processors = list(processors)
+        self._close_timeout = close_timeout
+        self._outlets = [_Outlet(s if isinstance(s, Attached) else attach(s), self) for s in sinks]
+        self._stamper = Stamper()
+        self._group: TaskGroup | None = None
+        self._failed: SinkFailed | None = None
+        self.failures: list[tuple[str, BaseException]] = []
+        """Sinks that raised, by name, with what they raised."""
+
+    async def __aenter__(self) -> Pipeline:
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        for outlet in self._outlets:
+            self._group.start_soon(outlet.run, name=f"respflow sink {outlet.name}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._group is not None
+        for outlet in self._outlets:
+            outlet.end()
+        try:
+            handled = await self._group.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            failed, rest = group.split(SinkFailed)
+            if failed is not None and rest is None:
+                raise failed.exceptions[0] from None
+            raise
+        if self._failed is not None:  # it cancelled the pipeline: this is what happened
+            raise self._failed
+        return handled
+
+    async def publish(self, event: ev.Event) -> None:
+        """Give ``event`` to every sink, as each one's policy says."""
+        if self._failed is not None:
+            raise self._failed
+        stamped = self._stamper.passed(event)
+        for outlet in self._outlets:
+            await outlet.put(stamped)
+
+    async def run(self, events: AsyncIterable[ev.Event]) -> None:
+        """Publish every event of ``events``, through the processors."""
+        async with contextlib.AsyncExitStack() as stack:
+            for processor in self.processors:
+                if hasattr(processor, "process"):
+                    events = await stack.enter_async_context(processor.process(events))
+                elif hasattr(processor, "feed"):
+                    events = await stack.enter_async_context(
+                        contextlib.aclosing(_fed(events, processor.feed))
+                    )
+                else:
+                    raise UsageError(f"{processor!r} has neither process() nor feed()")
+            async for event in events:
+                await self.publish(event)
+
+    def _sink_failed(self, outlet: _Outlet, exc: BaseException) -> None:
+        self.failures.append((outlet.name, exc))
+        _log.warning("respflow: sink %s failed and was closed: %r", outlet.name, exc)
+        if outlet.required:
+            self._failed = SinkFailed(
+                f"the required sink {outlet.name} failed ({exc!r}); the pipeline stopped"
+            )
+            self._failed.__cause__ = exc
+            assert self._group is not None
+            self._group.cancel_scope.cancel()
+            return
+        last = outlet.last
+        report = ev.StreamError(
+            response_id=last.response_id if last else "",
+            sequence_number=last.sequence_number if last else -1,
+            cursor="",
+            code="sink_failed",
+            message=f"the sink {outlet.name} failed ({exc!r}) and was closed; the others go on",
+            fatal=False,
+        )
+        stamped = self._stamper.made(report)
+        for other in self._outlets:
+            if other is not outlet:
+                other.report(stamped)
+
+
+async def deliver(
+    events: AsyncIterable[ev.Event], *sinks: Sink | Attached, processors: Sequence[Any] = ()
+) -> list[tuple[str, BaseException]]:
+    """Run ``events`` through ``processors`` into ``sinks``; returns the sinks that failed."""
+    async with Pipeline(*sinks, processors=processors) as pipeline:
+        await pipeline.run(events)
+    return pipeline.failures
+
+
+async def _fed(
+    events: AsyncIterable[ev.Event], feed: Callable[[ev.Event], list[ev.Event]]
+) -> AsyncGenerator[ev.Event, None]:
+    async for event in events:
+        for out in feed(event):
+            yield out
+
+
+class _Outlet:
+    """One sink's buffer and the task that empties it."""
+
+    def __init__(self, attached: Attached, pipeline: Pipeline) -> None:
+        self.sink = attached.sink
+        self.name = attached.name
+        self.policy = attached.policy
+        self.capacity = attached.buffer
+        self.required = attached.required
+        self._pipeline = pipeline
+        self._items: deque[ev.Event] = deque()
+        self._readable = anyio.Event()
+        self._writable = anyio.Event()
+        self._ending = False
+        self._open = True
+        self._failed = False
+        self._dropped = 0
+        self._dropped_first: ev.Event | None = None
+        self._dropped_last: ev.Event | None = None
+        self.last: ev.Event | None = None
+        """The last event given to the sink."""
+
+    async def put(self, event: ev.Event) -> None:
+        while self._open and self.policy == "block" and len(self._items) >= self.capacity:
+            self._writable = anyio.Event()
+            await self._writable.wait()
+        self.put_nowait(event)
+
+    def put_nowait(self, event: ev.Event) -> None:
+        if not self._open:
+            return
+        if len(self._items) >= self.capacity and self.policy != "block":
+            if self.policy == "disconnect":
+                _log.info("respflow: sink %s fell behind and was disconnected", self.name)
+                self._open = False
+                self._readable.set()
+                return
+            dropped = self._items.popleft()
+            self._dropped += 1
+            self._dropped_first = self._dropped_first or dropped
+            self._dropped_last = dropped
+        self._items.append(event)
+        self._readable.set()
+
+    def report(self, event: ev.Event) -> None:
+        """Pass on news of the pipeline, unless this sink's response has already ended."""
+        latest = self._items[-1] if self._items else self.last
+        if not isinstance(latest, ev.END_TYPES):
+            self.put_nowait(event)
+
+    def end(self) -> None:
+        self._ending = True
+        self._readable.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                if not self._items and self._open and not self._ending:
+                    self._readable = anyio.Event()
+                    await self._readable.wait()
+                    continue
+                if not self._open or not self._items:
+                    return
+                if self._dropped:
+                    await self._send(self._take_dropped())
+                event = self._items.popleft()
+                self._writable.set()
+                await self._send(event)
+        except Exception as exc:  # any sink bug: isolate it
+            self._failed = True
+            self._open = False
+            self._pipeline._sink_failed(self, exc)
+        finally:
+            self._open = False
+            self._writable.set()
+            await self._close()
+
+    async def _send(self, event: ev.Event) -> None:
+        await self.sink.send(event)
+        self.last = event
+
+    def _take_dropped(self) -> ev.StreamDropped:
+        first, last = self._dropped_first, self._dropped_last
+        assert first is not None
+        assert last is not None
+        count, self._dropped = self._dropped, 0
+        self._dropped_first = self._dropped_last = None
+        return ev.StreamDropped(
+            response_id=last.response_id,
+            sequence_number=last.sequence_number,
+            cursor=last.cursor,
+            count=count,
+            first_cursor=first.cursor,
+            last_cursor=last.cursor,
+        )
+
+    async def _close(self) -> None:
+        """The sink's end: a ``stream.truncated`` if its response did not end, then aclose."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self._pipeline._close_timeout):
+            last = self.last
+            if last is not None and not isinstance(last, ev.END_TYPES) and not self._failed:
+                try:
+                    await self.sink.send(
+                        ev.StreamTruncated(
+                            response_id=last.response_id,
+                            sequence_number=last.sequence_number,
+                            cursor=f"{last.sequence_number}-{_next_k(last.cursor)}",
+                            last_sequence_number=last.sequence_number,
+                            message="the pipeline stopped before the response ended",
+                        )
+                    )
+                except Exception as exc:
+                    _log.warning("respflow: sink %s failed on its last event: %r", self.name, exc)
+            try:
+                await _maybe_await(self.sink.aclose())
+            except Exception as exc:
+                _log.warning("respflow: sink %s failed to close: %r", self.name, exc)
+
+
+def _next_k(cursor: str) -> int:
+    try:
+        return int(cursor.rsplit("-", 1)[1]) + 1
+    except (IndexError, ValueError):
+        return 0
+
+
+async def _maybe_await(value: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(value):
+        await value
