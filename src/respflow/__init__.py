@@ -53,6 +53,7 @@ from ._exceptions import (
     UsageError,
 )
 from ._fetcher import FileFetcher, fetch_files
+from ._hub import Hub, Lagged, Reader, TooOld
 from ._links import SandboxLink, find_links, find_uncovered_links
 from ._names import safe_filename
 from ._openai import (
@@ -69,7 +70,7 @@ from ._pipeline import Attached, Pipeline, Policy, Sink, SinkFailed, attach, del
 from ._plugins import available_sinks, sink_from_spec
 from ._recording import RecordingFormat, detect_format, replay
 from ._rewrite import LinkRewriter
-from ._serving import files_app
+from ._serving import Authorize, events_app, files_app
 from ._sinks import CallbackSink, JsonlSink, LogSink
 from ._source import aiter_events
 from ._sse import Frame, OversizedFrame, SSEDecoder
@@ -83,6 +84,7 @@ __all__ = [
     "Assembler",
     "Attached",
     "AuthenticationFailed",
+    "Authorize",
     "CallbackSink",
     "CodeCompleted",
     "CodeDelta",
@@ -104,8 +106,10 @@ __all__ = [
     "FileTooLarge",
     "Frame",
     "HTTPStatusError",
+    "Hub",
     "ItemCompleted",
     "JsonlSink",
+    "Lagged",
     "LinkRewriter",
     "LocalStorage",
     "LogSink",
@@ -115,6 +119,7 @@ __all__ = [
     "Pipeline",
     "Policy",
     "RateLimited",
+    "Reader",
     "ReasoningDelta",
     "ReasoningDone",
     "Reconnect",
@@ -139,6 +144,7 @@ __all__ = [
     "StreamTruncated",
     "TextDelta",
     "TextDone",
+    "TooOld",
     "Unknown",
     "UsageError",
     "__version__",
@@ -150,6 +156,7 @@ __all__ = [
     "deliver",
     "detect_format",
     "encode_event",
+    "events_app",
     "fetch_files",
     "files_app",
     "find_links",
