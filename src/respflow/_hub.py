@@ -77,6 +77,11 @@ class Hub:
         log.grown = anyio.Event()
 
     async def aclose(self) -> None:
+        """Nothing: a hub outlives the pipelines that feed it (each response's own end,
+        or the ``stream.truncated`` a stopped pipeline sends, ends its readers)."""
+
+    def close(self) -> None:
+        """End every reader now, as at shutdown."""
         self._closed = True
         for log in self._logs.values():
             log.ended = True

@@ -1,0 +1,126 @@
+// respflow's events, rendered as they arrive. No build step, no framework.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ENDS = new Set(["response.completed", "response.incomplete", "response.failed", "stream.truncated"]);
+let calls = {};
+
+function callBox(itemId, tool) {
+  if (!calls[itemId]) {
+    const box = document.createElement("article");
+    box.className = "call";
+    box.dataset.item = itemId;
+    box.innerHTML = '<header></header><pre class="code"></pre>';
+    box.querySelector("header").textContent = tool;
+    $("work").append(box);
+    calls[itemId] = box;
+  }
+  return calls[itemId];
+}
+
+// The answer as text, with markdown links and bare /files/ URLs made into links.
+function renderAnswer(text) {
+  const answer = $("answer");
+  answer.textContent = "";
+  const pattern = /\[([^\]]+)\]\(([^)\s]+)\)|(\/files\/[^\s)]+)|(#respflow-unavailable\/[^\s)]+)/g;
+  let at = 0;
+  for (const match of text.matchAll(pattern)) {
+    answer.append(text.slice(at, match.index));
+    const href = match[2] || match[3] || match[4];
+    const label = match[1] || decodeURIComponent(href.split("/").pop());
+    if (href.startsWith("#respflow-unavailable/")) {
+      const gone = document.createElement("span");
+      gone.className = "unavailable";
+      gone.title = "this file could not be saved";
+      gone.textContent = label;
+      answer.append(gone);
+    } else {
+      const link = document.createElement("a");
+      link.href = href;
+      link.textContent = label;
+      if (href.startsWith("/files/")) link.setAttribute("download", decodeURIComponent(href.split("/").pop()));
+      answer.append(link);
+    }
+    at = match.index + match[0].length;
+  }
+  answer.append(text.slice(at));
+}
+
+function handle(event) {
+  switch (event.type) {
+    case "response.started":
+      $("status").textContent = "running…";
+      break;
+    case "code.started":
+      callBox(event.item_id, event.tool);
+      break;
+    case "code.delta":
+      callBox(event.item_id, "code_interpreter").querySelector("pre.code").textContent += event.delta;
+      break;
+    case "code.logs": {
+      const logs = document.createElement("pre");
+      logs.className = "logs";
+      logs.textContent = event.logs;
+      callBox(event.item_id, "code_interpreter").append(logs);
+      break;
+    }
+    case "code.image": {
+      const img = document.createElement("img");
+      img.src = event.url;
+      img.alt = "an image the code showed";
+      callBox(event.item_id, "code_interpreter").append(img);
+      break;
+    }
+    case "text.delta":
+      $("answer-box").hidden = false;
+      $("answer").textContent += event.delta;
+      break;
+    case "message.completed":
+      $("answer-box").hidden = false;
+      renderAnswer(event.text);
+      break;
+    case "file.saved": {
+      $("files-box").hidden = false;
+      const item = document.createElement("li");
+      item.textContent = `${event.filename} (${event.size} bytes, ${event.resolved_by})`;
+      $("files").append(item);
+      break;
+    }
+    case "file.failed": {
+      $("files-box").hidden = false;
+      const item = document.createElement("li");
+      item.textContent = `could not save ${event.file_id || event.path}: ${event.reason}`;
+      $("files").append(item);
+      break;
+    }
+  }
+  if (ENDS.has(event.type)) {
+    $("status").textContent = event.type === "response.completed" ? "done" : `ended: ${event.type}`;
+  }
+}
+
+$("ask").addEventListener("submit", async (submit) => {
+  submit.preventDefault();
+  $("work").textContent = "";
+  $("answer").textContent = "";
+  $("files").textContent = "";
+  calls = {};
+  $("status").textContent = "starting…";
+  const reply = await fetch("/api/responses", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt: $("prompt").value }),
+  });
+  if (!reply.ok) {
+    $("status").textContent = `could not start: ${reply.status}`;
+    return;
+  }
+  const { response_id } = await reply.json();
+  // EventSource resumes by itself after a drop, sending the last id (the event's cursor).
+  const source = new EventSource(`/events/${encodeURIComponent(response_id)}`);
+  source.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    handle(event);
+    if (ENDS.has(event.type)) source.close();
+  };
+});

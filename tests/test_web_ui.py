@@ -1,0 +1,99 @@
+"""The example web page in a real headless Chromium: what a person would see and download.
+
+The app (examples/web-ui) runs on loopback against the mock Responses API; Playwright
+drives Debian's chromium (never a downloaded browser) from a worker thread, so the test
+runs on asyncio and trio alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from respflow.testing import LoopbackServer
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FILES = Path(str(resources.files("respflow").joinpath("samples", "files")))
+
+if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
+    pytest.skip("chromium is not installed (CI installs it)", allow_module_level=True)
+
+pytestmark = pytest.mark.anyio
+
+
+def _example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("web_ui_app", ROOT / "examples/web-ui/app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _drive(url: str, shots: Path) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(url)
+            page.click("#run")
+            page.wait_for_function("document.getElementById('status').textContent === 'done'")
+            link = page.locator("#answer a", has_text="Download the rolls as CSV")
+            with page.expect_download() as caught:
+                link.click()
+            download = caught.value
+            seen = {
+                "code": page.locator("pre.code").inner_text(),
+                "logs": page.locator("pre.logs").inner_text(),
+                "answer": page.locator("#answer").inner_text(),
+                "links": page.locator("#answer a").evaluate_all("els => els.map(e => e.href)"),
+                "files": page.locator("#files li").all_inner_texts(),
+                "images": page.locator(".call img").count(),
+                "download": Path(download.path()).read_bytes(),
+                "download_name": download.suggested_filename,
+            }
+            page.screenshot(path=str(shots / "web-ui.png"), full_page=True)
+            return seen
+        finally:
+            browser.close()
+
+
+async def test_a_person_sees_code_logs_answer_and_downloads_the_file(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    app = _example().create_app(files_dir=tmp_path / "files", pace=0.002)
+    async with LoopbackServer(app) as server:
+        seen = await anyio.to_thread.run_sync(_drive, server.url, tmp_path)
+    assert "rolls.to_csv(" in seen["code"]  # the code, as it was written
+    assert "mean      7.00" in seen["logs"]  # what it printed
+    assert seen["images"] == 1
+    assert "The ten rolls average 7.0" in seen["answer"]
+    assert "sandbox:" not in seen["answer"]
+    assert all("/files/" in link for link in seen["links"])
+    assert len(seen["links"]) == 2
+    assert seen["download_name"] == "dice_rolls.csv"
+    assert seen["download"] == (FILES / "dice_rolls.csv").read_bytes()  # the right bytes
+    assert any(item.startswith("dice_chart.png") for item in seen["files"])
+    assert (tmp_path / "web-ui.png").stat().st_size > 10_000
