@@ -1,0 +1,176 @@
+"""respflow over websockets: a route browsers follow a response on, and a sink that pushes.
+
+See the README beside this package.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+
+import respflow
+from respflow import Event, Hub, Lagged, Reconnect, TooOld, encode_event, parse_cursor
+
+from ._connection import Closed, Connection
+
+__all__ = [
+    "Closed",
+    "Connection",
+    "WebSocketSink",
+    "deny_all",
+    "read_events",
+    "sink_from_spec",
+    "websocket_route",
+]
+
+_log = logging.getLogger("respflow.websocket")
+
+FORBIDDEN = 4403
+"""Close code for a client that may not follow the response (nothing was sent)."""
+LAGGED = 4008
+"""Close code for a client that fell too far behind: reconnect with ``?after=<cursor>``."""
+BAD_CURSOR = 4400
+"""Close code for an ``after`` that is not a cursor, or no longer in the history."""
+
+Authorize = Callable[[Any, str], "bool | Awaitable[bool]"]
+
+
+def deny_all(websocket: Any, response_id: str) -> bool:
+    """The default: nobody may follow any response until the application says who may."""
+    return False
+
+
+def websocket_route(
+    hub: Hub, *, authorize: Authorize = deny_all, path: str = "/ws/{response_id}"
+) -> Any:
+    """A Starlette ``WebSocketRoute`` streaming a response's events from ``hub``.
+
+    Each event is one text message (its JSON). The client may pass ``?after=<cursor>``
+    to resume. ``authorize(websocket, response_id)`` runs before anything is sent.
+    """
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def endpoint(websocket: WebSocket) -> None:
+        response_id = websocket.path_params["response_id"]
+        allowed = authorize(websocket, response_id)
+        if inspect.isawaitable(allowed):
+            allowed = await allowed
+        if allowed is not True:
+            await websocket.close(code=FORBIDDEN, reason="forbidden")
+            return
+        after = websocket.query_params.get("after") or None
+        try:
+            if after is not None:
+                parse_cursor(after)
+            reader = hub.subscribe(response_id, after=after)
+        except (ValueError, TooOld) as exc:
+            await websocket.close(code=BAD_CURSOR, reason=str(exc)[:120])
+            return
+        await websocket.accept()
+        try:
+            async for event in reader:
+                await websocket.send_text(encode_event(event).decode())
+        except Lagged as exc:
+            await websocket.close(code=LAGGED, reason=str(exc)[:120])
+            return
+        await websocket.close(code=1000)
+
+    return WebSocketRoute(path, endpoint)
+
+
+async def read_events(
+    url: str, *, after: str | None = None, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[Event]:
+    """The events a ``websocket_route`` sends, until the response ends.
+
+    Raises :class:`Closed` with the server's code if it closes early (4403: not
+    allowed; 4008: too slow, resume with the last cursor).
+    """
+    if after is not None:
+        url += ("&" if "?" in url else "?") + "after=" + after
+    async with Connection(url, headers=headers) as connection:
+        while True:
+            try:
+                text = await connection.receive_text()
+            except Closed as closed:
+                if closed.code in (1000, None):
+                    return
+                raise
+            yield respflow.decode_event(text)
+
+
+class WebSocketSink:
+    """Pushes each event to ``url`` as a text message, reconnecting when the link drops.
+
+    A dropped link can swallow the last few messages sent before the drop was seen, so on
+    reconnecting the sink sends the last ``resend`` events again: delivery is at least
+    once, and receivers drop repeats by ``cursor``. After ``reconnect.attempts`` failed
+    connections in a row the sink raises (and the pipeline isolates it).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        reconnect: Reconnect | None = None,
+        resend: int = 64,
+    ) -> None:
+        self.url = url
+        self.headers = dict(headers or {})
+        self.reconnect = reconnect or Reconnect()
+        self._connection: Connection | None = None
+        self._recent: deque[str] = deque(maxlen=resend)
+        self._dropped = False
+
+    async def send(self, event: Event) -> None:
+        text = encode_event(event).decode()
+        failures = 0
+        while True:
+            try:
+                if self._connection is not None:
+                    await self._connection.poll()  # a close from the server shows here
+                    if not self._connection.open:
+                        raise Closed(None, "the server closed the connection")
+                if self._connection is None:
+                    connection = Connection(self.url, headers=self.headers)
+                    await connection.__aenter__()
+                    self._connection = connection
+                    if self._dropped:
+                        for again in self._recent:
+                            await connection.send_text(again)
+                        self._dropped = False
+                await self._connection.send_text(text)
+                self._recent.append(text)
+                return
+            except (OSError, Closed, anyio.BrokenResourceError, TimeoutError) as exc:
+                await self._drop()
+                self._dropped = True
+                failures += 1
+                if failures > self.reconnect.attempts:
+                    raise Closed(
+                        None, f"{self.url} unreachable after {failures} tries: {exc}"
+                    ) from exc
+                _log.info("respflow: websocket sink reconnecting to %s: %s", self.url, exc)
+                await anyio.sleep(self.reconnect.delay(failures))
+
+    async def aclose(self) -> None:
+        await self._drop()
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.aclose()
+
+
+def sink_from_spec(spec: str) -> WebSocketSink:
+    """``ws://host/path`` or ``wss://host/path``: a :class:`WebSocketSink` to that URL."""
+    if not spec.startswith(("ws://", "wss://")):
+        raise respflow.UsageError(f"a websocket sink needs a ws:// or wss:// URL, not {spec!r}")
+    return WebSocketSink(spec)
