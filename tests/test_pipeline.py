@@ -238,3 +238,16 @@ def test_the_cli_delivers_to_sinks_by_spec(tmp_path: Path) -> None:
     )
     assert unknown.returncode == 1
     assert "available: jsonl, log" in unknown.stderr
+
+
+async def test_log_sink_speaks_structlog(anyio_backend: str) -> None:
+    import structlog.testing
+
+    with structlog.testing.capture_logs() as logs:
+        await deliver(_events(), LogSink())
+    completed = [entry for entry in logs if entry["event"] == "code.completed"]
+    assert len(completed) == 1
+    assert completed[0]["response_id"] == "resp_sample_dice"
+    assert completed[0]["item_id"] == "ci_0001"
+    assert completed[0]["log_level"] == "info"
+    assert not [entry for entry in logs if entry["event"].endswith(".delta")]
