@@ -655,3 +655,143 @@ def test_reconnected_drops_the_frame_the_old_connection_cut() -> None:
     got += asm.close()
     assert got == whole
     assert asm.duplicates == 0
+
+
+def _shell_turn(environment: dict[str, Any], *, with_output: bool = True) -> list[dict[str, Any]]:
+    """A hosted shell call of two commands, and (unless local) its streamed output."""
+    created = {"id": "resp_sh", "status": "in_progress", "output": []}
+    call = {"id": "sh_1", "type": "shell_call", "call_id": "call_1", "environment": environment}
+    done_call = {
+        **call,
+        "status": "completed",
+        "action": {"commands": ["ls /mnt/data", "cat notes.txt"]},
+    }
+    results = [
+        {"stdout": "notes.txt\n", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}},
+        {"stdout": "hi\n", "stderr": "warn\n", "outcome": {"type": "exit", "exit_code": 0}},
+    ]
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": created},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**call, "status": "in_progress"},
+        },
+        {
+            "type": "response.shell_call_command.added",
+            "output_index": 0,
+            "command_index": 0,
+            "command": "",
+        },
+        {
+            "type": "response.shell_call_command.delta",
+            "output_index": 0,
+            "command_index": 0,
+            "delta": "ls ",
+        },
+        {
+            "type": "response.shell_call_command.delta",
+            "output_index": 0,
+            "command_index": 0,
+            "delta": "/mnt/data",
+        },
+        {
+            "type": "response.shell_call_command.done",
+            "output_index": 0,
+            "command_index": 0,
+            "command": "ls /mnt/data",
+        },
+        {
+            "type": "response.shell_call_command.added",
+            "output_index": 0,
+            "command_index": 1,
+            "command": "",
+        },
+        {
+            "type": "response.shell_call_command.delta",
+            "output_index": 0,
+            "command_index": 1,
+            "delta": "cat notes.txt",
+        },
+        {"type": "response.output_item.done", "output_index": 0, "item": done_call},
+    ]
+    output_item = {"id": "sho_1", "type": "shell_call_output", "call_id": "call_1", "output": []}
+    if with_output:
+        events += [
+            {"type": "response.output_item.added", "output_index": 1, "item": output_item},
+            {
+                "type": "response.shell_call_output_content.delta",
+                "output_index": 1,
+                "item_id": "sho_1",
+                "command_index": 0,
+                "delta": {"stdout": "notes.txt\n"},
+            },
+            {
+                "type": "response.shell_call_output_content.done",
+                "output_index": 1,
+                "item_id": "sho_1",
+                "command_index": 0,
+                "output": results[:1],
+            },
+            {
+                "type": "response.shell_call_output_content.delta",
+                "output_index": 1,
+                "item_id": "sho_1",
+                "command_index": 1,
+                "delta": {"stdout": "hi\n", "stderr": "warn\n"},
+            },
+            {
+                "type": "response.shell_call_output_content.done",
+                "output_index": 1,
+                "item_id": "sho_1",
+                "command_index": 1,
+                "output": results[1:],
+            },
+            {
+                "type": "response.output_item.done",
+                "output_index": 1,
+                "item": {**output_item, "status": "completed", "output": results},
+            },
+        ]
+    for seq, event in enumerate(events):
+        event["sequence_number"] = seq
+    return events
+
+
+def test_the_hosted_shell_maps_onto_code_events_with_live_output() -> None:
+    wire = _shell_turn({"type": "container_reference", "container_id": "cntr_sh"})
+    events = run(
+        [
+            *wire,
+            {
+                "type": "response.completed",
+                "response": {"id": "resp_sh", "status": "completed"},
+                "sequence_number": len(wire),
+            },
+        ]
+    )
+    started = only(events, ev.CodeStarted)
+    assert (started.tool, started.container_id) == ("shell", "cntr_sh")
+    deltas = "".join(e.delta for e in of(events, ev.CodeDelta))
+    assert deltas == "ls /mnt/data\ncat notes.txt" == only(events, ev.CodeDone).code
+    live = [(e.command_index, e.stream, e.delta) for e in of(events, ev.CodeOutput)]
+    assert live == [(0, "stdout", "notes.txt\n"), (1, "stdout", "hi\n"), (1, "stderr", "warn\n")]
+    assert [e.logs for e in of(events, ev.CodeLogs)] == ["notes.txt\n", "hi\nwarn\n"]
+    completed = only(events, ev.CodeCompleted)
+    assert completed.tool == "shell"
+    assert completed.item_id == "sh_1"
+    assert completed.outputs is not None
+    assert [o["stdout"] for o in completed.outputs] == ["notes.txt\n", "hi\n"]
+    types = [e.type for e in events]
+    assert types.index("code.completed") > types.index("code.logs")  # waits for its output
+    assert only(events, ev.ItemCompleted).item_type == "shell_call_output"
+
+
+def test_a_local_shell_call_completes_at_once_and_a_cut_one_still_completes() -> None:
+    local = run(_shell_turn({"type": "local"}, with_output=False))
+    assert only(local, ev.CodeCompleted).outputs is None
+    assert local[-1].type == "stream.truncated"
+    cut = run(_shell_turn({"type": "container_auto"}, with_output=False))
+    completed = only(cut, ev.CodeCompleted)  # never got its output: completed at the end
+    assert (completed.outputs, completed.code) == (None, "ls /mnt/data\ncat notes.txt")
+    assert [e.type for e in cut][-2:] == ["code.completed", "stream.truncated"]

@@ -75,6 +75,12 @@ def _check_items(
             assert got.status == item["status"]
             assert got.container_id == item.get("container_id")
             checked += 1
+        elif item.get("type") == "shell_call":
+            got = code[key]
+            assert got.tool == "shell"
+            assert got.code == "\n".join(item["action"]["commands"])
+            assert got.status == item["status"]
+            checked += 1
         elif item.get("type") == "message":
             got_message = messages[key]
             text, annotations = _expected_message(item)

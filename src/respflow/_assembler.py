@@ -59,7 +59,16 @@ _FILE_ANNOTATIONS = frozenset({"container_file_citation", "file_citation", "file
 
 # Output item type -> the kind of record that follows it. Everything else is "other" and
 # ends as item.completed with the raw item.
-_ITEM_KINDS = {"code_interpreter_call": "code", "message": "message"}
+_ITEM_KINDS = {
+    "code_interpreter_call": "code",
+    "message": "message",
+    "shell_call": "shell",
+    "shell_call_output": "shell_output",
+}
+_ITEM_TYPES = {kind: item_type for item_type, kind in _ITEM_KINDS.items()}
+# Where the hosted shell runs: any environment but the user's own machine is a container
+# whose output the server streams back in a shell_call_output item.
+_LOCAL_SHELL = frozenset({"local"})
 
 # Argument-style deltas of items respflow passes through raw: which field of the item they
 # build, so that a cut-off call is completed with what arrived.
@@ -120,6 +129,7 @@ class _Item:
         "linked",
         "parts",
         "status",
+        "tool",
     )
 
     def __init__(self, index: int, kind: str, item_id: str, added: Json) -> None:
@@ -129,6 +139,11 @@ class _Item:
         self.added = added
         self.status: str | None = None
         self.container_id: str | None = added.get("container_id")
+        self.tool: ev.Tool = "shell" if kind == "shell" else "code_interpreter"
+        if kind == "shell":
+            environment = added.get("environment")
+            if isinstance(environment, dict):
+                self.container_id = environment.get("container_id") or None
         self.code: list[str] = []
         self.parts: dict[int, _Part] = {}
         self.arguments: dict[str, list[str]] = {}
@@ -193,6 +208,11 @@ class Assembler:
             wire.CodeDeltaDotted: self._on_code_delta,
             wire.CodeDone: self._on_code_done,
             wire.CodeDoneDotted: self._on_code_done,
+            wire.ShellCommandAdded: self._on_shell_command,
+            wire.ShellCommandDelta: self._on_shell_command,
+            wire.ShellCommandDone: self._on_shell_command_done,
+            wire.ShellOutputDelta: self._on_shell_output,
+            wire.ShellOutputDone: self._on_shell_output_done,
             wire.ContentPartAdded: self._on_part_added,
             wire.ContentPartDone: self._on_part_done,
             wire.TextDelta: self._on_text_delta,
@@ -326,6 +346,9 @@ class Assembler:
         self._by_id: dict[str, _Item] = {}
         self._final: dict[int, Json] = {}
         self._container_id: str | None = None
+        self._shell_lines: dict[int, list[str]] = {}
+        self._shell_calls: dict[str, _Item] = {}
+        self._shell_pending: dict[str, Json] = {}
 
     def _check_open(self) -> None:
         if self._closed:
@@ -493,6 +516,7 @@ class Assembler:
                 continue
             index = position if position not in self._items else max(self._items) + 1
             self._complete(self._new_item(index, final), final)
+        self._flush_shell_calls()
         if end is None:
             self._truncate(truncation)
             return
@@ -510,6 +534,7 @@ class Assembler:
             if index not in self._final:
                 item = self._items[index]
                 self._complete(item, self._rebuild(item))
+        self._flush_shell_calls()
         self._emit(
             ev.StreamTruncated,
             last_sequence_number=self._last_seq,
@@ -570,9 +595,9 @@ class Assembler:
                     f"(output_index={index}); the item was rebuilt from the events that "
                     "followed",
                 )
-            added_type = {"code": "code_interpreter_call", "message": "message"}.get(kind, kind)
+            added_type = _ITEM_TYPES.get(kind, kind)
             item = self._new_item(index, {"id": event.item_id or "", "type": added_type})
-            if kind == "code":
+            if kind in ("code", "shell"):
                 self._emit_code_started(item)
         if item.index in self._final:
             return None  # late events for a finished item change nothing
@@ -583,7 +608,7 @@ class Assembler:
         if index is None:
             index = max(self._items, default=-1) + 1
         item = self._new_item(index, event.item)
-        if item.kind == "code":
+        if item.kind in ("code", "shell"):
             self._emit_code_started(item)
 
     def _emit_code_started(self, item: _Item) -> None:
@@ -592,6 +617,7 @@ class Assembler:
             item_id=item.item_id,
             output_index=item.index,
             container_id=item.container_id,
+            tool=item.tool,
         )
 
     def _on_item_done(self, event: wire.OutputItemDone) -> None:
@@ -613,7 +639,11 @@ class Assembler:
             self._complete_code(item, final)
         elif item.kind == "message":
             self._complete_message(item, final)
+        elif item.kind == "shell":
+            self._complete_shell_call(item, final)
         else:
+            if item.kind == "shell_output":
+                self._complete_shell_output(item, final)
             self._emit(
                 ev.ItemCompleted,
                 item_id=final.get("id") or item.item_id or None,
@@ -630,6 +660,10 @@ class Assembler:
         if item.kind == "code":
             rebuilt["code"] = "".join(item.code)
             rebuilt["outputs"] = None
+        elif item.kind == "shell":
+            action = dict(rebuilt.get("action") or {})
+            action["commands"] = "".join(item.code).split("\n") if item.code else []
+            rebuilt["action"] = action
         elif item.kind == "message":
             rebuilt["content"] = [
                 {
@@ -740,6 +774,117 @@ class Assembler:
             outputs=outputs if isinstance(outputs, list) else None,
             container_id=container_id,
         )
+
+    # -- the hosted shell -------------------------------------------------------------
+    # A shell_call item streams its commands (code.delta, one line per command); a separate
+    # shell_call_output item streams what they print (code.output), keyed to the call by
+    # call_id. The call's code.completed waits for that output, so it carries the outputs
+    # as a code interpreter call's does.
+
+    def _on_shell_command(self, event: wire.ShellCommandAdded | wire.ShellCommandDelta) -> None:
+        item = self._item(event, "shell")
+        if item is None or item.kind != "shell":
+            return
+        index = event.command_index
+        text = event.command if isinstance(event, wire.ShellCommandAdded) else event.delta
+        lines = self._shell_lines.setdefault(item.index, [])
+        if index >= len(lines):
+            if lines:
+                self._shell_delta(item, "\n")
+            lines.extend([""] * (index + 1 - len(lines)))
+        if text:
+            lines[index] += text
+            self._shell_delta(item, text)
+
+    def _shell_delta(self, item: _Item, delta: str) -> None:
+        item.code.append(delta)
+        self._emit(ev.CodeDelta, item_id=item.item_id, output_index=item.index, delta=delta)
+
+    def _on_shell_command_done(self, event: wire.ShellCommandDone) -> None:
+        self._item(event, "shell")
+
+    def _shell_call_for(self, event: wire._ItemEvent) -> _Item | None:
+        """The shell_call a shell_call_output event belongs to (None: not known)."""
+        output = self._item(event, "shell_output")
+        if output is None:
+            return None
+        call = self._shell_calls.get(str(output.added.get("call_id") or ""))
+        return call or output
+
+    def _on_shell_output(self, event: wire.ShellOutputDelta) -> None:
+        item = self._shell_call_for(event)
+        if item is None or not isinstance(event.delta, dict):
+            return
+        for stream in ("stdout", "stderr"):
+            text = event.delta.get(stream)
+            if isinstance(text, str) and text:
+                self._emit(
+                    ev.CodeOutput,
+                    item_id=item.item_id,
+                    output_index=item.index,
+                    delta=text,
+                    stream=stream,
+                    command_index=event.command_index,
+                )
+
+    def _on_shell_output_done(self, event: wire.ShellOutputDone) -> None:
+        item = self._shell_call_for(event)
+        if item is None or not isinstance(event.output, list):
+            return
+        logs = "".join(
+            str(o.get("stdout") or "") + str(o.get("stderr") or "")
+            for o in event.output
+            if isinstance(o, dict)
+        )
+        self._emit(ev.CodeLogs, item_id=item.item_id, output_index=item.index, logs=logs)
+
+    def _complete_shell_call(self, item: _Item, final: Json) -> None:
+        action = final.get("action")
+        commands = action.get("commands") if isinstance(action, dict) else None
+        if isinstance(commands, list) and all(isinstance(c, str) for c in commands):
+            code = "\n".join(commands)
+        else:
+            code = "".join(item.code)
+        item.code = [code]
+        if item.container_id:
+            self._container_id = item.container_id
+        self._emit(ev.CodeDone, item_id=item.item_id, output_index=item.index, code=code)
+        environment = final.get("environment") or item.added.get("environment")
+        kind = environment.get("type") if isinstance(environment, dict) else None
+        call_id = str(final.get("call_id") or item.added.get("call_id") or "")
+        if kind in _LOCAL_SHELL or not call_id:
+            self._shell_completed(item, final, None)
+        else:
+            self._shell_calls[call_id] = item
+            self._shell_pending[call_id] = final
+
+    def _complete_shell_output(self, output: _Item, final: Json) -> None:
+        call_id = str(final.get("call_id") or output.added.get("call_id") or "")
+        call = self._shell_calls.get(call_id)
+        pending = self._shell_pending.pop(call_id, None)
+        if call is not None and pending is not None:
+            outputs = final.get("output")
+            self._shell_completed(call, pending, outputs if isinstance(outputs, list) else None)
+
+    def _shell_completed(self, item: _Item, final: Json, outputs: list[Json] | None) -> None:
+        self._emit(
+            ev.CodeCompleted,
+            item_id=item.item_id,
+            output_index=item.index,
+            status=str(final.get("status") or "completed"),
+            code="".join(item.code),
+            outputs=outputs,
+            container_id=item.container_id,
+            tool="shell",
+        )
+
+    def _flush_shell_calls(self) -> None:
+        """The response ends: shell calls still waiting for their output complete without."""
+        for call_id, final in list(self._shell_pending.items()):
+            del self._shell_pending[call_id]
+            item = self._shell_calls.get(call_id)
+            if item is not None:
+                self._shell_completed(item, final, None)
 
     # -- messages -----------------------------------------------------------------------
 

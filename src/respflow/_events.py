@@ -23,6 +23,7 @@ __all__ = [
     "CodeImage",
     "CodeInterpreting",
     "CodeLogs",
+    "CodeOutput",
     "CodeOutputsMissing",
     "CodeStarted",
     "Event",
@@ -95,6 +96,17 @@ class CodeDone(EventBase, frozen=True, tag="code.done"):
 class CodeInterpreting(EventBase, frozen=True, tag="code.interpreting"):
     item_id: str
     output_index: int
+
+
+class CodeOutput(EventBase, frozen=True, tag="code.output"):
+    """Output as the command produces it: the hosted ``shell`` tool streams it live
+    (Code Interpreter never does; its output arrives whole, as ``code.logs``)."""
+
+    item_id: str
+    output_index: int
+    delta: str
+    stream: Literal["stdout", "stderr"] = "stdout"
+    command_index: int = 0
 
 
 class CodeLogs(EventBase, frozen=True, tag="code.logs"):
@@ -323,6 +335,7 @@ Event = (
     | CodeDelta
     | CodeDone
     | CodeInterpreting
+    | CodeOutput
     | CodeLogs
     | CodeImage
     | CodeCompleted

@@ -28,6 +28,7 @@ class PrettyRenderer:
         self._color = color
         self._at_line_start = True
         self._answering: str | None = None
+        self._streaming_output = False
 
     def _style(self, name: str, text: str) -> str:
         return f"{_STYLES[name]}{text}{_RESET}" if self._color else text
@@ -57,6 +58,15 @@ class PrettyRenderer:
                     self._out("\n")
             case ev.CodeInterpreting():
                 self._line("dim", "… running")
+            case ev.CodeOutput(delta=delta):
+                if not self._streaming_output:
+                    self._streaming_output = True
+                    self._line("head", "── output ──")
+                self._out(delta)
+            case ev.CodeLogs(logs=logs) if self._streaming_output:
+                self._streaming_output = False  # it streamed already: the whole adds nothing
+                if not self._at_line_start:
+                    self._out("\n")
             case ev.CodeLogs(logs=logs):
                 self._line("head", "── output ──")
                 self._out(logs if logs.endswith("\n") else logs + "\n")

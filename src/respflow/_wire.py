@@ -114,6 +114,35 @@ class CodeDoneDotted(CodeDone, tag="response.code_interpreter_call.code.done"):
     pass
 
 
+class ShellCommandAdded(_ItemEvent, tag="response.shell_call_command.added"):
+    """Hosted shell: a command begins (these events carry no item_id: key by output_index)."""
+
+    command_index: int = 0
+    command: str = ""
+
+
+class ShellCommandDelta(_ItemEvent, tag="response.shell_call_command.delta"):
+    command_index: int = 0
+    delta: str = ""
+
+
+class ShellCommandDone(_ItemEvent, tag="response.shell_call_command.done"):
+    command_index: int = 0
+    command: str | None = None
+
+
+class ShellOutputDelta(_ItemEvent, tag="response.shell_call_output_content.delta"):
+    """Hosted shell output as it is produced: ``delta`` has ``stdout`` and/or ``stderr``."""
+
+    command_index: int = 0
+    delta: Any = None
+
+
+class ShellOutputDone(_ItemEvent, tag="response.shell_call_output_content.done"):
+    command_index: int = 0
+    output: Any = None
+
+
 class _PartEvent(_ItemEvent):
     content_index: int = 0
 
@@ -218,6 +247,11 @@ WireEvent = (
     | CodeDeltaDotted
     | CodeDone
     | CodeDoneDotted
+    | ShellCommandAdded
+    | ShellCommandDelta
+    | ShellCommandDone
+    | ShellOutputDelta
+    | ShellOutputDone
     | ContentPartAdded
     | ContentPartDone
     | TextDelta
@@ -261,11 +295,6 @@ ABSORBED_TYPES = frozenset(
         "response.compaction.compacting",
         "response.apply_patch_call_operation_diff.delta",
         "response.apply_patch_call_operation_diff.done",
-        "response.shell_call_command.added",
-        "response.shell_call_command.delta",
-        "response.shell_call_command.done",
-        "response.shell_call_output_content.delta",
-        "response.shell_call_output_content.done",
         "response.audio.delta",
         "response.audio.done",
         "response.audio.transcript.delta",
