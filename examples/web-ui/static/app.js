@@ -57,11 +57,26 @@ function handle(event) {
     case "code.delta":
       callBox(event.item_id, "code_interpreter").querySelector("pre.code").textContent += event.delta;
       break;
+    case "code.output": {
+      // The shell streams its output; Code Interpreter's arrives whole, as code.logs.
+      const box = callBox(event.item_id, "shell");
+      let live = box.querySelector("pre.logs");
+      if (!live) {
+        live = document.createElement("pre");
+        live.className = "logs";
+        live.dataset.live = "yes";
+        box.append(live);
+      }
+      live.textContent += event.delta;
+      break;
+    }
     case "code.logs": {
+      const box = callBox(event.item_id, "code_interpreter");
+      if (box.querySelector("pre.logs[data-live]")) break; // it streamed already
       const logs = document.createElement("pre");
       logs.className = "logs";
       logs.textContent = event.logs;
-      callBox(event.item_id, "code_interpreter").append(logs);
+      box.append(logs);
       break;
     }
     case "code.image": {
