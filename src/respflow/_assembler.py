@@ -18,6 +18,10 @@ response ends is completed from the terminal response's ``output`` if it is ther
 from what was received, with status ``incomplete``: no consumer waits forever and
 nothing received is lost.
 
+The item families live in their own modules: :mod:`._code_items` (Code Interpreter and
+the hosted shell) and :mod:`._message_items` (text, citations, links), both built on
+:mod:`._items`; this module holds the lifecycle and the dispatch.
+
 Sequence numbers make a resumed stream safe to splice: a number at or below the last one
 seen is a duplicate and is dropped; a jump reports one ``stream.gap``.
 
@@ -30,45 +34,20 @@ follows (``response.failed`` if the server sends it, else ``stream.truncated`` f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
 from . import _events as ev
 from . import _wire as wire
+from ._code_items import CodeItems
 from ._exceptions import UsageError
-from ._links import find_uncovered_links
+from ._items import ITEM_KINDS, Json, Record, type_of
+from ._message_items import MessageItems
 from ._sse import DEFAULT_MAX_FRAME_BYTES, OversizedFrame, SSEDecoder
 
 __all__ = ["Assembler"]
 
-Json = dict[str, Any]
-
-INCLUDE_HINT = (
-    "outputs is null: the request did not ask for them. Add "
-    'include=["code_interpreter_call.outputs"] to responses.create() to receive logs and images.'
-)
-BACKGROUND_HINT = (
-    "outputs came back empty on a background response, a known API limitation. Retrieve "
-    'the response with include=["code_interpreter_call.outputs"] once it has completed, '
-    "or run it in the foreground."
-)
-EMPTY_HINT = "the code ran and produced no output (nothing printed, no figure shown)."
-
-_FILE_ANNOTATIONS = frozenset({"container_file_citation", "file_citation", "file_path"})
-
-# Output item type -> the kind of record that follows it. Everything else is "other" and
-# ends as item.completed with the raw item.
-_ITEM_KINDS = {
-    "code_interpreter_call": "code",
-    "message": "message",
-    "shell_call": "shell",
-    "shell_call_output": "shell_output",
-}
-_ITEM_TYPES = {kind: item_type for item_type, kind in _ITEM_KINDS.items()}
-# Where the hosted shell runs: any environment but the user's own machine is a container
-# whose output the server streams back in a shell_call_output item.
-_LOCAL_SHELL = frozenset({"local"})
 
 # Argument-style deltas of items respflow passes through raw: which field of the item they
 # build, so that a cut-off call is completed with what arrived.
@@ -107,57 +86,7 @@ _END_STATUS: dict[type[Any], str] = {
 }
 
 
-class _Part:
-    __slots__ = ("annotations", "chunks", "text")
-
-    def __init__(self) -> None:
-        self.chunks: list[str] = []
-        self.text: str | None = None
-        self.annotations: dict[int, Json] = {}
-
-
-class _Item:
-    __slots__ = (
-        "added",
-        "arguments",
-        "cited",
-        "code",
-        "container_id",
-        "index",
-        "item_id",
-        "kind",
-        "linked",
-        "parts",
-        "status",
-        "tool",
-    )
-
-    def __init__(self, index: int, kind: str, item_id: str, added: Json) -> None:
-        self.index = index
-        self.kind = kind
-        self.item_id = item_id
-        self.added = added
-        self.status: str | None = None
-        self.container_id: str | None = added.get("container_id")
-        self.tool: ev.Tool = "shell" if kind == "shell" else "code_interpreter"
-        if kind == "shell":
-            environment = added.get("environment")
-            if isinstance(environment, dict):
-                self.container_id = environment.get("container_id") or None
-        self.code: list[str] = []
-        self.parts: dict[int, _Part] = {}
-        self.arguments: dict[str, list[str]] = {}
-        self.cited: set[tuple[int, int]] = set()
-        self.linked: set[int] = set()
-
-    def part(self, content_index: int) -> _Part:
-        part = self.parts.get(content_index)
-        if part is None:
-            part = self.parts[content_index] = _Part()
-        return part
-
-
-class Assembler:
+class Assembler(CodeItems, MessageItems):
     """Rebuilds the items of a Responses API stream and emits normalized events.
 
     Feed it whatever you have: raw SSE bytes in any chunks (:meth:`feed`), single event
@@ -342,12 +271,12 @@ class Assembler:
         self._ended = False
         self._background = False
         self._fatal = ""
-        self._items: dict[int, _Item] = {}
-        self._by_id: dict[str, _Item] = {}
+        self._items: dict[int, Record] = {}
+        self._by_id: dict[str, Record] = {}
         self._final: dict[int, Json] = {}
         self._container_id: str | None = None
         self._shell_lines: dict[int, list[str]] = {}
-        self._shell_calls: dict[str, _Item] = {}
+        self._shell_calls: dict[str, Record] = {}
         self._shell_pending: dict[str, Json] = {}
 
     def _check_open(self) -> None:
@@ -357,25 +286,6 @@ class Assembler:
     def _take(self) -> list[ev.Event]:
         out, self._out = self._out, []
         return out
-
-    def _cursor(self) -> str:
-        k = self._k
-        self._k = k + 1
-        return f"{self._seq}-{k}"
-
-    def _emit(self, cls: type[ev.EventBase], /, **fields: Any) -> None:
-        event = cls(
-            response_id=self._rid, sequence_number=self._seq, cursor=self._cursor(), **fields
-        )
-        self._out.append(cast(ev.Event, event))
-
-    def _error(self, code: str, message: str, *, fatal: bool = False) -> None:
-        self._emit(
-            ev.StreamError,
-            code=code,
-            message=message,
-            fatal=fatal,
-        )
 
     def _oversized(self, frame: OversizedFrame) -> None:
         self._error(
@@ -413,7 +323,7 @@ class Assembler:
         except Exception as exc:  # a bug must not lose what was already rebuilt
             self._error(
                 "unprocessable_event",
-                f"respflow could not process a {_type_of(event)} event ({exc!r}); it was "
+                f"respflow could not process a {type_of(event)} event ({exc!r}); it was "
                 "skipped. Please report this with the recording.",
             )
 
@@ -569,40 +479,6 @@ class Assembler:
 
     # -- items --------------------------------------------------------------------------
 
-    def _new_item(self, index: int, added: Json) -> _Item:
-        kind = _ITEM_KINDS.get(added.get("type", ""), "other")
-        item = _Item(index, kind, str(added.get("id") or ""), added)
-        self._items[index] = item
-        if item.item_id:
-            self._by_id[item.item_id] = item
-        if item.container_id:
-            self._container_id = item.container_id
-        return item
-
-    def _item(self, event: wire._ItemEvent, kind: str) -> _Item | None:
-        """The open record an item event belongs to, made up if the stream never added it."""
-        index = event.output_index
-        item = self._items.get(index) if index is not None else None
-        if item is None and event.item_id:
-            item = self._by_id.get(event.item_id)
-        if item is None:
-            if index is None:
-                index = max(self._items, default=-1) + 1
-            if not self._resumed:  # in a resumed stream, the item was added before the cursor
-                self._error(
-                    "unexpected_event",
-                    f"{_type_of(event)} arrived for an item that was never added "
-                    f"(output_index={index}); the item was rebuilt from the events that "
-                    "followed",
-                )
-            added_type = _ITEM_TYPES.get(kind, kind)
-            item = self._new_item(index, {"id": event.item_id or "", "type": added_type})
-            if kind in ("code", "shell"):
-                self._emit_code_started(item)
-        if item.index in self._final:
-            return None  # late events for a finished item change nothing
-        return item
-
     def _on_item_added(self, event: wire.OutputItemAdded) -> None:
         index = event.output_index
         if index is None:
@@ -610,15 +486,6 @@ class Assembler:
         item = self._new_item(index, event.item)
         if item.kind in ("code", "shell"):
             self._emit_code_started(item)
-
-    def _emit_code_started(self, item: _Item) -> None:
-        self._emit(
-            ev.CodeStarted,
-            item_id=item.item_id,
-            output_index=item.index,
-            container_id=item.container_id,
-            tool=item.tool,
-        )
 
     def _on_item_done(self, event: wire.OutputItemDone) -> None:
         final = event.item
@@ -633,7 +500,7 @@ class Assembler:
             item = self._new_item(index, final)
         self._complete(item, final)
 
-    def _complete(self, item: _Item, final: Json) -> None:
+    def _complete(self, item: Record, final: Json) -> None:
         self._final[item.index] = final
         if item.kind == "code":
             self._complete_code(item, final)
@@ -653,7 +520,7 @@ class Assembler:
                 item=final,
             )
 
-    def _rebuild(self, item: _Item) -> Json:
+    def _rebuild(self, item: Record) -> Json:
         """The item as far as it arrived, for one the response ended without finishing."""
         rebuilt = dict(item.added)
         rebuilt["status"] = "incomplete"
@@ -676,364 +543,6 @@ class Assembler:
         for field, chunks in item.arguments.items():
             rebuilt[field] = "".join(chunks)
         return rebuilt
-
-    # -- code interpreter ---------------------------------------------------------------
-
-    def _on_code_progress(self, event: wire._ItemEvent) -> None:
-        self._item(event, "code")
-
-    def _on_code_interpreting(self, event: wire.CodeInterpreting) -> None:
-        item = self._item(event, "code")
-        if item is None:
-            return
-        item.status = "interpreting"
-        self._emit(
-            ev.CodeInterpreting,
-            item_id=item.item_id,
-            output_index=item.index,
-        )
-
-    def _on_code_delta(self, event: wire.CodeDelta) -> None:
-        item = self._item(event, "code")
-        if item is None:
-            return
-        item.code.append(event.delta)
-        self._out.append(
-            ev.CodeDelta(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                delta=event.delta,
-            )
-        )
-
-    def _on_code_done(self, event: wire.CodeDone) -> None:
-        item = self._item(event, "code")
-        if item is None:
-            return
-        code = event.code if event.code is not None else "".join(item.code)
-        item.code = [code]
-        self._emit(
-            ev.CodeDone,
-            item_id=item.item_id,
-            output_index=item.index,
-            code=code,
-        )
-
-    def _complete_code(self, item: _Item, final: Json) -> None:
-        status = str(final.get("status") or "completed")
-        code = final.get("code")
-        if not isinstance(code, str):
-            code = "".join(item.code)
-        outputs = final.get("outputs")
-        if outputs is None and isinstance(final.get("results"), list):
-            # Payloads from before mid-2025 carried logs in "results".
-            outputs = [r for r in final["results"] if isinstance(r, dict) and "logs" in r]
-        container_id = final.get("container_id") or item.container_id
-        if container_id:
-            self._container_id = container_id
-        for output in outputs if isinstance(outputs, list) else ():
-            kind = output.get("type") if isinstance(output, dict) else None
-            if kind == "logs":
-                self._emit(
-                    ev.CodeLogs,
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    logs=str(output.get("logs") or ""),
-                )
-            elif kind == "image":
-                self._emit(
-                    ev.CodeImage,
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    url=str(output.get("url") or ""),
-                )
-        if status == "completed" and not outputs:
-            reason: ev.MissingReason
-            if outputs is None:
-                reason, hint = "include_not_requested", INCLUDE_HINT
-            elif self._background:
-                reason, hint = "background_mode", BACKGROUND_HINT
-            else:
-                reason, hint = "empty", EMPTY_HINT
-            self._emit(
-                ev.CodeOutputsMissing,
-                item_id=item.item_id,
-                output_index=item.index,
-                reason=reason,
-                hint=hint,
-            )
-        self._emit(
-            ev.CodeCompleted,
-            item_id=item.item_id,
-            output_index=item.index,
-            status=status,
-            code=code,
-            outputs=outputs if isinstance(outputs, list) else None,
-            container_id=container_id,
-        )
-
-    # -- the hosted shell -------------------------------------------------------------
-    # A shell_call item streams its commands (code.delta, one line per command); a separate
-    # shell_call_output item streams what they print (code.output), keyed to the call by
-    # call_id. The call's code.completed waits for that output, so it carries the outputs
-    # as a code interpreter call's does.
-
-    def _on_shell_command(self, event: wire.ShellCommandAdded | wire.ShellCommandDelta) -> None:
-        item = self._item(event, "shell")
-        if item is None or item.kind != "shell":
-            return
-        index = event.command_index
-        text = event.command if isinstance(event, wire.ShellCommandAdded) else event.delta
-        lines = self._shell_lines.setdefault(item.index, [])
-        if index >= len(lines):
-            if lines:
-                self._shell_delta(item, "\n")
-            lines.extend([""] * (index + 1 - len(lines)))
-        if text:
-            lines[index] += text
-            self._shell_delta(item, text)
-
-    def _shell_delta(self, item: _Item, delta: str) -> None:
-        item.code.append(delta)
-        self._emit(ev.CodeDelta, item_id=item.item_id, output_index=item.index, delta=delta)
-
-    def _on_shell_command_done(self, event: wire.ShellCommandDone) -> None:
-        self._item(event, "shell")
-
-    def _shell_call_for(self, event: wire._ItemEvent) -> _Item | None:
-        """The shell_call a shell_call_output event belongs to (None: not known)."""
-        output = self._item(event, "shell_output")
-        if output is None:
-            return None
-        call = self._shell_calls.get(str(output.added.get("call_id") or ""))
-        return call or output
-
-    def _on_shell_output(self, event: wire.ShellOutputDelta) -> None:
-        item = self._shell_call_for(event)
-        if item is None or not isinstance(event.delta, dict):
-            return
-        for stream in ("stdout", "stderr"):
-            text = event.delta.get(stream)
-            if isinstance(text, str) and text:
-                self._emit(
-                    ev.CodeOutput,
-                    item_id=item.item_id,
-                    output_index=item.index,
-                    delta=text,
-                    stream=stream,
-                    command_index=event.command_index,
-                )
-
-    def _on_shell_output_done(self, event: wire.ShellOutputDone) -> None:
-        item = self._shell_call_for(event)
-        if item is None or not isinstance(event.output, list):
-            return
-        logs = "".join(
-            str(o.get("stdout") or "") + str(o.get("stderr") or "")
-            for o in event.output
-            if isinstance(o, dict)
-        )
-        self._emit(ev.CodeLogs, item_id=item.item_id, output_index=item.index, logs=logs)
-
-    def _complete_shell_call(self, item: _Item, final: Json) -> None:
-        action = final.get("action")
-        commands = action.get("commands") if isinstance(action, dict) else None
-        if isinstance(commands, list) and all(isinstance(c, str) for c in commands):
-            code = "\n".join(commands)
-        else:
-            code = "".join(item.code)
-        item.code = [code]
-        if item.container_id:
-            self._container_id = item.container_id
-        self._emit(ev.CodeDone, item_id=item.item_id, output_index=item.index, code=code)
-        environment = final.get("environment") or item.added.get("environment")
-        kind = environment.get("type") if isinstance(environment, dict) else None
-        call_id = str(final.get("call_id") or item.added.get("call_id") or "")
-        if kind in _LOCAL_SHELL or not call_id:
-            self._shell_completed(item, final, None)
-        else:
-            self._shell_calls[call_id] = item
-            self._shell_pending[call_id] = final
-
-    def _complete_shell_output(self, output: _Item, final: Json) -> None:
-        call_id = str(final.get("call_id") or output.added.get("call_id") or "")
-        call = self._shell_calls.get(call_id)
-        pending = self._shell_pending.pop(call_id, None)
-        if call is not None and pending is not None:
-            outputs = final.get("output")
-            self._shell_completed(call, pending, outputs if isinstance(outputs, list) else None)
-
-    def _shell_completed(self, item: _Item, final: Json, outputs: list[Json] | None) -> None:
-        self._emit(
-            ev.CodeCompleted,
-            item_id=item.item_id,
-            output_index=item.index,
-            status=str(final.get("status") or "completed"),
-            code="".join(item.code),
-            outputs=outputs,
-            container_id=item.container_id,
-            tool="shell",
-        )
-
-    def _flush_shell_calls(self) -> None:
-        """The response ends: shell calls still waiting for their output complete without."""
-        for call_id, final in list(self._shell_pending.items()):
-            del self._shell_pending[call_id]
-            item = self._shell_calls.get(call_id)
-            if item is not None:
-                self._shell_completed(item, final, None)
-
-    # -- messages -----------------------------------------------------------------------
-
-    def _on_part_added(self, event: wire.ContentPartAdded) -> None:
-        item = self._item(event, "message")
-        if item is not None and item.kind == "message":
-            item.part(event.content_index)
-
-    def _on_text_delta(self, event: wire.TextDelta) -> None:
-        item = self._item(event, "message")
-        if item is None:
-            return
-        item.part(event.content_index).chunks.append(event.delta)
-        self._out.append(
-            ev.TextDelta(
-                response_id=self._rid,
-                sequence_number=self._seq,
-                cursor=self._cursor(),
-                item_id=item.item_id,
-                output_index=item.index,
-                content_index=event.content_index,
-                delta=event.delta,
-            )
-        )
-
-    def _on_text_done(self, event: wire.TextDone) -> None:
-        item = self._item(event, "message")
-        if item is None:
-            return
-        part = item.part(event.content_index)
-        text = event.text if event.text is not None else "".join(part.chunks)
-        part.text = text
-        self._emit(
-            ev.TextDone,
-            item_id=item.item_id,
-            output_index=item.index,
-            content_index=event.content_index,
-            text=text,
-        )
-
-    def _on_annotation(self, event: wire.AnnotationAdded) -> None:
-        item = self._item(event, "message")
-        if item is None or event.annotation is None:
-            return
-        part = item.part(event.content_index)
-        index = event.annotation_index
-        if index is None:
-            index = len(part.annotations)
-        part.annotations[index] = event.annotation
-        self._cite(item, event.content_index, index, event.annotation)
-
-    def _on_part_done(self, event: wire.ContentPartDone) -> None:
-        # Annotations arrive after the last text delta, so the part's end is the first
-        # moment a link can be judged as having no annotation.
-        item = self._item(event, "message")
-        if item is None or item.kind != "message" or event.part.get("type") != "output_text":
-            return
-        part = item.part(event.content_index)
-        text = event.part.get("text")
-        if isinstance(text, str):
-            part.text = text
-        annotations = event.part.get("annotations")
-        if isinstance(annotations, list):
-            for index, annotation in enumerate(annotations):
-                part.annotations.setdefault(index, annotation)
-                self._cite(item, event.content_index, index, annotation)
-        self._link(item, event.content_index, part)
-
-    def _on_refusal_delta(self, event: wire.RefusalDelta) -> None:
-        item = self._item(event, "message")
-        if item is not None:
-            item.part(event.content_index).chunks.append(event.delta)
-
-    def _on_refusal_done(self, event: wire.RefusalDone) -> None:
-        item = self._item(event, "message")
-        if item is not None and event.refusal is not None:
-            item.part(event.content_index).text = event.refusal
-
-    def _cite(self, item: _Item, content_index: int, index: int, annotation: Any) -> None:
-        key = (content_index, index)
-        if key in item.cited:
-            return
-        item.cited.add(key)
-        if not isinstance(annotation, dict) or annotation.get("type") not in _FILE_ANNOTATIONS:
-            return
-        file_id = annotation.get("file_id")
-        if not isinstance(file_id, str):
-            return
-        start = annotation.get("start_index", annotation.get("index"))
-        end = annotation.get("end_index", start)
-        self._emit(
-            ev.FileCited,
-            item_id=item.item_id,
-            output_index=item.index,
-            content_index=content_index,
-            kind=annotation["type"],
-            file_id=file_id,
-            filename=annotation.get("filename"),
-            start_index=start if isinstance(start, int) else 0,
-            end_index=end if isinstance(end, int) else 0,
-            container_id=annotation.get("container_id"),
-        )
-
-    def _link(self, item: _Item, content_index: int, part: _Part) -> None:
-        if content_index in item.linked:
-            return
-        item.linked.add(content_index)
-        text = part.text if part.text is not None else "".join(part.chunks)
-        for link in find_uncovered_links(text, part.annotations.values()):
-            self._emit(
-                ev.FileLink,
-                item_id=item.item_id,
-                output_index=item.index,
-                content_index=content_index,
-                path=link.path,
-                start_index=link.start,
-                end_index=link.end,
-                container_id=self._container_id,
-            )
-
-    def _complete_message(self, item: _Item, final: Json) -> None:
-        content = final.get("content")
-        texts: list[str] = []
-        annotations: list[Json] = []
-        offset = 0
-        for content_index, raw in enumerate(content if isinstance(content, list) else ()):
-            if not isinstance(raw, dict) or raw.get("type") != "output_text":
-                continue
-            part = item.part(content_index)
-            text = raw.get("text")
-            part.text = text if isinstance(text, str) else "".join(part.chunks)
-            anns = raw.get("annotations")
-            for index, annotation in enumerate(anns if isinstance(anns, list) else ()):
-                part.annotations.setdefault(index, annotation)
-                self._cite(item, content_index, index, annotation)
-                annotations.append(_shifted(annotation, offset))
-            self._link(item, content_index, part)
-            texts.append(part.text)
-            offset += len(part.text)
-        phase = final.get("phase")
-        self._emit(
-            ev.MessageCompleted,
-            item_id=item.item_id or str(final.get("id") or ""),
-            output_index=item.index,
-            status=str(final.get("status") or "completed"),
-            text="".join(texts),
-            annotations=annotations,
-            phase=phase if isinstance(phase, str) else None,
-        )
 
     # -- reasoning and pass-through items ----------------------------------------------------
 
@@ -1064,23 +573,5 @@ class Assembler:
                 item.arguments[field] = [value]
 
 
-def _shifted(annotation: Any, offset: int) -> Json:
-    if not isinstance(annotation, dict):
-        return {"value": annotation}
-    if not offset:
-        return annotation
-    shifted = dict(annotation)
-    for key in ("start_index", "end_index", "index"):
-        if isinstance(shifted.get(key), int):
-            shifted[key] += offset
-    return shifted
-
-
-def _type_of(event: object) -> str:
-    config = getattr(type(event), "__struct_config__", None)
-    tag = getattr(config, "tag", None)
-    return tag if isinstance(tag, str) else getattr(event, "type", type(event).__name__)
-
-
-def _same_kind(final: Json, item: _Item) -> bool:
-    return _ITEM_KINDS.get(final.get("type", ""), "other") == item.kind
+def _same_kind(final: Json, item: Record) -> bool:
+    return ITEM_KINDS.get(final.get("type", ""), "other") == item.kind

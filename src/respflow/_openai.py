@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import msgspec
 
-from ._assembler import Assembler, Json
+from ._assembler import Assembler
 from ._events import Event
 from ._exceptions import (
     AuthenticationFailed,
@@ -33,6 +33,7 @@ from ._exceptions import (
     ServerError,
     UsageError,
 )
+from ._items import Json
 from ._source import drive
 
 if TYPE_CHECKING:
