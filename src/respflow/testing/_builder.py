@@ -125,6 +125,103 @@ class StreamBuilder:
         self._plan.append((final, middle))
         return self
 
+    def shell_call(
+        self,
+        commands: Sequence[str],
+        *,
+        outputs: Sequence[tuple[str, str, int]] | None = (),
+        container_id: str | None = "cntr_sample",
+        item_id: str | None = None,
+        chunk: int = 6,
+    ) -> StreamBuilder:
+        """A hosted shell call: its commands stream, then (unless ``outputs`` is None,
+        as for a ``local`` shell the user runs) a ``shell_call_output`` item streams each
+        command's ``(stdout, stderr, exit_code)``."""
+        index = len(self._plan)
+        item_id = item_id or f"sh_{index:04d}"
+        call_id = f"call_{item_id}"
+        environment: Json = (
+            {"type": "container_reference", "container_id": container_id}
+            if container_id
+            else {"type": "local"}
+        )
+        final: Json = {
+            "id": item_id,
+            "type": "shell_call",
+            "status": "completed",
+            "call_id": call_id,
+            "action": {"commands": list(commands), "max_output_length": None, "timeout_ms": None},
+            "environment": environment,
+        }
+        ref = {"output_index": index}
+        middle: list[Json] = []
+        for n, command in enumerate(commands):
+            middle.append(
+                {
+                    "type": "response.shell_call_command.added",
+                    **ref,
+                    "command_index": n,
+                    "command": "",
+                }
+            )
+            middle += [
+                {
+                    "type": "response.shell_call_command.delta",
+                    **ref,
+                    "command_index": n,
+                    "delta": piece,
+                }
+                for piece in _chunks(command, chunk)
+            ]
+            middle.append(
+                {
+                    "type": "response.shell_call_command.done",
+                    **ref,
+                    "command_index": n,
+                    "command": command,
+                }
+            )
+        self._plan.append((final, middle))
+        if outputs is None:
+            return self
+        index += 1
+        results = [
+            {"stdout": out, "stderr": err, "outcome": {"type": "exit", "exit_code": code}}
+            for out, err, code in outputs
+        ]
+        output_id = f"sho_{index:04d}"
+        result: Json = {
+            "id": output_id,
+            "type": "shell_call_output",
+            "status": "completed",
+            "call_id": call_id,
+            "max_output_length": None,
+            "output": results,
+        }
+        at: Json = {"item_id": output_id, "output_index": index}
+        streamed: list[Json] = []
+        for n, one in enumerate(results):
+            delta = {k: one[k] for k in ("stdout", "stderr") if one[k]}
+            if delta:
+                streamed.append(
+                    {
+                        "type": "response.shell_call_output_content.delta",
+                        **at,
+                        "command_index": n,
+                        "delta": delta,
+                    }
+                )
+            streamed.append(
+                {
+                    "type": "response.shell_call_output_content.done",
+                    **at,
+                    "command_index": n,
+                    "output": [one],
+                }
+            )
+        self._plan.append((result, streamed))
+        return self
+
     def message(
         self,
         text: str,
@@ -254,6 +351,10 @@ def _as_added(final: Json) -> Json:
     elif kind == "reasoning":
         added["summary"] = []
         added.pop("status")
+    elif kind == "shell_call":
+        added["action"] = {**added["action"], "commands": []}
+    elif kind == "shell_call_output":
+        added["output"] = []
     return added
 
 
