@@ -64,6 +64,12 @@ async def test_a_reader_too_far_behind_is_let_go(anyio_backend: str) -> None:
         await _read(reader)
 
 
+async def test_catching_up_on_the_history_is_not_falling_behind(anyio_backend: str) -> None:
+    hub = Hub(max_lag=10)
+    await _fill(hub)
+    assert await _read(hub.subscribe(RID)) == EVENTS  # 119 events behind, none of them new
+
+
 async def test_a_cursor_older_than_the_history(anyio_backend: str) -> None:
     hub = Hub(history=10)
     await _fill(hub)

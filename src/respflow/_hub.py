@@ -135,7 +135,9 @@ class Reader:
     """An async iterator over one response's events, for one reader.
 
     Its place is kept in the object, so a wait for the next event may be cancelled (a
-    heartbeat timeout) and resumed. Raises :class:`Lagged` when it falls behind.
+    heartbeat timeout) and resumed. Raises :class:`Lagged` when more than ``max_lag``
+    events that arrived after it joined are waiting for it (the history it joined to
+    catch up on does not count), or when the history moved past it.
     """
 
     def __init__(self, hub: Hub, response_id: str, log: _Log, position: int) -> None:
@@ -144,6 +146,9 @@ class Reader:
         self._log = log
         self._position = position
         self._done = False
+        # Catching up on the history is not falling behind: only events that arrived
+        # after the reader came count toward max_lag.
+        self._joined_at = log.end
 
     def __aiter__(self) -> Reader:
         return self
@@ -158,10 +163,11 @@ class Reader:
                     "reconnect with its last cursor"
                 )
             if position < log.end:
-                if log.end - position > hub.max_lag:
+                behind = log.end - max(position, self._joined_at)
+                if behind > hub.max_lag:
                     raise Lagged(
-                        f"the reader of {self.response_id} fell {log.end - position} events "
-                        f"behind (max_lag {hub.max_lag}); reconnect with its last cursor"
+                        f"the reader of {self.response_id} fell {behind} events behind "
+                        f"(max_lag {hub.max_lag}); reconnect with its last cursor"
                     )
                 event = log.at(position)
                 self._position = position + 1

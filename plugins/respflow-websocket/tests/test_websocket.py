@@ -117,6 +117,14 @@ async def test_the_sink_pushes_every_event_and_reconnects(anyio_backend: str) ->
     assert list(unique.values()) == EVENTS  # at least once, in order, nothing missing
 
 
+async def _read_bursting(hub: Hub, url: str, got: list[respflow.Event]) -> None:
+    async for event in read_events(url, headers=ALICE):
+        got.append(event)
+        if len(got) == 1:
+            for later in EVENTS[1:]:  # a burst the connection cannot keep up with
+                await hub.send(later)
+
+
 async def _read_into(into: list[respflow.Event], url: str, **kwargs: Any) -> None:
     async for event in read_events(url, **kwargs):
         into.append(event)
@@ -131,3 +139,17 @@ def test_the_sink_is_found_by_its_url() -> None:
     sink = respflow.sink_from_spec("ws://127.0.0.1:9/events")
     assert isinstance(sink, WebSocketSink)
     assert "ws" in respflow.available_sinks()
+
+
+async def test_a_client_that_falls_behind_is_let_go_and_resumes(anyio_backend: str) -> None:
+    hub = Hub(max_lag=10)
+    app = Starlette(routes=[websocket_route(hub, authorize=_allow)])
+    await hub.send(EVENTS[0])
+    got: list[respflow.Event] = []
+    async with LoopbackServer(app) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws/{RID}"
+        with pytest.raises(Closed) as closed:
+            await _read_bursting(hub, url, got)
+        assert closed.value.code == 4008
+        rest = await _read(url, headers=ALICE, after=got[-1].cursor)
+    assert got + rest == EVENTS

@@ -69,10 +69,12 @@ class Connection:
             await self._flush()
             while self._protocol.state is State.CONNECTING and not self._eof:
                 await self._read()
-        if self._state() is not State.OPEN:
-            why = self._protocol.handshake_exc or "the server closed the connection"
+        # A server may accept and close at once (both in one read): that is a connection
+        # that closed, for receive_text to report, not a failed handshake.
+        failed = self._protocol.handshake_exc
+        if failed is not None or self._state() is State.CONNECTING:
             await self._abort()
-            raise Closed(None, f"the handshake failed: {why}")
+            raise Closed(None, f"the handshake failed: {failed or 'the server closed'}")
         return self
 
     async def __aexit__(
