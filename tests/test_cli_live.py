@@ -101,11 +101,21 @@ def _use_mock_server(server: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.anyio
-async def test_stream_command_against_openai_paths(anyio_backend: str) -> None:
-    async with MockServer(SAMPLE) as mock:
+async def test_stream_command_against_openai_paths(anyio_backend: str, tmp_path: Path) -> None:
+    async with MockServer(SAMPLE, files=FILES) as mock:
         env = _clean_env(OPENAI_BASE_URL=mock.openai_base_url, OPENAI_API_KEY="sk-mock-openai")
         done = await _respflow(
-            "stream", "--model", "gpt-5", "--format", "jsonl", "--background", "Roll dice", env=env
+            "stream",
+            "--model",
+            "gpt-5",
+            "--format",
+            "jsonl",
+            "--background",
+            "--fetch-files",
+            "--files-dir",
+            str(tmp_path),
+            "Roll dice",
+            env=env,
         )
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
@@ -114,6 +124,9 @@ async def test_stream_command_against_openai_paths(anyio_backend: str) -> None:
         assert body["include"] == ["code_interpreter_call.outputs"]
         assert (body["background"], body["store"], body["stream"]) == (True, True, True)
         assert body["tools"] == [{"type": "code_interpreter", "container": {"type": "auto"}}]
+        saved = [msgspec.json.decode(line) for line in lines]
+        assert {e["filename"] for e in saved if e["type"] == "file.saved"} >= {"dice_rolls.csv"}
+        assert (tmp_path / "resp_sample_dice" / "dice_rolls.csv").exists()
 
 
 @pytest.mark.anyio

@@ -42,6 +42,17 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
     _add_color(parser)
 
 
+def _add_files(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--fetch-files", action="store_true", help=what)
+    parser.add_argument(
+        "--files-dir",
+        type=Path,
+        default=Path("respflow-files"),
+        metavar="DIR",
+        help="where --fetch-files saves (default: ./respflow-files)",
+    )
+
+
 def _add_color(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colours"
@@ -139,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="do not offer the code_interpreter tool",
     )
+    _add_files(live, "save the files the response cites, links or shows as they are announced")
     _add_output(live)
     return parser
 
@@ -203,9 +215,6 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_delivering(args: argparse.Namespace, data: bytes) -> int:
     """Replay through the pipeline: to the terminal, to ``--sink``s, fetching files."""
-    from ._fetcher import FileFetcher
-    from ._storage import LocalStorage
-
     events = list(replay(data))  # a bad recording fails here, before any request
 
     async def recorded() -> AsyncIterator[Event]:
@@ -218,8 +227,7 @@ def _replay_delivering(args: argparse.Namespace, data: bytes) -> int:
             await deliver(recorded(), *sinks)
             return
         async with _client_from_environment() as client:
-            fetcher = FileFetcher(client, LocalStorage(args.files_dir))
-            await deliver(recorded(), *sinks, processors=[fetcher])
+            await deliver(recorded(), *sinks, processors=_fetching(args, client))
 
     try:
         anyio.run(run)
@@ -227,6 +235,14 @@ def _replay_delivering(args: argparse.Namespace, data: bytes) -> int:
         print(f"respflow replay: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _fetching(args: argparse.Namespace, client: Any) -> list[Any]:
+    """The file fetcher as a processor, if ``--fetch-files`` asked for it."""
+    from ._fetcher import FileFetcher
+    from ._storage import LocalStorage
+
+    return [FileFetcher(client, LocalStorage(args.files_dir))] if args.fetch_files else []
 
 
 def _sinks(args: argparse.Namespace) -> list[Sink]:
@@ -333,7 +349,7 @@ def _stream(args: argparse.Namespace) -> int:
     async def run() -> None:
         sinks = _sinks(args)
         async with _client_from_environment() as client, stream(client, **params) as events:
-            await deliver(events, *sinks)
+            await deliver(events, *sinks, processors=_fetching(args, client))
 
     try:
         anyio.run(run)
