@@ -120,7 +120,7 @@ class Assembler(CodeItems, MessageItems):
         self.duplicates = 0
         """Events dropped because their sequence number was already seen."""
         self.ignored_after_end = 0
-        """Events that arrived after their response had ended, and were dropped."""
+        """Events (and unreadable frames) that came after their response ended: dropped."""
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             wire.ResponseCreated: self._on_created,
             wire.ResponseQueued: self._on_lifecycle,
@@ -287,8 +287,16 @@ class Assembler(CodeItems, MessageItems):
         out, self._out = self._out, []
         return out
 
+    def _skipped(self, code: str, message: str) -> None:
+        """A frame that could not be read: reported, unless its response already ended
+        (nothing may follow an end; it is counted in ``ignored_after_end``)."""
+        if self._ended:
+            self.ignored_after_end += 1
+        else:
+            self._error(code, message)
+
     def _oversized(self, frame: OversizedFrame) -> None:
-        self._error(
+        self._skipped(
             "frame_too_large",
             f"an event of more than {frame.limit} bytes was dropped (max_frame_bytes); "
             "raise max_frame_bytes if such events are expected",
@@ -300,23 +308,23 @@ class Assembler(CodeItems, MessageItems):
         try:
             event = wire.decode_event(data)
         except msgspec.ValidationError as exc:  # a DecodeError subclass: catch it first
-            self._error(
+            self._skipped(
                 "invalid_event",
                 f"an event did not have the shape the Responses API documents ({exc}); "
                 "it was skipped",
             )
             return
         except UnicodeDecodeError as exc:
-            self._error("invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}")
+            self._skipped("invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}")
             return
         except msgspec.DecodeError as exc:
             if not complete:
-                self._error(
+                self._skipped(
                     "cut_off_event",
                     "the stream ended in the middle of an event; the partial event was skipped",
                 )
             else:
-                self._error("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
+                self._skipped("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
             return
         try:
             self._dispatch(event)
