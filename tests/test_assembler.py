@@ -795,3 +795,11 @@ def test_a_local_shell_call_completes_at_once_and_a_cut_one_still_completes() ->
     completed = only(cut, ev.CodeCompleted)  # never got its output: completed at the end
     assert (completed.outputs, completed.code) == (None, "ls /mnt/data\ncat notes.txt")
     assert [e.type for e in cut][-2:] == ["code.completed", "stream.truncated"]
+
+
+def test_an_unreadable_frame_after_the_end_never_follows_it() -> None:
+    asm = Assembler()
+    body = to_sse(sample().events()) + b"data: {not json\n\n" + b"data: \xff\xfe\n\n"
+    events = [*asm.feed(body), *asm.close()]
+    assert events[-1].type == "response.completed"
+    assert asm.ignored_after_end == 2
