@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from importlib import resources
 from pathlib import Path
 
 import anyio
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import respflow
 from respflow import (
@@ -251,3 +253,57 @@ async def test_log_sink_speaks_structlog(anyio_backend: str) -> None:
     assert completed[0]["item_id"] == "ci_0001"
     assert completed[0]["log_level"] == "info"
     assert not [entry for entry in logs if entry["event"].endswith(".delta")]
+
+
+def _in_order(got: Sequence[respflow.Event]) -> bool:
+    """``got`` is some of the events, none twice, in their order."""
+    rest = iter(EVENTS)
+    return all(any(event == candidate for candidate in rest) for event in got)
+
+
+sink_specs = st.lists(
+    st.tuples(
+        st.sampled_from(["block", "drop_oldest", "disconnect"]),
+        st.sampled_from([0.0, 0.0002]),
+        st.one_of(st.none(), st.integers(min_value=0, max_value=40)),
+        st.integers(min_value=1, max_value=8),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(specs=sink_specs)
+async def test_fan_out_keeps_its_promises_for_any_mix_of_sinks(
+    anyio_backend: str, specs: list[tuple[str, float, int | None, int]]
+) -> None:
+    sinks = [MemorySink(delay=delay, fail_after=fail) for _, delay, fail, _ in specs]
+    attached = [
+        attach(sink, policy=policy, buffer=buffer)  # type: ignore[arg-type]
+        for sink, (policy, _, _, buffer) in zip(sinks, specs, strict=True)
+    ]
+    await deliver(_events(), *attached)
+    for sink, (policy, _, fail, _) in zip(sinks, specs, strict=True):
+        assert sink.closed == 1
+        got = [e for e in sink.events if not isinstance(e, StreamDropped | StreamError)]
+        if got and isinstance(got[-1], StreamTruncated):  # its own end: let go or cut short
+            got.pop()
+        cursors = [respflow.parse_cursor(e.cursor) for e in sink.events]
+        assert cursors == sorted(cursors)
+        if fail is not None and fail < len(EVENTS):
+            assert len(got) <= fail
+            assert _in_order(got)
+            continue
+        if policy == "block":
+            assert got == EVENTS
+        elif policy == "drop_oldest":
+            missed = sum(e.count for e in sink.events if isinstance(e, StreamDropped))
+            reports = sum(1 for _, _, fail, _ in specs if fail is not None)  # may be dropped too
+            assert len(EVENTS) <= len(got) + missed <= len(EVENTS) + reports
+            assert got[-1] == EVENTS[-1]
+            assert _in_order(got)
+        else:
+            assert got == EVENTS[: len(got)]

@@ -309,8 +309,10 @@ class StreamGap(EventBase, frozen=True, tag="stream.gap"):
 class StreamDropped(EventBase, frozen=True, tag="stream.dropped"):
     """Sent to one sink only: it fell behind and these events were not delivered to it.
 
-    ``first_cursor`` .. ``last_cursor`` is the range it missed; a client that keeps its
-    own history (or an SSE/websocket endpoint with ``Last-Event-ID``) can fetch them again.
+    ``first_cursor`` .. ``last_cursor`` is the range it missed, all older than the event
+    that follows; a client that keeps its own history (or an SSE/websocket endpoint with
+    ``Last-Event-ID``) can fetch them again. Its own cursor is ``last_cursor``: resuming
+    after it is right.
     """
 
     count: int

@@ -102,6 +102,7 @@ class Pipeline:
         self._stamper = Stamper()
         self._group: TaskGroup | None = None
         self._failed: SinkFailed | None = None
+        self._reports: list[tuple[_Outlet, ev.StreamError]] = []
         self.failures: list[tuple[str, BaseException]] = []
         """Sinks that raised, by name, with what they raised."""
 
@@ -119,6 +120,7 @@ class Pipeline:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._group is not None
+        self._send_reports()
         for outlet in self._outlets:
             outlet.end()
         try:
@@ -136,6 +138,7 @@ class Pipeline:
         """Give ``event`` to every sink, as each one's policy says."""
         if self._failed is not None:
             raise self._failed
+        self._send_reports()
         stamped = self._stamper.passed(event)
         for outlet in self._outlets:
             await outlet.put(stamped)
@@ -175,10 +178,17 @@ class Pipeline:
             message=f"the sink {outlet.name} failed ({exc!r}) and was closed; the others go on",
             fatal=False,
         )
-        stamped = self._stamper.made(report)
-        for other in self._outlets:
-            if other is not outlet:
-                other.report(stamped)
+        self._reports.append((outlet, report))
+
+    def _send_reports(self) -> None:
+        """Pass on sink failures, in the stream's order: each gets its place (cursor) here,
+        between the events already published and the next, never ahead of either."""
+        reports, self._reports = self._reports, []
+        for failed, report in reports:
+            stamped = self._stamper.made(report)
+            for other in self._outlets:
+                if other is not failed:
+                    other.report(stamped)
 
 
 async def deliver(
@@ -214,6 +224,7 @@ class _Outlet:
         self._ending = False
         self._open = True
         self._failed = False
+        self._disconnected = False
         self._dropped = 0
         self._dropped_first: ev.Event | None = None
         self._dropped_last: ev.Event | None = None
@@ -232,6 +243,7 @@ class _Outlet:
         if len(self._items) >= self.capacity and self.policy != "block":
             if self.policy == "disconnect":
                 _log.info("respflow: sink %s fell behind and was disconnected", self.name)
+                self._disconnected = True
                 self._open = False
                 self._readable.set()
                 return
@@ -260,12 +272,18 @@ class _Outlet:
                     await self._readable.wait()
                     continue
                 if not self._open or not self._items:
-                    return
-                if self._dropped:
-                    await self._send(self._take_dropped())
+                    break
+                # The notice and the next event are taken together: everything the notice
+                # counts is older than that event, and drops during the sends below are
+                # newer, for the next notice.
+                notice = self._take_dropped() if self._dropped else None
                 event = self._items.popleft()
                 self._writable.set()
+                if notice is not None:
+                    await self._send(notice)
                 await self._send(event)
+            if self._dropped and self._open:
+                await self._send(self._take_dropped())
         except Exception as exc:  # any sink bug: isolate it
             self._failed = True
             self._open = False
@@ -299,6 +317,13 @@ class _Outlet:
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._pipeline._close_timeout):
             last = self.last
             if last is not None and not isinstance(last, ev.END_TYPES) and not self._failed:
+                if self._disconnected:
+                    why = (
+                        "this sink fell behind and was disconnected (policy disconnect); "
+                        f"resume after cursor {last.cursor}"
+                    )
+                else:
+                    why = "the pipeline stopped before the response ended"
                 try:
                     await self.sink.send(
                         ev.StreamTruncated(
@@ -306,7 +331,7 @@ class _Outlet:
                             sequence_number=last.sequence_number,
                             cursor=f"{last.sequence_number}-{_next_k(last.cursor)}",
                             last_sequence_number=last.sequence_number,
-                            message="the pipeline stopped before the response ended",
+                            message=why,
                         )
                     )
                 except Exception as exc:
