@@ -401,6 +401,9 @@ async def test_a_non_streaming_background_request_is_stored_and_cancellable(
     assert queued.status == "queued"
     done = await client.responses.retrieve(queued.id)
     assert done.status == "completed"
+    cancelled = await respflow.cancel(client, queued.id)
+    assert cancelled["status"] == "cancelled"
+    assert (await client.responses.retrieve(queued.id)).status == "cancelled"
 
 
 async def test_a_response_json_recording_is_served_as_a_stream(

@@ -86,6 +86,10 @@ async def test_a_slow_sink_with_disconnect_is_let_go(anyio_backend: str) -> None
         await pipeline.run(_events())
     assert fast.events == EVENTS
     assert len(slow.events) < len(EVENTS)
+    end = slow.events[-1]
+    assert isinstance(end, StreamTruncated)
+    assert "disconnected" in end.message
+    assert slow.events[:-1] == EVENTS[: len(slow.events) - 1]  # nothing out of order
     assert slow.closed == 1
 
 

@@ -44,12 +44,12 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 def _add_files(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--fetch-files", action="store_true", help=what)
+    _add_files_dir(parser, "where --fetch-files saves (default: ./respflow-files)")
+
+
+def _add_files_dir(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--files-dir",
-        type=Path,
-        default=Path("respflow-files"),
-        metavar="DIR",
-        help="where --fetch-files saves (default: ./respflow-files)",
+        "--files-dir", type=Path, default=Path("respflow-files"), metavar="DIR", help=what
     )
 
 
@@ -76,18 +76,10 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     play.add_argument("file", nargs="?", metavar="FILE|-", help="the recording; - for stdin")
-    play.add_argument(
-        "--fetch-files",
-        action="store_true",
-        help="save the files the recording cites or links, through the API its environment "
+    _add_files(
+        play,
+        "save the files the recording cites, links or shows, through the API its environment "
         "names (OPENAI_API_KEY / OPENAI_BASE_URL, or the AZURE_OPENAI_* variables)",
-    )
-    play.add_argument(
-        "--files-dir",
-        type=Path,
-        default=Path("respflow-files"),
-        metavar="DIR",
-        help="where --fetch-files saves (default: ./respflow-files)",
     )
     _add_output(play)
 
@@ -103,13 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--pace", type=float, default=0.02, metavar="SECONDS", help="delay between events"
     )
-    demo.add_argument(
-        "--files-dir",
-        type=Path,
-        default=Path("respflow-files"),
-        metavar="DIR",
-        help="where the run's files are saved (default: ./respflow-files)",
-    )
+    _add_files_dir(demo, "where the run's files are saved (default: ./respflow-files)")
     _add_color(demo)
 
     mock = commands.add_parser(

@@ -287,15 +287,7 @@ class FileFetcher:
         try:
             listing = await self._listing(container_id)
         except openai.APIStatusError as exc:
-            yield _failed(
-                state,
-                container_id,
-                None,
-                exc.status_code,
-                f"could not list container {container_id} to find {path}: {_api_message(exc)}",
-                _hint(exc.status_code, exc.request.url),
-                path,
-            )
+            yield _unlisted(state, container_id, exc, path)
             return
         match = _match(listing, path)
         if match is None:
@@ -326,14 +318,7 @@ class FileFetcher:
         try:
             listing = await self._listing(container_id, fresh=True)
         except openai.APIStatusError as exc:
-            yield _failed(
-                state,
-                container_id,
-                None,
-                exc.status_code,
-                f"could not list container {container_id}: {_api_message(exc)}",
-                _hint(exc.status_code, exc.request.url),
-            )
+            yield _unlisted(state, container_id, exc, None)
             return
         for entry in listing:
             if entry.get("source") != "assistant":
@@ -463,6 +448,20 @@ def _failed(
         reason=reason,
         hint=hint,
         path=path,
+    )
+
+
+def _unlisted(state: _Response, container_id: str, exc: Any, path: str | None) -> ev.FileFailed:
+    """The container's file listing was refused (expired, or not served on this API)."""
+    wanted = f" to find {path}" if path else ""
+    return _failed(
+        state,
+        container_id,
+        None,
+        exc.status_code,
+        f"could not list container {container_id}{wanted}: {_api_message(exc)}",
+        _hint(exc.status_code, exc.request.url),
+        path,
     )
 
 

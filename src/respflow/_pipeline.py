@@ -138,7 +138,8 @@ class Pipeline:
         """Give ``event`` to every sink, as each one's policy says."""
         if self._failed is not None:
             raise self._failed
-        self._send_reports()
+        if self._reports:
+            self._send_reports()
         stamped = self._stamper.passed(event)
         for outlet in self._outlets:
             await outlet.put(stamped)
@@ -225,6 +226,7 @@ class _Outlet:
         self._open = True
         self._failed = False
         self._disconnected = False
+        self._first_missed: ev.Event | None = None
         self._dropped = 0
         self._dropped_first: ev.Event | None = None
         self._dropped_last: ev.Event | None = None
@@ -244,6 +246,7 @@ class _Outlet:
             if self.policy == "disconnect":
                 _log.info("respflow: sink %s fell behind and was disconnected", self.name)
                 self._disconnected = True
+                self._first_missed = self._items[0] if self._items else event
                 self._open = False
                 self._readable.set()
                 return
@@ -316,30 +319,45 @@ class _Outlet:
         """The sink's end: a ``stream.truncated`` if its response did not end, then aclose."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(self._pipeline._close_timeout):
             last = self.last
-            if last is not None and not isinstance(last, ev.END_TYPES) and not self._failed:
-                if self._disconnected:
-                    why = (
-                        "this sink fell behind and was disconnected (policy disconnect); "
-                        f"resume after cursor {last.cursor}"
-                    )
-                else:
-                    why = "the pipeline stopped before the response ended"
+            notice = self._last_word(last) if not isinstance(last, ev.END_TYPES) else None
+            if notice is not None and not self._failed:
                 try:
-                    await self.sink.send(
-                        ev.StreamTruncated(
-                            response_id=last.response_id,
-                            sequence_number=last.sequence_number,
-                            cursor=f"{last.sequence_number}-{_next_k(last.cursor)}",
-                            last_sequence_number=last.sequence_number,
-                            message=why,
-                        )
-                    )
+                    await self.sink.send(notice)
                 except Exception as exc:
                     _log.warning("respflow: sink %s failed on its last event: %r", self.name, exc)
             try:
                 await _maybe_await(self.sink.aclose())
             except Exception as exc:
                 _log.warning("respflow: sink %s failed to close: %r", self.name, exc)
+
+    def _last_word(self, last: ev.Event | None) -> ev.StreamTruncated | None:
+        """What a sink left before its response's end is told (None: it never saw one)."""
+        if last is None:
+            if not (self._disconnected and self._first_missed is not None):
+                return None
+            # Let go before it took anything: it learns so, and resumes from the start.
+            return ev.StreamTruncated(
+                response_id=self._first_missed.response_id,
+                sequence_number=-1,
+                cursor="-1-0",
+                last_sequence_number=None,
+                message="this sink fell behind and was disconnected (policy disconnect) "
+                "before it took any event; resume from the start",
+            )
+        if self._disconnected:
+            why = (
+                "this sink fell behind and was disconnected (policy disconnect); "
+                f"resume after cursor {last.cursor}"
+            )
+        else:
+            why = "the pipeline stopped before the response ended"
+        return ev.StreamTruncated(
+            response_id=last.response_id,
+            sequence_number=last.sequence_number,
+            cursor=f"{last.sequence_number}-{_next_k(last.cursor)}",
+            last_sequence_number=last.sequence_number,
+            message=why,
+        )
 
 
 def _next_k(cursor: str) -> int:

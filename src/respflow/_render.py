@@ -63,7 +63,7 @@ class PrettyRenderer:
                     self._streaming_output = True
                     self._line("head", "── output ──")
                 self._out(delta)
-            case ev.CodeLogs(logs=logs) if self._streaming_output:
+            case ev.CodeLogs() if self._streaming_output:
                 self._streaming_output = False  # it streamed already: the whole adds nothing
                 if not self._at_line_start:
                     self._out("\n")

@@ -74,13 +74,24 @@ class _Rewritten:
 
 @dataclass(slots=True)
 class _Part:
-    original: str = ""
-    """The part's text as the deltas brought it."""
+    chunks: list[str] = field(default_factory=list)
+    """The part's deltas, joined only when an annotation needs the whole text."""
+    final: str | None = None
+    """The part's text from ``text.done``."""
+    window: str = ""
+    """The text not yet let out, after the one character before it (which decides whether
+    a link may start there): all the streaming rewrite looks at, so each delta costs its
+    own length, not the text's."""
     emitted: int = 0
-    """How much of ``original`` has gone out (rewritten); the rest is held back."""
+    """Where in ``window`` the text held back starts."""
     raw: bool = False
     """A link passed ``max_hold``: the rest of it goes out unrewritten."""
     rewritten: _Rewritten | None = None
+
+    @property
+    def original(self) -> str:
+        """The part's whole text as it arrived."""
+        return self.final if self.final is not None else "".join(self.chunks)
 
 
 @dataclass(slots=True)
@@ -191,8 +202,8 @@ class LinkRewriter:
                 return [self._stamper.passed(event)]
 
     def _text_done(self, event: ev.TextDone, part: _Part, text: str) -> list[ev.Event]:
-        rest = self._release(part, len(part.original))
-        part.original, part.emitted = text, len(text)
+        rest = self._release(part, len(part.window))
+        part.final, part.window, part.emitted = text, "", 0
         part.rewritten = self._rewrite(text, self._rid, frozenset())
         out: list[ev.Event] = []
         if rest:
@@ -211,8 +222,16 @@ class LinkRewriter:
         return out
 
     def _push(self, part: _Part, delta: str) -> str:
-        part.original += delta
-        text = part.original
+        part.chunks.append(delta)
+        out = self._let_out(part, delta)
+        keep = part.emitted - 1  # one character of context before what is held
+        if keep > 0:
+            part.window, part.emitted = part.window[keep:], 1
+        return out
+
+    def _let_out(self, part: _Part, delta: str) -> str:
+        part.window += delta
+        text = part.window
         # Up to the last character no link contains, the text is final.
         cut = len(text)
         while cut > part.emitted and not _ends_links(text[cut - 1]):
@@ -230,8 +249,8 @@ class LinkRewriter:
         return out
 
     def _release(self, part: _Part, end: int) -> str:
-        """Let ``original[emitted:end]`` out, rewritten unless a too-long link is running."""
-        text, start = part.original, part.emitted
+        """Let ``window[emitted:end]`` out, rewritten unless a too-long link is running."""
+        text, start = part.window, part.emitted
         if end <= start:
             return ""
         part.emitted = end

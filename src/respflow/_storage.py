@@ -76,7 +76,6 @@ class LocalStorage:
         self.max_file_bytes = max_file_bytes
         self.max_response_bytes = max_response_bytes
         self._saved: dict[tuple[str, str], StoredFile] = {}
-        self._used: dict[str, int] = {}
         self._lock = anyio.Lock()
         self._loaded: set[str] = set()
 
@@ -84,6 +83,9 @@ class LocalStorage:
         if (response_id, key) not in self._saved:
             await anyio.to_thread.run_sync(self._load_index, response_id)
         return self._saved.get((response_id, key))
+
+    def _stored_bytes(self, response_id: str) -> int:
+        return sum(s.size for (rid, _), s in self._saved.items() if rid == response_id)
 
     def _folder(self, response_id: str) -> Path:
         return self._inside(self.root / safe_filename(response_id, fallback="response"))
@@ -110,7 +112,6 @@ class LocalStorage:
                 self._saved[(response_id, key)] = msgspec.structs.replace(
                     stored, location=str(path)
                 )
-                self._used[response_id] = self._used.get(response_id, 0) + stored.size
 
     def _write_index(self, response_id: str, folder: Path) -> None:
         index = {key: stored for (rid, key), stored in self._saved.items() if rid == response_id}
@@ -140,7 +141,7 @@ class LocalStorage:
         temp = folder / f".{secrets.token_hex(8)}.part"
         digest = hashlib.sha256()
         size = 0
-        budget = self.max_response_bytes - self._used.get(response_id, 0)
+        budget = self.max_response_bytes - self._stored_bytes(response_id)
         try:
             async with await anyio.open_file(temp, "xb") as out:
                 async for chunk in chunks:
@@ -165,7 +166,6 @@ class LocalStorage:
                 final = await anyio.to_thread.run_sync(_link_free_name, temp, folder, filename)
                 stored = StoredFile(str(final), final.name, size, digest.hexdigest(), media_type)
                 self._saved[(response_id, key)] = stored
-                self._used[response_id] = self._used.get(response_id, 0) + size
                 await anyio.to_thread.run_sync(self._write_index, response_id, folder)
                 return stored
         finally:

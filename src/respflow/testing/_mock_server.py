@@ -13,7 +13,7 @@ import itertools
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -88,10 +88,10 @@ class _Failure:
 
 @dataclass(slots=True)
 class _Stored:
+    """A background response, kept for resuming and cancelling."""
+
     recording: Recording
-    background: bool
     cancelled: bool = False
-    include: list[str] = field(default_factory=list)
 
 
 class MockServer:
@@ -347,11 +347,10 @@ class MockServer:
             return
         recording = self.recording
         background = bool(params.get("background"))
-        include = [str(i) for i in params.get("include") or ()]
         if background:
             recording = recording.in_background()
             if recording.response_id:
-                self._stored[recording.response_id] = _Stored(recording, True, include=include)
+                self._stored[recording.response_id] = _Stored(recording)
         self.containers.touch()
         if params.get("stream"):
             await self._stream(request, send, recording, starting_after=None)
