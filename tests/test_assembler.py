@@ -370,6 +370,25 @@ def test_bad_frames_are_reported_and_the_stream_goes_on() -> None:
     assert isinstance(events[-1], ev.ResponseCompleted)
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b'data: {"type":"response.output_text.delta","delta":"\xff"}\n\n',
+        b'data: {"type":"response.output_text.delta\xc3","delta":"x"}\n\n',
+        b'data: {"type":"response.brand_new","note":"\xed\xa0\x80"}\n\n',
+        b'data: {"type":"response.output_text.delta","delta":5,"x":"\xff"}\n\n',
+    ],
+    ids=["in-a-field-read", "in-the-type", "in-an-unknown-event", "after-a-shape-error"],
+)
+def test_invalid_utf8_is_reported_as_such_whatever_msgspec_says(frame: bytes) -> None:
+    # msgspec 0.23 reports bad UTF-8 as a DecodeError, earlier releases as UnicodeDecodeError;
+    # the event contract must not move with it.
+    wire = StreamBuilder().message("fine").events()
+    events = list(respflow.replay(to_sse(wire[:3]) + frame + to_sse(wire[3:])))
+    assert [e.code for e in of(events, ev.StreamError)] == ["invalid_utf8"]
+    assert isinstance(events[-1], ev.ResponseCompleted)
+
+
 def test_stream_cut_mid_event() -> None:
     body = to_sse(StreamBuilder().message("fine").events())
     events = list(respflow.replay(body[: body.rindex(b"data:") + 40]))

@@ -314,15 +314,14 @@ class Assembler(CodeItems, MessageItems):
                 "it was skipped",
             )
             return
-        except UnicodeDecodeError as exc:
-            self._skipped("invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}")
-            return
-        except msgspec.DecodeError as exc:
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
             if not complete:
                 self._skipped(
                     "cut_off_event",
                     "the stream ended in the middle of an event; the partial event was skipped",
                 )
+            elif isinstance(exc, UnicodeDecodeError):
+                self._skipped("invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}")
             else:
                 self._skipped("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
             return

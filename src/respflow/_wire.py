@@ -321,15 +321,19 @@ def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
     """Decode one event payload.
 
     Raises:
+        UnicodeDecodeError: not UTF-8 (whatever msgspec release is installed).
         msgspec.DecodeError: not JSON.
-        UnicodeDecodeError: not UTF-8.
         msgspec.ValidationError: a known event type with fields of the wrong shape, or a
             JSON value that is not an object with a string ``type``.
     """
     try:
         event: WireEvent = _decoder.decode(data)
     except msgspec.ValidationError:
-        raw = _any_decoder.decode(data)
+        try:
+            raw = _any_decoder.decode(data)
+        except msgspec.DecodeError:
+            _raise_if_not_utf8(data)
+            raise
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             raise
         if raw["type"] in _TAGS:
@@ -338,7 +342,22 @@ def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
         return Unrecognized(
             type=raw["type"], raw=raw, sequence_number=seq if type(seq) is int else None
         )
+    except msgspec.DecodeError:
+        _raise_if_not_utf8(data)
+        raise
     return event
+
+
+def _raise_if_not_utf8(data: bytes | str) -> None:
+    """Raise ``UnicodeDecodeError`` if ``data`` is bytes that are not UTF-8.
+
+    msgspec up to 0.22 raised ``UnicodeDecodeError`` itself; later releases raise a
+    ``DecodeError`` that reads like any other syntax error. Checking here, only once
+    decoding has already failed, keeps the contract the same for every msgspec and costs
+    valid input nothing.
+    """
+    if isinstance(data, bytes):
+        data.decode("utf-8")
 
 
 def decode_response(data: bytes | str) -> WireResponse:
