@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 import typing
+
+import pytest
 
 import respflow
 from respflow import _events
@@ -11,10 +15,15 @@ def test_all_is_sorted_and_complete() -> None:
     assert respflow.__all__ == sorted(respflow.__all__, key=lambda n: (not n.isupper(), n))
     public = {
         name
-        for name, value in vars(respflow).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        for name in dir(respflow)
+        if not name.startswith("_") and not isinstance(getattr(respflow, name), types.ModuleType)
     }
     assert public == set(respflow.__all__) - {"__version__"}
+
+
+def test_a_name_respflow_does_not_have_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'strem'"):
+        respflow.strem  # noqa: B018
 
 
 def test_every_event_class_is_in_the_union_and_exported() -> None:
@@ -29,3 +38,36 @@ def test_every_event_class_is_in_the_union_and_exported() -> None:
     assert len(set(tags)) == len(tags)
     for cls in members:
         assert getattr(respflow, cls.__name__) is cls
+
+
+# Loaded by `import respflow` (and a replay) only if something went wrong with the laziness.
+HEAVY = ("openai", "httpx2", "anyio", "hypercorn", "starlette", "structlog", "trio")
+
+
+def loaded_after(code: str) -> set[str]:
+    """The top-level modules a fresh interpreter has loaded after running ``code``."""
+    probe = code + "\nimport sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def test_import_respflow_loads_only_the_core() -> None:
+    loaded = loaded_after("import respflow\nrespflow.Assembler().feed(b'')")
+    assert not loaded & set(HEAVY)
+
+
+def test_respflow_replay_loads_neither_the_sdk_nor_anyio() -> None:
+    code = (
+        "import contextlib, io\nfrom respflow._cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):"
+        "\n    main(['replay', '--color', 'never'])"
+    )
+    assert not loaded_after(code) & set(HEAVY)
+
+
+def test_a_lazy_name_loads_its_floor_on_first_use() -> None:
+    loaded = loaded_after("import respflow\nrespflow.Pipeline")
+    assert "anyio" in loaded
+    assert "openai" not in loaded

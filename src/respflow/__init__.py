@@ -4,7 +4,12 @@ The core is :class:`Assembler`, a sans-I/O state machine: wire events in, normal
 events out (see ``respflow.events`` in the README for the contract).
 """
 
-from ._assembler import Assembler
+import importlib
+import typing
+
+from ._core.assembler import Assembler
+from ._core.links import SandboxLink, find_links, find_uncovered_links
+from ._core.sse import Frame, OversizedFrame, SSEDecoder
 from ._events import (
     END_TYPES,
     CodeCompleted,
@@ -53,29 +58,88 @@ from ._exceptions import (
     ServerError,
     UsageError,
 )
-from ._fetcher import FileFetcher, fetch_files
-from ._hub import Hub, Lagged, Reader, TooOld
-from ._links import SandboxLink, find_links, find_uncovered_links
-from ._names import safe_filename
-from ._openai import (
-    CODE_OUTPUTS,
-    EventStream,
-    Reconnect,
-    cancel,
-    from_response,
-    from_sdk_stream,
-    resume,
-    stream,
-)
-from ._pipeline import Attached, Pipeline, Policy, Sink, SinkFailed, attach, deliver
-from ._plugins import available_sinks, sink_from_spec
-from ._recording import RecordingFormat, detect_format, replay
-from ._rewrite import LinkRewriter
-from ._serving import Authorize, events_app, files_app
-from ._sinks import CallbackSink, JsonlSink, LogSink
-from ._source import aiter_events
-from ._sse import Frame, OversizedFrame, SSEDecoder
-from ._storage import FileTooLarge, LocalStorage, Storage, StoredFile
+
+if typing.TYPE_CHECKING:
+    from ._delivery.hub import Hub, Lagged, Reader, TooOld
+    from ._delivery.pipeline import Attached, Pipeline, Policy, Sink, SinkFailed, attach, deliver
+    from ._delivery.plugins import available_sinks, sink_from_spec
+    from ._delivery.sinks import CallbackSink, JsonlSink, LogSink
+    from ._files.fetcher import FileFetcher, fetch_files
+    from ._files.names import safe_filename
+    from ._files.rewrite import LinkRewriter
+    from ._files.serving import files_app
+    from ._files.storage import FileTooLarge, LocalStorage, Storage, StoredFile
+    from ._server.events import Authorize, events_app
+    from ._sources.bytes import aiter_events
+    from ._sources.openai import (
+        CODE_OUTPUTS,
+        EventStream,
+        Reconnect,
+        cancel,
+        from_response,
+        from_sdk_stream,
+        resume,
+        stream,
+    )
+    from ._sources.recording import RecordingFormat, detect_format, replay
+
+# Everything above the core loads on first use, so `import respflow` (and the Assembler,
+# `respflow replay`) pays for neither the openai SDK, anyio's machinery nor the servers.
+_LAZY: dict[str, str] = {
+    "CODE_OUTPUTS": "_sources.openai",
+    "EventStream": "_sources.openai",
+    "Reconnect": "_sources.openai",
+    "cancel": "_sources.openai",
+    "from_response": "_sources.openai",
+    "from_sdk_stream": "_sources.openai",
+    "resume": "_sources.openai",
+    "stream": "_sources.openai",
+    "aiter_events": "_sources.bytes",
+    "RecordingFormat": "_sources.recording",
+    "detect_format": "_sources.recording",
+    "replay": "_sources.recording",
+    "FileFetcher": "_files.fetcher",
+    "fetch_files": "_files.fetcher",
+    "safe_filename": "_files.names",
+    "LinkRewriter": "_files.rewrite",
+    "files_app": "_files.serving",
+    "FileTooLarge": "_files.storage",
+    "LocalStorage": "_files.storage",
+    "Storage": "_files.storage",
+    "StoredFile": "_files.storage",
+    "Hub": "_delivery.hub",
+    "Lagged": "_delivery.hub",
+    "Reader": "_delivery.hub",
+    "TooOld": "_delivery.hub",
+    "Attached": "_delivery.pipeline",
+    "Pipeline": "_delivery.pipeline",
+    "Policy": "_delivery.pipeline",
+    "Sink": "_delivery.pipeline",
+    "SinkFailed": "_delivery.pipeline",
+    "attach": "_delivery.pipeline",
+    "deliver": "_delivery.pipeline",
+    "available_sinks": "_delivery.plugins",
+    "sink_from_spec": "_delivery.plugins",
+    "CallbackSink": "_delivery.sinks",
+    "JsonlSink": "_delivery.sinks",
+    "LogSink": "_delivery.sinks",
+    "Authorize": "_server.events",
+    "events_app": "_server.events",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'respflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"respflow.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from .._recording import RecordingFormat, detect_format
-from .._sse import OversizedFrame, SSEDecoder
+from .._core.sse import OversizedFrame, SSEDecoder
+from .._sources.recording import RecordingFormat, detect_format
 
 __all__ = ["RecordedEvent", "Recording"]
 

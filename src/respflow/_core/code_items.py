@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import _events as ev
-from . import _wire as wire
-from ._items import ItemState, Json, Record
+from .. import _events as ev
+from . import wire
+from .items import ItemState, Json, Record
 
 __all__ = ["CodeItems"]
 

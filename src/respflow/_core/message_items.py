@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _events as ev
-from . import _wire as wire
-from ._items import ItemState, Json, Part, Record
-from ._links import find_uncovered_links
+from .. import _events as ev
+from . import wire
+from .items import ItemState, Json, Part, Record
+from .links import find_uncovered_links
 
 __all__ = ["MessageItems"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from ._assembler import Assembler
-from ._events import Event
+from .._core.assembler import Assembler
+from .._events import Event
 
 __all__ = ["aiter_events", "drive"]
 

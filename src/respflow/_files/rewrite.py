@@ -25,10 +25,10 @@ from urllib.parse import quote
 
 import msgspec
 
-from . import _events as ev
-from ._links import find_links
-from ._names import safe_filename
-from ._stamp import Stamper
+from .. import _events as ev
+from .._core.links import find_links
+from .._core.stamp import Stamper
+from .names import safe_filename
 
 __all__ = ["LinkRewriter"]
 

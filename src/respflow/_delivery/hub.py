@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from . import _events as ev
-from ._events import parse_cursor
-from ._exceptions import RespflowError
+from .. import _events as ev
+from .._events import parse_cursor
+from .._exceptions import RespflowError
 
 __all__ = ["Hub", "Lagged", "Reader", "TooOld"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from . import _events as ev
-from . import _wire as wire
+from .. import _events as ev
+from . import wire
 
 __all__ = ["ITEM_KINDS", "ItemState", "Json", "Part", "Record", "type_of"]
 

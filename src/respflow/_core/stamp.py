@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from . import _events as ev
+from .. import _events as ev
 
 __all__ = ["Stamper"]
 

@@ -13,8 +13,8 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from ._exceptions import RespflowError
-from ._names import safe_filename
+from .._exceptions import RespflowError
+from .names import safe_filename
 
 __all__ = ["FileTooLarge", "LocalStorage", "Storage", "StoredFile"]
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from . import _events as ev
-from ._fetcher import fetch_files
-from ._openai import stream
-from ._render import PrettyRenderer
-from ._rewrite import LinkRewriter
-from ._storage import LocalStorage
+from .. import _events as ev
+from .._files.fetcher import fetch_files
+from .._files.rewrite import LinkRewriter
+from .._files.storage import LocalStorage
+from .._sources.openai import stream
+from .render import PrettyRenderer
 
 __all__ = ["PROMPT", "SAMPLE", "demo"]
 
@@ -42,7 +42,7 @@ async def demo(
     """Serve the sample, stream it through the SDK, save its files, render it with ``write``."""
     import openai
 
-    from .testing import MockServer, Recording
+    from ..testing import MockServer, Recording
 
     samples = resources.files("respflow").joinpath("samples")
     recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())

@@ -14,9 +14,9 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from . import _events as ev
-from ._events import encode_event
-from ._exceptions import UsageError
+from .. import _events as ev
+from .._events import encode_event
+from .._exceptions import UsageError
 
 __all__ = ["CallbackSink", "JsonlSink", "LogSink", "redact"]
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._assembler import Assembler
-from ._events import Event
-from ._exceptions import RecordingError
+from .._core.assembler import Assembler
+from .._events import Event
+from .._exceptions import RecordingError
 
 __all__ = ["RecordingFormat", "detect_format", "replay"]
 

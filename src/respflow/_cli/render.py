@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import _events as ev
+from .. import _events as ev
 
 __all__ = ["PrettyRenderer"]
 

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import anyio
+from .._events import Event, encode_event
+from .._exceptions import RecordingError, RespflowError
+from .._sources.recording import replay
+from .render import PrettyRenderer
 
-from ._events import Event, encode_event
-from ._exceptions import RecordingError, RespflowError
-from ._pipeline import Sink, deliver
-from ._plugins import sink_from_spec
-from ._recording import replay
-from ._render import PrettyRenderer
-from ._sinks import CallbackSink
+if TYPE_CHECKING:
+    from .._delivery.pipeline import Sink
+
+# anyio, the pipeline, the openai SDK and the servers are imported by the commands that
+# use them: `respflow replay` starts in the time it takes to import the core.
 
 __all__ = ["main"]
 
 SAMPLE = "code_interpreter.sse"
+
+# What each command needs beyond the core: the extra that installs it, and its modules.
+_EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "demo": ("demo", ("openai", "hypercorn")),
+    "stream": ("openai", ("openai",)),
+    "mock-server": ("mock", ("hypercorn",)),
+}
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +216,10 @@ def _replay_delivering(args: argparse.Namespace, data: bytes) -> int:
         for event in events:
             yield event
 
+    import anyio
+
+    from .._delivery.pipeline import deliver
+
     async def run() -> None:
         sinks = _sinks(args)
         if not args.fetch_files:
@@ -225,19 +238,24 @@ def _replay_delivering(args: argparse.Namespace, data: bytes) -> int:
 
 def _fetching(args: argparse.Namespace, client: Any) -> list[Any]:
     """The file fetcher as a processor, if ``--fetch-files`` asked for it."""
-    from ._fetcher import FileFetcher
-    from ._storage import LocalStorage
+    from .._files.fetcher import FileFetcher
+    from .._files.storage import LocalStorage
 
     return [FileFetcher(client, LocalStorage(args.files_dir))] if args.fetch_files else []
 
 
 def _sinks(args: argparse.Namespace) -> list[Sink]:
     """The terminal, then each ``--sink`` (an unknown one fails before any request)."""
+    from .._delivery.plugins import sink_from_spec
+    from .._delivery.sinks import CallbackSink
+
     return [CallbackSink(_renderer(args, sys.stdout)), *map(sink_from_spec, args.sink)]
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import demo
+    import anyio
+
+    from .demo import demo
 
     out = sys.stdout
     color = args.color == "always" or (args.color == "auto" and out.isatty())
@@ -250,7 +268,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _mock_server(args: argparse.Namespace) -> int:
-    from .testing import MockServer, Recording
+    import anyio
+
+    from ..testing import MockServer, Recording
 
     samples = resources.files("respflow").joinpath("samples")
     try:
@@ -324,7 +344,10 @@ def _client_from_environment() -> Any:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    from ._openai import stream
+    import anyio
+
+    from .._delivery.pipeline import deliver
+    from .._sources.openai import stream
 
     params: dict[str, Any] = {"model": args.model, "input": args.prompt}
     if args.code_interpreter:
@@ -355,8 +378,28 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _missing_extra(args: argparse.Namespace) -> str | None:
+    """One line naming the extra to install, if this command needs a module that is not there."""
+    extra, modules = _EXTRAS.get(args.command, ("", ()))
+    if getattr(args, "fetch_files", False) and not extra:
+        extra, modules = "openai", ("openai",)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return (
+                f"respflow {args.command}: needs {module}, which is not installed; "
+                f"install it with: python3 -m pip install 'respflow[{extra}]'"
+            )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    missing = _missing_extra(args)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return 1
     try:
         return _COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. piped into head

@@ -1,102 +1,20 @@
-"""Serving saved files to browsers: a small Starlette app for the links the rewriter writes."""
+"""Following a response from a browser: its events as server-sent events, resumable by cursor."""
 
 from __future__ import annotations
 
 import inspect
-import mimetypes
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
-import msgspec
 
-from ._events import encode_event, parse_cursor
-from ._hub import Hub, Lagged, TooOld
-from ._names import safe_filename
+from .._delivery.hub import Hub, Lagged, TooOld
+from .._events import encode_event, parse_cursor
 
 Authorize = Callable[[Any, str], "bool | Awaitable[bool]"]
 """``(request, response_id) -> bool``: may this request follow this response?"""
 
-__all__ = ["Authorize", "events_app", "files_app"]
-
-# Types a browser may show in the page's origin without running anything.
-_INLINE = frozenset(
-    {
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "text/plain",
-        "text/csv",
-        "application/pdf",
-    }
-)
-
-
-def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = "/files") -> Any:
-    """An ASGI app serving ``root/<response_id>/<filename>`` at
-    ``<prefix>/{response_id}/{filename}``, the layout of :class:`respflow.LocalStorage` and
-    the default target of :class:`respflow.LinkRewriter`.
-
-    Only names that are already safe (as :func:`respflow.safe_filename` makes them) are
-    served, never hidden files, never a directory and never a path outside ``root``.
-    Images, text, CSV and PDF are shown inline; everything else (HTML above all: the
-    model wrote it) is a download, with ``nosniff`` and a sandboxing CSP. Needs Starlette
-    (``pip install 'respflow[serve]'``); mount it in a larger app with ``Mount``.
-    """
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import FileResponse, PlainTextResponse, Response
-    from starlette.routing import Route
-
-    base = Path(root).resolve()
-
-    def find(response_id: str, filename: str) -> Path | None:
-        for part in (response_id, filename):
-            if not part or part.startswith(".") or safe_filename(part) != part:
-                return None
-        path = (base / response_id / filename).resolve()
-        if not path.is_relative_to(base) or not path.is_file():
-            return None
-        return path
-
-    async def serve(request: Request) -> Response:
-        path = find(request.path_params["response_id"], request.path_params["filename"])
-        if path is None:
-            return PlainTextResponse("not found", status_code=404)
-        media_type = _media_type(path)
-        disposition = "inline" if media_type in _INLINE else "attachment"
-        return FileResponse(
-            path,
-            media_type=media_type,
-            filename=path.name,
-            content_disposition_type=disposition,
-            headers={
-                "x-content-type-options": "nosniff",
-                "content-security-policy": "sandbox; default-src 'none'; img-src 'self'",
-                "cache-control": "private, max-age=3600",
-            },
-        )
-
-    route = f"{prefix.rstrip('/')}/{{response_id}}/{{filename}}"
-    return Starlette(routes=[Route(route, serve, methods=["GET", "HEAD"])])
-
-
-def _media_type(path: Path) -> str:
-    """The type the fetcher recorded for the file, else one guessed from its name."""
-    try:
-        index = msgspec.json.decode((path.parent / ".respflow-index.json").read_bytes())
-    except (OSError, msgspec.DecodeError):
-        index = {}
-    if isinstance(index, dict):
-        for stored in index.values():
-            if isinstance(stored, dict) and stored.get("filename") == path.name:
-                media = stored.get("media_type")
-                if isinstance(media, str) and "/" in media:
-                    return media
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+__all__ = ["Authorize", "events_app"]
 
 
 def deny_all(request: Any, response_id: str) -> bool:

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import msgspec
 
-from ._assembler import Assembler
-from ._events import Event
-from ._exceptions import (
+from .._core.assembler import Assembler
+from .._core.items import Json
+from .._events import Event
+from .._exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
     HTTPStatusError,
@@ -33,8 +34,7 @@ from ._exceptions import (
     ServerError,
     UsageError,
 )
-from ._items import Json
-from ._source import drive
+from .bytes import drive
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI

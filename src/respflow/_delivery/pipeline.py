@@ -24,9 +24,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import anyio
 from anyio.abc import TaskGroup
 
-from . import _events as ev
-from ._exceptions import RespflowError, UsageError
-from ._stamp import Stamper
+from .. import _events as ev
+from .._core.stamp import Stamper
+from .._exceptions import RespflowError, UsageError
 
 __all__ = ["Attached", "Pipeline", "Policy", "Sink", "SinkFailed", "attach", "deliver"]
 

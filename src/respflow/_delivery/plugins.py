@@ -17,9 +17,9 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-from ._exceptions import UsageError
-from ._pipeline import Sink
-from ._sinks import jsonl_sink, log_sink
+from .._exceptions import UsageError
+from .pipeline import Sink
+from .sinks import jsonl_sink, log_sink
 
 __all__ = ["available_sinks", "sink_from_spec"]
 

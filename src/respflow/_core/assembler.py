@@ -38,13 +38,13 @@ from typing import Any
 
 import msgspec
 
-from . import _events as ev
-from . import _wire as wire
-from ._code_items import CodeItems
-from ._exceptions import UsageError
-from ._items import ITEM_KINDS, Json, Record, type_of
-from ._message_items import MessageItems
-from ._sse import DEFAULT_MAX_FRAME_BYTES, OversizedFrame, SSEDecoder
+from .. import _events as ev
+from .._exceptions import UsageError
+from . import wire
+from .code_items import CodeItems
+from .items import ITEM_KINDS, Json, Record, type_of
+from .message_items import MessageItems
+from .sse import DEFAULT_MAX_FRAME_BYTES, OversizedFrame, SSEDecoder
 
 __all__ = ["Assembler"]
 
@@ -321,7 +321,9 @@ class Assembler(CodeItems, MessageItems):
                     "the stream ended in the middle of an event; the partial event was skipped",
                 )
             elif isinstance(exc, UnicodeDecodeError):
-                self._skipped("invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}")
+                self._skipped(
+                    "invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}"
+                )
             else:
                 self._skipped("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
             return

@@ -22,10 +22,10 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from . import _events as ev
-from ._openai import Reconnect, _retry_after, _run_out
-from ._stamp import Stamper
-from ._storage import FileTooLarge, LocalStorage, Storage, StoredFile
+from .. import _events as ev
+from .._core.stamp import Stamper
+from .._sources.openai import Reconnect, _retry_after, _run_out
+from .storage import FileTooLarge, LocalStorage, Storage, StoredFile
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
