@@ -134,3 +134,29 @@ def test_the_shipped_sample_is_what_the_generator_writes() -> None:
     folder = ROOT / "src" / "respflow" / "samples" / "files"
     files = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert files == make_sample.container_files(), "run: python tools/make_sample.py"
+
+
+@pytest.mark.parametrize(
+    ("argv", "module", "extra"),
+    [
+        (["demo"], "openai", "demo"),
+        (["demo"], "hypercorn", "demo"),
+        (["mock-server"], "hypercorn", "mock"),
+        (["stream", "--model", "m", "hello"], "openai", "openai"),
+        (["replay", "--fetch-files"], "openai", "openai"),
+    ],
+)
+def test_a_command_without_its_extra_says_in_one_line_what_to_install(
+    argv: list[str],
+    module: str,
+    extra: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as on a core-only install
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert f"needs {module}" in err
+    assert f"pip install 'respflow[{extra}]'" in err
