@@ -156,7 +156,11 @@ def mock_server(body: bytes) -> Iterator[str]:
                 yield f"{url}/v1"
             finally:
                 server.send_signal(signal.SIGINT)
-                server.wait(timeout=20)
+                try:
+                    server.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    server.kill()
+                    raise
 
 
 async def measure(repeats: int, base_url: str) -> None:

@@ -67,19 +67,31 @@ def test_demo_runs_the_whole_path_with_no_key_and_no_network(tmp_path: Path) -> 
     assert done.stderr == ""
 
 
-def test_mock_server_command_serves_until_interrupted() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_mock_server_command_serves_until_interrupted(stop: signal.Signals, inherited: str) -> None:
+    # A shell without job control starts background commands with SIGINT ignored; the
+    # server must stop all the same.
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     with subprocess.Popen(
         [sys.executable, "-m", "respflow", "mock-server", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=_clean_env(),
+        preexec_fn=ignore_sigint if inherited == "ignored" else None,
     ) as server:
         try:
             _use_mock_server(server)
         finally:
-            server.send_signal(signal.SIGINT)
-            code = server.wait(timeout=20)
+            server.send_signal(stop)
+            try:
+                code = server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()  # never leave the test (or CI) waiting on it
+                raise
     assert code == 0
 
 

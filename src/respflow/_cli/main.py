@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import resources
@@ -296,15 +297,19 @@ def _mock_server(args: argparse.Namespace) -> int:
             azure_api_key=args.azure_key,
             port=args.port,
         )
-        async with server as mock:
-            print(
-                f"respflow mock-server: listening on {mock.url}\n"
-                f"  OpenAI: base_url={mock.openai_base_url!r}, the --openai-key as api_key\n"
-                f"  Azure:  base_url={mock.azure_base_url!r}, the --azure-key as api_key\n"
-                "  Ctrl+C to stop",
-                flush=True,
-            )
-            await anyio.sleep_forever()
+        # Stop on SIGINT or SIGTERM whatever disposition was inherited: a process started
+        # in the background by a shell that has no job control inherits an ignored SIGINT.
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with server as mock:
+                print(
+                    f"respflow mock-server: listening on {mock.url}\n"
+                    f"  OpenAI: base_url={mock.openai_base_url!r}, the --openai-key as api_key\n"
+                    f"  Azure:  base_url={mock.azure_base_url!r}, the --azure-key as api_key\n"
+                    "  Ctrl+C to stop",
+                    flush=True,
+                )
+                async for _ in signals:
+                    return
 
     try:
         if args.files is not None or args.fixture is not None:
