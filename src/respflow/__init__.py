@@ -50,17 +50,21 @@ from ._exceptions import (
     AuthenticationFailed,
     ConnectionFailed,
     HTTPStatusError,
+    LeaseLost,
     NotFound,
     RateLimited,
     RecordingError,
     RespflowError,
+    ResponseNotFound,
     ResumeExpired,
     ServerError,
+    TooOld,
     UsageError,
 )
 
 if typing.TYPE_CHECKING:
-    from ._delivery.hub import Hub, Lagged, Reader, TooOld
+    from ._delivery.broker import Broker, Lease, LogStatus, MemoryBroker, Subscription
+    from ._delivery.hub import Hub, Lagged, Reader
     from ._delivery.pipeline import Attached, Pipeline, Policy, Sink, SinkFailed, attach, deliver
     from ._delivery.plugins import available_sinks, sink_from_spec
     from ._delivery.sinks import CallbackSink, JsonlSink, LogSink
@@ -107,10 +111,14 @@ _LAZY: dict[str, str] = {
     "LocalStorage": "_files.storage",
     "Storage": "_files.storage",
     "StoredFile": "_files.storage",
+    "Broker": "_delivery.broker",
+    "Lease": "_delivery.broker",
+    "LogStatus": "_delivery.broker",
+    "MemoryBroker": "_delivery.broker",
+    "Subscription": "_delivery.broker",
     "Hub": "_delivery.hub",
     "Lagged": "_delivery.hub",
     "Reader": "_delivery.hub",
-    "TooOld": "_delivery.hub",
     "Attached": "_delivery.pipeline",
     "Pipeline": "_delivery.pipeline",
     "Policy": "_delivery.pipeline",
@@ -150,6 +158,7 @@ __all__ = [
     "Attached",
     "AuthenticationFailed",
     "Authorize",
+    "Broker",
     "CallbackSink",
     "CodeCompleted",
     "CodeDelta",
@@ -176,9 +185,13 @@ __all__ = [
     "ItemCompleted",
     "JsonlSink",
     "Lagged",
+    "Lease",
+    "LeaseLost",
     "LinkRewriter",
     "LocalStorage",
     "LogSink",
+    "LogStatus",
+    "MemoryBroker",
     "MessageCompleted",
     "NotFound",
     "OversizedFrame",
@@ -195,6 +208,7 @@ __all__ = [
     "ResponseCompleted",
     "ResponseFailed",
     "ResponseIncomplete",
+    "ResponseNotFound",
     "ResponseStarted",
     "ResumeExpired",
     "SSEDecoder",
@@ -208,6 +222,7 @@ __all__ = [
     "StreamError",
     "StreamGap",
     "StreamTruncated",
+    "Subscription",
     "TextDelta",
     "TextDone",
     "TooOld",

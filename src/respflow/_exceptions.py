@@ -4,6 +4,9 @@ RespflowError
 ├── UsageError              the library was called the wrong way (feed after close, ...)
 ├── RecordingError          a recording could not be read at all (unknown format, API error body)
 ├── ConnectionFailed        the API could not be reached, after the client's own retries
+├── TooOld                  a reader's cursor is older than the history a broker or hub keeps
+├── ResponseNotFound        a broker keeps no events of that response (unknown or expired)
+├── LeaseLost               a producer published a response whose lease it no longer holds
 └── HTTPStatusError         the API answered a request with an error status, before any event
     ├── AuthenticationFailed    401 / 403
     ├── NotFound                404
@@ -23,12 +26,15 @@ __all__ = [
     "AuthenticationFailed",
     "ConnectionFailed",
     "HTTPStatusError",
+    "LeaseLost",
     "NotFound",
     "RateLimited",
     "RecordingError",
     "RespflowError",
+    "ResponseNotFound",
     "ResumeExpired",
     "ServerError",
+    "TooOld",
     "UsageError",
 ]
 
@@ -47,6 +53,21 @@ class RecordingError(RespflowError):
 
 class ConnectionFailed(RespflowError):
     """No HTTP answer at all (DNS, refused, TLS, timeout), after the client's own retries."""
+
+
+class TooOld(RespflowError):
+    """The cursor a reader asked to resume after is no longer in the history."""
+
+
+class ResponseNotFound(RespflowError):
+    """A broker keeps no events of this response: it is unknown, or it expired.
+
+    Not :class:`NotFound`, which is the API's 404 and carries its HTTP details.
+    """
+
+
+class LeaseLost(RespflowError):
+    """A producer's lease on a response lapsed or was taken; it must stop publishing."""
 
 
 class HTTPStatusError(RespflowError):

@@ -15,17 +15,13 @@ import anyio
 
 from .. import _events as ev
 from .._events import parse_cursor
-from .._exceptions import RespflowError
+from .._exceptions import RespflowError, TooOld
 
 __all__ = ["Hub", "Lagged", "Reader", "TooOld"]
 
 
 class Lagged(RespflowError):
     """A reader fell too far behind the stream and was let go; reconnect with its cursor."""
-
-
-class TooOld(RespflowError):
-    """The cursor a reader asked to resume after is no longer in the history."""
 
 
 @dataclass(slots=True)

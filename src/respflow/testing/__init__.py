@@ -4,7 +4,12 @@
 - :class:`MockServer`: a Responses API on loopback HTTP replaying a :class:`Recording`
   (needs the ``mock`` extra: ``pip install 'respflow[mock]'``).
 - :class:`LoopbackServer`: any ASGI app on loopback, for tests of your own routes.
+- :class:`BrokerConformance`: the tests every :class:`respflow.Broker` passes; subclass
+  it to run them on yours (needs pytest, anyio's plugin and hypothesis).
 """
+
+import importlib
+import typing
 
 from ._builder import StreamBuilder, to_jsonl, to_sse
 from ._loopback import LoopbackServer
@@ -12,7 +17,11 @@ from ._memory import MemorySink
 from ._mock_server import MockServer, RecordedRequest
 from ._recorded import RecordedEvent, Recording
 
+if typing.TYPE_CHECKING:
+    from ._broker_conformance import BrokerConformance, make_events
+
 __all__ = [
+    "BrokerConformance",
     "LoopbackServer",
     "MemorySink",
     "MockServer",
@@ -20,6 +29,14 @@ __all__ = [
     "RecordedRequest",
     "Recording",
     "StreamBuilder",
+    "make_events",
     "to_jsonl",
     "to_sse",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The conformance suite imports pytest and hypothesis: only for those who ask for it.
+    if name in {"BrokerConformance", "make_events"}:
+        return getattr(importlib.import_module(f"{__name__}._broker_conformance"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
