@@ -67,6 +67,7 @@ if typing.TYPE_CHECKING:
     from ._delivery.hub import Hub, Lagged, Reader
     from ._delivery.pipeline import Attached, Pipeline, Policy, Sink, SinkFailed, attach, deliver
     from ._delivery.plugins import available_sinks, sink_from_spec
+    from ._delivery.runner import Runner
     from ._delivery.sinks import CallbackSink, JsonlSink, LogSink
     from ._files.fetcher import FileFetcher, fetch_files
     from ._files.names import safe_filename
@@ -126,6 +127,7 @@ _LAZY: dict[str, str] = {
     "SinkFailed": "_delivery.pipeline",
     "attach": "_delivery.pipeline",
     "deliver": "_delivery.pipeline",
+    "Runner": "_delivery.runner",
     "available_sinks": "_delivery.plugins",
     "sink_from_spec": "_delivery.plugins",
     "CallbackSink": "_delivery.sinks",
@@ -211,6 +213,7 @@ __all__ = [
     "ResponseNotFound",
     "ResponseStarted",
     "ResumeExpired",
+    "Runner",
     "SSEDecoder",
     "SandboxLink",
     "ServerError",
