@@ -74,6 +74,7 @@ if typing.TYPE_CHECKING:
     from ._files.rewrite import LinkRewriter
     from ._files.serving import files_app
     from ._files.storage import FileTooLarge, LocalStorage, Storage, StoredFile
+    from ._server.app import App, app
     from ._server.events import Authorize, events_app
     from ._sources.bytes import aiter_events
     from ._sources.openai import (
@@ -133,6 +134,8 @@ _LAZY: dict[str, str] = {
     "CallbackSink": "_delivery.sinks",
     "JsonlSink": "_delivery.sinks",
     "LogSink": "_delivery.sinks",
+    "App": "_server.app",
+    "app": "_server.app",
     "Authorize": "_server.events",
     "events_app": "_server.events",
 }
@@ -156,6 +159,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CODE_OUTPUTS",
     "END_TYPES",
+    "App",
     "Assembler",
     "Attached",
     "AuthenticationFailed",
@@ -233,6 +237,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "aiter_events",
+    "app",
     "attach",
     "available_sinks",
     "cancel",

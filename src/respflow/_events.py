@@ -196,7 +196,7 @@ class FileSaved(EventBase, frozen=True, tag="file.saved"):
     ``resolved_by`` says how it was found: ``citation`` (an annotation), ``link`` (a bare
     sandbox link matched in the container's listing), ``image`` (a ``code.image`` data
     URL), ``container`` (every assistant file was asked for). ``path`` is its container
-    path, where known.
+    path, where known; ``location`` where it was stored.
     """
 
     container_id: str | None
@@ -208,6 +208,9 @@ class FileSaved(EventBase, frozen=True, tag="file.saved"):
     media_type: str | None = None
     resolved_by: str = "citation"
     path: str | None = None
+    url: str | None = None
+    """Where the file is served, once a server says (``respflow.app``); ``location`` is
+    then that URL too, never a path on the server."""
 
 
 class FileFailed(EventBase, frozen=True, tag="file.failed"):

@@ -134,15 +134,19 @@ class Runner:
         """The ids of the responses this runner is running now."""
         return list(self._running)
 
-    async def start(self, **create: Any) -> str:
+    async def start(self, *, processors: Sequence[Any] | None = None, **create: Any) -> str:
         """Create a response and run it; returns its id once its first event is published.
+
+        ``create`` takes the arguments of ``client.responses.create``; ``processors``
+        replaces the runner's own for this response.
 
         Raises what :func:`respflow.stream` raises before a stream's first event
         (:class:`respflow.AuthenticationFailed`, :class:`respflow.RateLimited`, ...).
         """
         if self._group is None:
             raise UsageError("start responses inside `async with Runner(...) as runner:`")
-        response_id: str = await self._group.start(self._run, create)
+        chosen = list(processors) if processors is not None else list(self.processors())
+        response_id: str = await self._group.start(self._run, create, chosen)
         return response_id
 
     async def cancel(self, response_id: str, *, grace: float = 5.0) -> bool:
@@ -177,7 +181,9 @@ class Runner:
 
     # -- one response -------------------------------------------------------------------
 
-    async def _run(self, create: dict[str, Any], *, task_status: TaskStatus[str]) -> None:
+    async def _run(
+        self, create: dict[str, Any], processors: list[Any], *, task_status: TaskStatus[str]
+    ) -> None:
         events = self._open(create)
         try:
             first = await events.__anext__()  # typed errors before the first event raise here
@@ -201,7 +207,9 @@ class Runner:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._renew, sink, tg.cancel_scope)
-                tg.start_soon(self._deliver, sink, running.scope, first, events, tg.cancel_scope)
+                tg.start_soon(
+                    self._deliver, sink, running.scope, first, events, processors, tg.cancel_scope
+                )
                 await sink.first.wait()
                 task_status.started(response_id)
                 announced = True
@@ -223,10 +231,11 @@ class Runner:
         scope: anyio.CancelScope,
         first: ev.Event,
         events: Any,
+        processors: list[Any],
         renewal: anyio.CancelScope,
     ) -> None:
         with scope:
-            pipeline = Pipeline(attach(sink, required=True), processors=self.processors())
+            pipeline = Pipeline(attach(sink, required=True), processors=processors)
             async with events, pipeline:
                 await pipeline.run(_prepend(first, events))
         renewal.cancel()

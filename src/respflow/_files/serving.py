@@ -40,40 +40,44 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
     """
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import FileResponse, PlainTextResponse, Response
+    from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
 
     base = Path(root).resolve()
 
-    def find(response_id: str, filename: str) -> Path | None:
-        for part in (response_id, filename):
-            if not part or part.startswith(".") or safe_filename(part) != part:
-                return None
-        path = (base / response_id / filename).resolve()
-        if not path.is_relative_to(base) or not path.is_file():
-            return None
-        return path
-
     async def serve(request: Request) -> Response:
-        path = find(request.path_params["response_id"], request.path_params["filename"])
-        if path is None:
-            return PlainTextResponse("not found", status_code=404)
-        media_type = _media_type(path)
-        disposition = "inline" if media_type in _INLINE else "attachment"
-        return FileResponse(
-            path,
-            media_type=media_type,
-            filename=path.name,
-            content_disposition_type=disposition,
-            headers={
-                "x-content-type-options": "nosniff",
-                "content-security-policy": "sandbox; default-src 'none'; img-src 'self'",
-                "cache-control": "private, max-age=3600",
-            },
-        )
+        params = request.path_params
+        found = file_response(base, params["response_id"], params["filename"])
+        return found or PlainTextResponse("not found", status_code=404)
 
     route = f"{prefix.rstrip('/')}/{{response_id}}/{{filename}}"
     return Starlette(routes=[Route(route, serve, methods=["GET", "HEAD"])])
+
+
+def file_response(base: Path, response_id: str, filename: str) -> Any:
+    """A Starlette response serving ``base/response_id/filename`` safely, or None if
+    there is no such file (or the names are not ones respflow would have stored)."""
+    from starlette.responses import FileResponse
+
+    for part in (response_id, filename):
+        if not part or part.startswith(".") or safe_filename(part) != part:
+            return None
+    path = (base / response_id / filename).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        return None
+    media_type = _media_type(path)
+    disposition = "inline" if media_type in _INLINE else "attachment"
+    return FileResponse(
+        path,
+        media_type=media_type,
+        filename=path.name,
+        content_disposition_type=disposition,
+        headers={
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "sandbox; default-src 'none'; img-src 'self'",
+            "cache-control": "private, max-age=3600",
+        },
+    )
 
 
 def _media_type(path: Path) -> str:

@@ -1,0 +1,369 @@
+"""One ASGI app for a response's whole life: start it, follow it, cancel it, get its files.
+
+=============================================  =========================================
+``GET  /healthz``                              200 once the app accepts work
+``POST /responses``                            start a response (``responses.create`` args);
+                                               201 ``{response_id, events_url, status}``
+``GET  /responses/{id}/events?exp=&sig=``      its events as server-sent events, resumable
+``POST /responses/{id}/cancel``                cancel it
+``GET  /files/{id}/{filename}?exp=&sig=``      a file it made, as saved
+=============================================  =========================================
+
+API callers (the two POSTs) are let in by ``authorize(request)`` or a bearer ``token``.
+Browsers follow capability URLs instead: ``events_url`` and each file's URL carry a
+signature (see :mod:`signing`), because neither ``EventSource`` nor an ``<img>`` can send
+a header. Events leave with served URLs, never a server path: ``file.saved`` gets ``url``
+(its ``location`` becomes that URL too), and sandbox links in the text point at the
+same URLs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import math
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import anyio
+import msgspec
+
+from .. import _events as ev
+from .._events import encode_event, parse_cursor
+from .._exceptions import (
+    ConnectionFailed,
+    HTTPStatusError,
+    RateLimited,
+    ResponseNotFound,
+    TooOld,
+    UsageError,
+)
+from .._files.serving import file_response
+from .._files.storage import LocalStorage
+from .signing import Signer, events_grant, file_grant
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from .._delivery.broker import Broker, Subscription
+    from .._delivery.runner import Runner
+
+__all__ = ["App", "app"]
+
+AuthorizeCall = Callable[[Any], "bool | Awaitable[bool]"]
+"""``(request) -> bool``: may this API caller start and cancel responses?"""
+
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_FILE_URLS_KEPT = 10_000
+
+
+def app(
+    broker: Broker,
+    *,
+    secret: str | bytes,
+    runner: Runner | None = None,
+    files: str | os.PathLike[str] | LocalStorage | None = None,
+    authorize: AuthorizeCall | None = None,
+    token: str | None = None,
+    prefix: str = "",
+    url_ttl: float = 86_400.0,
+    heartbeat: float = 15.0,
+) -> App:
+    """The ASGI app serving responses of ``broker`` (see the module docstring).
+
+    Args:
+        broker: where the responses' events are (the runner publishes into the same one).
+        secret: signs the capability URLs; instances that share a broker share it.
+        runner: starts and cancels responses; without one the POST routes answer 404
+            and the app only serves what others publish.
+        files: the folder (or :class:`respflow.LocalStorage`) files are saved into and
+            served from; without it files are neither fetched nor served.
+        authorize: decides which API callers may start and cancel responses.
+        token: a bearer token API callers must send, when ``authorize`` is not given.
+            With neither, the POST routes refuse everyone.
+        prefix: the path the app is mounted at, for the URLs it hands out.
+        url_ttl: seconds capability URLs stay valid.
+        heartbeat: idle seconds between SSE comment lines that keep proxies open.
+    """
+    return App(
+        broker,
+        signer=Signer(secret, ttl=url_ttl),
+        runner=runner,
+        storage=files if isinstance(files, LocalStorage) or files is None else LocalStorage(files),
+        authorize=authorize,
+        token=token,
+        prefix=prefix,
+        heartbeat=heartbeat,
+    )
+
+
+class App:
+    """The app :func:`app` builds; an ASGI callable."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        signer: Signer,
+        runner: Runner | None,
+        storage: LocalStorage | None,
+        authorize: AuthorizeCall | None,
+        token: str | None,
+        prefix: str,
+        heartbeat: float,
+    ) -> None:
+        if not heartbeat > 0 or not math.isfinite(heartbeat):
+            raise UsageError("heartbeat must be a positive number of seconds")
+        self.broker = broker
+        self.runner = runner
+        self.storage = storage
+        self.signer = signer
+        self.prefix = prefix.rstrip("/")
+        self.heartbeat = heartbeat
+        self._authorize = authorize
+        self._token = token
+        self._file_urls: dict[tuple[str, str], str] = {}
+        self._asgi = self._build()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._asgi(scope, receive, send)
+
+    # -- URLs ---------------------------------------------------------------------------
+
+    def events_url(self, response_id: str) -> str:
+        """The capability URL that lets a browser follow ``response_id``."""
+        path = f"{self.prefix}/responses/{quote(response_id, safe='')}/events"
+        return f"{path}?{self.signer.query(events_grant(response_id))}"
+
+    def file_url(self, response_id: str, filename: str) -> str:
+        """The capability URL of a saved file.
+
+        The same file gets the same URL while the app runs, so the links the rewriter
+        wrote while the text streamed and the ``url`` of ``file.saved`` are one string.
+        """
+        key = (response_id, filename)
+        url = self._file_urls.pop(key, None)
+        if url is None:
+            path = f"{self.prefix}/files/{quote(response_id, safe='')}/{quote(filename, safe='')}"
+            url = f"{path}?{self.signer.query(file_grant(response_id, filename))}"
+            if len(self._file_urls) >= _FILE_URLS_KEPT:
+                del self._file_urls[next(iter(self._file_urls))]
+        self._file_urls[key] = url  # most recently used last
+        return url
+
+    def processors(self) -> list[Any]:
+        """A response's processors: save its files, point its links at their URLs, and
+        give ``file.saved`` its URL."""
+        if self.storage is None or self.runner is None:
+            return []
+        from .._files.fetcher import FileFetcher
+        from .._files.rewrite import LinkRewriter
+
+        return [
+            FileFetcher(self.runner.client, self.storage),
+            LinkRewriter(self._link_target),
+            _FileUrls(self.file_url),
+        ]
+
+    def _link_target(self, response_id: str, path: str) -> str:
+        from .._files.names import safe_filename
+
+        return self.file_url(response_id, safe_filename(path.rsplit("/", 1)[-1]))
+
+    def browser_view(self, event: ev.Event) -> ev.Event:
+        """``event`` as a browser may see it: no server paths."""
+        if isinstance(event, ev.FileSaved):
+            url = event.url or self.file_url(event.response_id, event.filename)
+            return msgspec.structs.replace(event, url=url, location=url)
+        return event
+
+    # -- routes -------------------------------------------------------------------------
+
+    def _build(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        return Starlette(
+            routes=[
+                Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/responses", self._start, methods=["POST"]),
+                Route("/responses/{response_id}/events", self._events, methods=["GET"]),
+                Route("/responses/{response_id}/cancel", self._cancel, methods=["POST"]),
+                Route("/files/{response_id}/{filename}", self._file, methods=["GET", "HEAD"]),
+            ]
+        )
+
+    async def _healthz(self, request: Request) -> Response:
+        return _json(200, {"status": "ok"})
+
+    async def _caller_allowed(self, request: Request) -> bool:
+        if self._authorize is not None:
+            allowed = self._authorize(request)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            return allowed is True
+        if self._token is None:
+            return False
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self._token.encode()
+        )
+
+    async def _start(self, request: Request) -> Response:
+        if not await self._caller_allowed(request):
+            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+        if self.runner is None:
+            return _error(404, "no_runner", "this app does not start responses")
+        try:
+            params = msgspec.json.decode(await request.body())
+        except msgspec.DecodeError:
+            return _error(400, "invalid_json", "the body must be a JSON object")
+        if not isinstance(params, dict) or "model" not in params:
+            return _error(400, "invalid_request", "the body must be a JSON object with a model")
+        if params.pop("stream", True) is False:
+            return _error(400, "invalid_request", "responses started here always stream")
+        try:
+            response_id = await self.runner.start(processors=self.processors(), **params)
+        except HTTPStatusError as exc:
+            return _upstream_error(exc)
+        except ConnectionFailed as exc:
+            return _error(502, "upstream_unreachable", str(exc))
+        return _json(
+            201,
+            {
+                "response_id": response_id,
+                "events_url": self.events_url(response_id),
+                "status": "running",
+            },
+        )
+
+    async def _cancel(self, request: Request) -> Response:
+        if not await self._caller_allowed(request):
+            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+        response_id = request.path_params["response_id"]
+        if self.runner is None or not await self.runner.cancel(response_id):
+            return _error(404, "not_running", f"{response_id} is not running here")
+        return _json(200, {"response_id": response_id, "status": "cancelled"})
+
+    async def _events(self, request: Request) -> Response:
+        from starlette.responses import StreamingResponse
+
+        response_id = request.path_params["response_id"]
+        denied = self._check(events_grant(response_id), request)
+        if denied is not None:
+            return denied
+        after = request.headers.get("last-event-id") or request.query_params.get("after")
+        if after:
+            try:
+                parse_cursor(after)
+            except ValueError:
+                return _error(400, "bad_cursor", f"{after!r} is not a respflow cursor")
+        try:
+            subscription = await self.broker.subscribe(response_id, after=after or None)
+        except ResponseNotFound as exc:
+            return _error(404, "not_found", str(exc))
+        except TooOld as exc:
+            return _error(410, "too_old", str(exc))
+        return StreamingResponse(
+            _frames(subscription, self.heartbeat, self.browser_view),
+            media_type="text/event-stream",
+            headers=_SSE_HEADERS,
+        )
+
+    async def _file(self, request: Request) -> Response:
+        response_id = request.path_params["response_id"]
+        filename = request.path_params["filename"]
+        denied = self._check(file_grant(response_id, filename), request)
+        if denied is not None:
+            return denied
+        found = None
+        if self.storage is not None:
+            found = file_response(Path(self.storage.root).resolve(), response_id, filename)
+        return found or _error(404, "not_found", "no such file")
+
+    def _check(self, grant: str, request: Request) -> Response | None:
+        verdict = self.signer.check(grant, request.query_params)
+        if verdict == "missing":
+            return _error(401, "signature_missing", "this URL needs its exp and sig parameters")
+        if verdict == "expired":
+            return _error(403, "signature_expired", "this URL has expired; ask for a new one")
+        if verdict == "invalid":
+            return _error(403, "signature_invalid", "this URL's signature does not match it")
+        return None
+
+
+class _FileUrls:
+    """Gives ``file.saved`` its served URL as it passes (a ``feed`` processor)."""
+
+    def __init__(self, url: Callable[[str, str], str]) -> None:
+        self._url = url
+
+    def feed(self, event: ev.Event) -> list[ev.Event]:
+        if isinstance(event, ev.FileSaved) and event.url is None:
+            return [
+                msgspec.structs.replace(event, url=self._url(event.response_id, event.filename))
+            ]
+        return [event]
+
+
+async def _frames(
+    subscription: Subscription, heartbeat: float, view: Callable[[ev.Event], ev.Event]
+) -> AsyncIterator[bytes]:
+    """SSE frames: ``id:`` the cursor, ``data:`` the event; a comment while idle."""
+    yield b"retry: 1000\n\n"
+    try:
+        while True:
+            event: ev.Event | None = None
+            gone: Exception | None = None
+            with anyio.move_on_after(heartbeat):  # nothing is yielded inside the scope
+                try:
+                    event = await subscription.__anext__()
+                except StopAsyncIteration:
+                    return
+                except (TooOld, ResponseNotFound) as exc:
+                    gone = exc
+            if gone is not None:  # the reader reconnects with its last id, and is told
+                yield b"event: gone\ndata: " + str(gone).encode() + b"\n\n"
+                return
+            if event is None:
+                yield b": keepalive\n\n"
+                continue
+            yield (
+                b"id: " + event.cursor.encode() + b"\ndata: " + encode_event(view(event)) + b"\n\n"
+            )
+    finally:
+        await subscription.aclose()
+
+
+def _json(status: int, body: Any) -> Response:
+    from starlette.responses import Response
+
+    return Response(msgspec.json.encode(body), status, media_type="application/json")
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return _json(status, {"error": {"code": code, "message": message}})
+
+
+def _upstream_error(exc: HTTPStatusError) -> Response:
+    status = exc.status_code if exc.status_code in {400, 401, 403, 404, 409, 422, 429} else 502
+    headers = {}
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers["retry-after"] = str(math.ceil(exc.retry_after))
+    response = _json(
+        status,
+        {
+            "error": {
+                "code": "upstream_error",
+                "message": str(exc),
+                "upstream_status": exc.status_code,
+                "request_id": exc.request_id,
+            }
+        },
+    )
+    response.headers.update(headers)
+    return response
