@@ -32,6 +32,7 @@ _EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("demo", ("openai", "hypercorn")),
     "stream": ("openai", ("openai",)),
     "mock-server": ("mock", ("hypercorn",)),
+    "serve": ("serve", ("starlette", "hypercorn", "openai")),
 }
 
 
@@ -148,6 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_files(live, "save the files the response cites, links or shows as they are announced")
     _add_output(live)
+
+    from .serve import add_parser as add_serve
+
+    add_serve(commands)
     return parser
 
 
@@ -375,11 +380,18 @@ def _stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": _replay,
     "demo": _demo,
     "mock-server": _mock_server,
     "stream": _stream,
+    "serve": _serve,
 }
 
 

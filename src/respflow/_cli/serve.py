@@ -1,0 +1,159 @@
+"""``respflow serve``: the app as a ready gateway, from a prompt to any browser.
+
+Safe by default: it binds 127.0.0.1 unless told otherwise, API callers need a bearer
+token (generated and printed when not given), and browsers get signed, expiring URLs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["add_parser", "serve"]
+
+SAMPLE = "code_interpreter.sse"
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="serve responses over HTTP: start them, follow them from browsers, get their files",
+        description=(
+            "Run the respflow app: POST /responses starts a response (Authorization: Bearer "
+            "<token>), GET its events_url follows it as server-sent events, resumable with "
+            "Last-Event-ID, and GET /healthz answers once it is ready. Uses OPENAI_API_KEY "
+            "(or the AZURE_OPENAI_* variables), or with --mock a mock API on this machine."
+        ),
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mock", action="store_true", help="answer with the bundled mock API, no key needed"
+    )
+    parser.add_argument(
+        "--broker",
+        default="memory",
+        metavar="URL",
+        help="memory, or redis://host:port/db (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--files-dir",
+        type=Path,
+        default=Path("respflow-files"),
+        metavar="DIR",
+        help="where the responses' files are saved and served from (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token", help="the bearer token API callers send (default: a new one, printed)"
+    )
+    parser.add_argument(
+        "--secret",
+        help="signs events and file URLs; give instances sharing a broker the same one "
+        "(default: a new one, so URLs die with the process)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default: %(default)s)"
+    )
+
+
+def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run until SIGINT or SIGTERM; returns the exit code."""
+    problem = _refused(args)
+    if problem is not None:
+        print(f"respflow serve: {problem}", file=sys.stderr)
+        return 2
+    import anyio
+
+    try:
+        anyio.run(_serve, args, out)
+    except OSError as exc:
+        print(
+            f"respflow serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _refused(args: argparse.Namespace) -> str | None:
+    if not 0 <= args.port <= 65535:
+        return f"--port {args.port} is out of range (0-65535; 0 picks a free one)"
+    if args.workers < 1:
+        return "--workers must be at least 1"
+    if args.broker == "memory":
+        if args.workers > 1:
+            return (
+                "--workers above 1 needs a broker the workers share (--broker redis://...); "
+                "with the memory broker each worker would see only its own responses"
+            )
+        return None
+    if args.broker.startswith(("redis://", "rediss://", "unix://")):
+        return (
+            "the Redis broker comes with the respflow-redis plugin, which is not installed "
+            "(pip install -e plugins/respflow-redis)"
+        )
+    return f"--broker {args.broker!r} is not a broker respflow knows (memory, redis://...)"
+
+
+async def _serve(args: argparse.Namespace, out: TextIO) -> None:
+    import anyio
+
+    from .._delivery.broker import MemoryBroker
+    from .._delivery.runner import Runner
+    from .._server.app import app
+    from .._server.hosting import Server
+
+    token = args.token or secrets.token_urlsafe(24)
+    secret = args.secret or secrets.token_urlsafe(32)
+    broker = MemoryBroker()
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(await _client(args, stack))
+            runner = await stack.enter_async_context(Runner(client, broker))
+            gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)
+            server = await stack.enter_async_context(
+                Server(gateway, host=args.host, port=args.port)
+            )
+            generated = "" if args.token else "  (generated; pass --token to choose one)"
+            print(
+                f"respflow serve: listening on {server.url}\n"
+                f"  token: {token}{generated}\n"
+                f"  start: curl -X POST {server.url}/responses -H 'authorization: Bearer "
+                f"{token}' -H 'content-type: application/json' -d '{{\"model\": \"gpt-5\", "
+                f'"input": "Roll two dice", "tools": [{{"type": "code_interpreter", '
+                f'"container": {{"type": "auto"}}}}]}}\'\n'
+                f"  then open the events_url it answers with; Ctrl+C to stop",
+                file=out,
+                flush=True,
+            )
+            async for _ in signals:
+                break
+
+
+async def _client(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> Any:
+    """The openai client responses are created with: the user's, or one for the mock."""
+    if not args.mock:
+        from .main import _client_from_environment
+
+        return _client_from_environment()
+    import openai
+
+    from ..testing import MockServer, Recording
+
+    samples = resources.files("respflow").joinpath("samples")
+    recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())
+    folder = stack.enter_context(resources.as_file(samples.joinpath("files")))
+    mock = await stack.enter_async_context(MockServer(recording, files=folder, pace=0.02))
+    return openai.AsyncOpenAI(base_url=mock.openai_base_url, api_key=mock.openai_api_key)
