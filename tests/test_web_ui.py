@@ -97,7 +97,7 @@ async def test_a_person_sees_code_logs_answer_and_downloads_the_file(
     assert seen["images"] == 1
     assert "The ten rolls average 7.0" in seen["answer"]
     assert "sandbox:" not in seen["answer"]
-    assert all("/files/" in link for link in seen["links"])
+    assert all("/respflow/files/" in link for link in seen["links"])
     assert len(seen["links"]) == 2
     assert seen["download_name"] == "dice_rolls.csv"
     assert seen["download"] == (FILES / "dice_rolls.csv").read_bytes()  # the right bytes

@@ -3,11 +3,11 @@
     python examples/web-ui/app.py              # against respflow's mock API: no key needed
     python examples/web-ui/app.py --live       # against the API (OPENAI_API_KEY, ...)
 
-then open http://127.0.0.1:8000. One Starlette app does it all: ``POST /api/responses``
-starts a response and follows it in the background (stream -> file fetcher -> link
-rewriter -> hub); the page reads ``/events/{id}`` as server-sent events (resuming with
-Last-Event-ID after a drop) and downloads files from ``/files/...``. A browser sees only
-the responses it started (a cookie names them).
+then open http://127.0.0.1:8000. ``respflow.app`` does the work under ``/respflow``: the
+page posts its prompt to ``/respflow/responses``, follows the ``events_url`` it gets back
+with ``EventSource`` (resuming with Last-Event-ID after a drop) and downloads the files by
+the URLs the events carry. This file only says who may start responses (browsers that
+loaded the page: a session cookie) and what they may choose (the prompt, nothing else).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import anyio
 import openai
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import respflow
 from respflow.testing import MockServer, Recording
@@ -40,112 +41,66 @@ def create_app(
     *, live: bool = False, files_dir: Path | str = "respflow-files", pace: float = 0.02
 ) -> Starlette:
     """The app. Without ``live`` it starts a mock Responses API serving respflow's sample."""
-    hub = respflow.Hub()
-    storage = respflow.LocalStorage(files_dir)
-    owners: dict[str, set[str]] = {}  # browser token -> the responses it started
-    state: dict[str, Any] = {}
+    sessions: set[str] = set()
+    model = os.environ.get("RESPFLOW_MODEL", "gpt-5")
+    started: list[respflow.App] = []  # the respflow app exists once its runner runs
 
-    def authorize(request: Request, response_id: str) -> bool:
-        token = request.cookies.get(COOKIE, "")
-        return response_id in owners.get(token, set())
+    def signed_in(request: Request) -> bool:
+        return request.cookies.get(COOKIE) in sessions
 
-    async def follow(prompt: str, started: anyio.Event, box: dict[str, str]) -> None:
-        client = state["client"]
-        fetcher = respflow.FileFetcher(client, storage)
-        rewriter = respflow.LinkRewriter("/files/{response_id}/{filename}")
-
-        async def announced(events: respflow.EventStream) -> AsyncIterator[respflow.Event]:
-            async for event in events:
-                if not started.is_set():
-                    box["response_id"] = event.response_id
-                    started.set()
-                yield event
-
-        try:
-            async with (
-                respflow.stream(client, model=state["model"], input=prompt, tools=TOOLS) as events,
-                respflow.Pipeline(hub, processors=[fetcher, rewriter]) as pipeline,
-            ):
-                await pipeline.run(announced(events))
-        except respflow.RespflowError as exc:  # before the first event: tell the request
-            box["error"] = str(exc)
-        finally:
-            started.set()
-
-    async def create(request: Request) -> Response:
-        body = await request.json()
-        prompt = str(body.get("prompt") or "").strip()
-        if not prompt:
-            return JSONResponse({"error": "a prompt is needed"}, status_code=400)
-        started, box = anyio.Event(), dict[str, str]()
-        state["group"].start_soon(follow, prompt, started, box)
-        with anyio.fail_after(60):
-            await started.wait()
-        if "response_id" not in box:
-            return JSONResponse({"error": box.get("error", "no response")}, status_code=502)
-        token = request.cookies.get(COOKIE) or secrets.token_urlsafe(16)
-        owners.setdefault(token, set()).add(box["response_id"])
-        answer = JSONResponse({"response_id": box["response_id"]})
-        answer.set_cookie(COOKIE, token, httponly=True, samesite="strict")
-        return answer
+    def prompt_only(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        return {"model": model, "input": str(body.get("input") or ""), "tools": TOOLS}
 
     async def index(request: Request) -> Response:
-        return FileResponse(HERE / "static" / "index.html")
+        page = FileResponse(HERE / "static" / "index.html")
+        session = secrets.token_urlsafe(16)
+        sessions.add(session)
+        page.set_cookie(COOKIE, session, httponly=True, samesite="strict")
+        return page
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            if live:
-                state["client"] = openai.AsyncOpenAI()
-                state["model"] = os.environ.get("RESPFLOW_MODEL", "gpt-5")
-            else:
-                samples = resources.files("respflow").joinpath("samples")
-                recording = Recording.from_bytes(
-                    samples.joinpath("code_interpreter.sse").read_bytes()
-                )
-                folder = stack.enter_context(resources.as_file(samples.joinpath("files")))
-                mock = await stack.enter_async_context(
-                    MockServer(recording, files=folder, pace=pace)
-                )
-                state["client"] = openai.AsyncOpenAI(
-                    base_url=mock.openai_base_url, api_key=mock.openai_api_key
-                )
-                state["model"] = "gpt-5"
-            await stack.enter_async_context(state["client"])
-            state["group"] = await stack.enter_async_context(anyio.create_task_group())
+            client = await stack.enter_async_context(await _client(live, pace, stack))
+            broker = respflow.MemoryBroker()
+            runner = await stack.enter_async_context(respflow.Runner(client, broker))
+            gateway = respflow.app(
+                broker,
+                runner=runner,
+                files=files_dir,
+                secret=secrets.token_bytes(32),
+                authorize=signed_in,
+                prepare=prompt_only,
+                prefix="/respflow",
+            )
+            started.append(gateway)
             yield
-            state["group"].cancel_scope.cancel()
 
     return Starlette(
         routes=[
             Route("/", index),
-            Route("/api/responses", create, methods=["POST"]),
-            Mount("/static", app=_static()),
-            Mount(
-                "/",
-                app=_merged(
-                    respflow.events_app(hub, authorize=authorize), respflow.files_app(files_dir)
-                ),
-            ),
+            Mount("/static", app=StaticFiles(directory=HERE / "static")),
+            Mount("/respflow", app=_first(started)),
         ],
         lifespan=lifespan,
     )
 
 
-def _static() -> Any:
-    from starlette.staticfiles import StaticFiles
+async def _client(live: bool, pace: float, stack: contextlib.AsyncExitStack) -> Any:
+    if live:
+        return openai.AsyncOpenAI()
+    samples = resources.files("respflow").joinpath("samples")
+    recording = Recording.from_bytes(samples.joinpath("code_interpreter.sse").read_bytes())
+    folder = stack.enter_context(resources.as_file(samples.joinpath("files")))
+    mock = await stack.enter_async_context(MockServer(recording, files=folder, pace=pace))
+    return openai.AsyncOpenAI(base_url=mock.openai_base_url, api_key=mock.openai_api_key)
 
-    return StaticFiles(directory=HERE / "static")
 
+def _first(apps: list[respflow.App]) -> Any:
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        await apps[0](scope, receive, send)
 
-def _merged(events: Any, files: Any) -> Any:
-    """One ASGI app for /events/... and /files/...."""
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        target = events if scope.get("path", "").startswith("/events/") else files
-        await target(scope, receive, send)
-
-    return app
+    return asgi
 
 
 def main() -> None:

@@ -18,16 +18,19 @@ function callBox(itemId, tool) {
   return calls[itemId];
 }
 
-// The answer as text, with markdown links and bare /files/ URLs made into links.
+// The file's name in a served URL: its path's last part, without the signature.
+const nameOf = (href) => decodeURIComponent(href.split("?")[0].split("/").pop());
+
+// The answer as text, with markdown links and bare served URLs made into links.
 function renderAnswer(text) {
   const answer = $("answer");
   answer.textContent = "";
-  const pattern = /\[([^\]]+)\]\(([^)\s]+)\)|(\/files\/[^\s)]+)|(#respflow-unavailable\/[^\s)]+)/g;
+  const pattern = /\[([^\]]+)\]\(([^)\s]+)\)|(\/respflow\/files\/[^\s)]+)|(#respflow-unavailable\/[^\s)]+)/g;
   let at = 0;
   for (const match of text.matchAll(pattern)) {
     answer.append(text.slice(at, match.index));
     const href = match[2] || match[3] || match[4];
-    const label = match[1] || decodeURIComponent(href.split("/").pop());
+    const label = match[1] || nameOf(href);
     if (href.startsWith("#respflow-unavailable/")) {
       const gone = document.createElement("span");
       gone.className = "unavailable";
@@ -38,7 +41,7 @@ function renderAnswer(text) {
       const link = document.createElement("a");
       link.href = href;
       link.textContent = label;
-      if (href.startsWith("/files/")) link.setAttribute("download", decodeURIComponent(href.split("/").pop()));
+      if (href.startsWith("/respflow/files/")) link.setAttribute("download", nameOf(href));
       answer.append(link);
     }
     at = match.index + match[0].length;
@@ -121,18 +124,19 @@ $("ask").addEventListener("submit", async (submit) => {
   $("files").textContent = "";
   calls = {};
   $("status").textContent = "starting…";
-  const reply = await fetch("/api/responses", {
+  const reply = await fetch("/respflow/responses", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ prompt: $("prompt").value }),
+    body: JSON.stringify({ input: $("prompt").value }),
   });
   if (!reply.ok) {
     $("status").textContent = `could not start: ${reply.status}`;
     return;
   }
-  const { response_id } = await reply.json();
-  // EventSource resumes by itself after a drop, sending the last id (the event's cursor).
-  const source = new EventSource(`/events/${encodeURIComponent(response_id)}`);
+  // events_url is signed for this one response; EventSource resumes by itself after a
+  // drop, sending the last id (the event's cursor).
+  const { events_url } = await reply.json();
+  const source = new EventSource(events_url);
   source.onmessage = (message) => {
     const event = JSON.parse(message.data);
     handle(event);

@@ -57,6 +57,9 @@ __all__ = ["App", "app"]
 AuthorizeCall = Callable[[Any], "bool | Awaitable[bool]"]
 """``(request) -> bool``: may this API caller start and cancel responses?"""
 
+Prepare = Callable[[Any, dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
+"""``(request, arguments) -> arguments``: what a caller sent, made into what is created."""
+
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _FILE_URLS_KEPT = 10_000
 
@@ -69,6 +72,7 @@ def app(
     files: str | os.PathLike[str] | LocalStorage | None = None,
     authorize: AuthorizeCall | None = None,
     token: str | None = None,
+    prepare: Prepare | None = None,
     prefix: str = "",
     url_ttl: float = 86_400.0,
     heartbeat: float = 15.0,
@@ -85,6 +89,9 @@ def app(
         authorize: decides which API callers may start and cancel responses.
         token: a bearer token API callers must send, when ``authorize`` is not given.
             With neither, the POST routes refuse everyone.
+        prepare: turns what a caller sent into the arguments of ``responses.create``:
+            fix the model and tools, drop what callers may not choose. Without it the
+            body is used as it is (fine for trusted callers holding the token).
         prefix: the path the app is mounted at, for the URLs it hands out.
         url_ttl: seconds capability URLs stay valid.
         heartbeat: idle seconds between SSE comment lines that keep proxies open.
@@ -96,6 +103,7 @@ def app(
         storage=files if isinstance(files, LocalStorage) or files is None else LocalStorage(files),
         authorize=authorize,
         token=token,
+        prepare=prepare,
         prefix=prefix,
         heartbeat=heartbeat,
     )
@@ -113,6 +121,7 @@ class App:
         storage: LocalStorage | None,
         authorize: AuthorizeCall | None,
         token: str | None,
+        prepare: Prepare | None,
         prefix: str,
         heartbeat: float,
     ) -> None:
@@ -126,6 +135,7 @@ class App:
         self.heartbeat = heartbeat
         self._authorize = authorize
         self._token = token
+        self._prepare = prepare
         self._file_urls: dict[tuple[str, str], str] = {}
         self._asgi = self._build()
 
@@ -222,8 +232,13 @@ class App:
             params = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
             return _error(400, "invalid_json", "the body must be a JSON object")
-        if not isinstance(params, dict) or "model" not in params:
-            return _error(400, "invalid_request", "the body must be a JSON object with a model")
+        if not isinstance(params, dict):
+            return _error(400, "invalid_request", "the body must be a JSON object")
+        if self._prepare is not None:
+            prepared = self._prepare(request, params)
+            params = await prepared if inspect.isawaitable(prepared) else prepared
+        if "model" not in params:
+            return _error(400, "invalid_request", "the arguments must name a model")
         if params.pop("stream", True) is False:
             return _error(400, "invalid_request", "responses started here always stream")
         try:
