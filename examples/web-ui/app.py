@@ -43,13 +43,22 @@ def create_app(
     """The app. Without ``live`` it starts a mock Responses API serving respflow's sample."""
     sessions: set[str] = set()
     model = os.environ.get("RESPFLOW_MODEL", "gpt-5")
-    started: list[respflow.App] = []  # the respflow app exists once its runner runs
 
     def signed_in(request: Request) -> bool:
         return request.cookies.get(COOKIE) in sessions
 
     def prompt_only(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         return {"model": model, "input": str(body.get("input") or ""), "tools": TOOLS}
+
+    broker = respflow.MemoryBroker()
+    gateway = respflow.app(
+        broker,
+        files=files_dir,
+        secret=secrets.token_bytes(32),
+        authorize=signed_in,
+        prepare=prompt_only,
+        prefix="/respflow",
+    )
 
     async def index(request: Request) -> Response:
         page = FileResponse(HERE / "static" / "index.html")
@@ -62,25 +71,14 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             client = await stack.enter_async_context(await _client(live, pace, stack))
-            broker = respflow.MemoryBroker()
-            runner = await stack.enter_async_context(respflow.Runner(client, broker))
-            gateway = respflow.app(
-                broker,
-                runner=runner,
-                files=files_dir,
-                secret=secrets.token_bytes(32),
-                authorize=signed_in,
-                prepare=prompt_only,
-                prefix="/respflow",
-            )
-            started.append(gateway)
+            gateway.runner = await stack.enter_async_context(respflow.Runner(client, broker))
             yield
 
     return Starlette(
         routes=[
             Route("/", index),
             Mount("/static", app=StaticFiles(directory=HERE / "static")),
-            Mount("/respflow", app=_first(started)),
+            Mount("/respflow", app=gateway),
         ],
         lifespan=lifespan,
     )
@@ -94,13 +92,6 @@ async def _client(live: bool, pace: float, stack: contextlib.AsyncExitStack) -> 
     folder = stack.enter_context(resources.as_file(samples.joinpath("files")))
     mock = await stack.enter_async_context(MockServer(recording, files=folder, pace=pace))
     return openai.AsyncOpenAI(base_url=mock.openai_base_url, api_key=mock.openai_api_key)
-
-
-def _first(apps: list[respflow.App]) -> Any:
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        await apps[0](scope, receive, send)
-
-    return asgi
 
 
 def main() -> None:

@@ -83,7 +83,8 @@ def app(
         broker: where the responses' events are (the runner publishes into the same one).
         secret: signs the capability URLs; instances that share a broker share it.
         runner: starts and cancels responses; without one the POST routes answer 404
-            and the app only serves what others publish.
+            and the app only serves what others publish. It may be set later, once it
+            runs (``gateway.runner = runner`` in your lifespan).
         files: the folder (or :class:`respflow.LocalStorage`) files are saved into and
             served from; without it files are neither fetched nor served.
         authorize: decides which API callers may start and cancel responses.
