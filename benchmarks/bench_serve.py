@@ -1,0 +1,255 @@
+"""Serving: SSE readers per process, and the latency from publish to receipt.
+
+    python benchmarks/bench_serve.py            # full run
+    python benchmarks/bench_serve.py --quick    # smoke run, as CI does
+
+A server process publishes one response's events at a fixed rate while N readers in
+another process follow it over real loopback HTTP; each event carries the moment it was
+published (time.monotonic, one clock for the whole machine), so each reader knows how
+long it took to arrive. Two servers, same readers, same rate:
+
+- respflow: ``respflow.app`` over a ``MemoryBroker``, the events published into the
+  broker one by one and streamed to each reader through a signed ``events_url``
+  (subscription, browser view, JSON encoding, SSE framing per reader);
+- floor: a bare Starlette SSE endpoint that hands precomputed frames to each reader's
+  queue: the least any Python SSE server on hypercorn does.
+
+The table reports p50 and p99 latency, the events delivered (of readers x events), and
+the ratios to the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx2
+import msgspec
+
+SECRET = "bench-secret-bench-secret-bench!"
+RID = "resp_bench"
+
+
+# -- the server process -----------------------------------------------------------------
+
+
+def respflow_server(rate: float, count: int) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Mount, Route
+
+    import respflow
+
+    broker = respflow.MemoryBroker(max_events=count + 10)
+    gateway = respflow.app(broker, secret=SECRET)
+
+    async def publish() -> None:
+        for seq in range(1, count + 1):
+            await anyio.sleep(1 / rate)
+            delta = f"{time.monotonic():.9f}"
+            await broker.publish(
+                [
+                    respflow.TextDelta(
+                        RID,
+                        seq,
+                        f"{seq}-0",
+                        item_id="m",
+                        output_index=0,
+                        content_index=0,
+                        delta=delta,
+                    )
+                ]
+            )
+        await broker.publish([respflow.ResponseCompleted(RID, count + 1, f"{count + 1}-0")])
+
+    async def go(request: Request) -> Response:
+        request.app.state.group.start_soon(publish)
+        return Response(status_code=202)
+
+    async def url(request: Request) -> Response:
+        return Response(gateway.events_url(RID))
+
+    return Starlette(
+        routes=[Route("/go", go, methods=["POST"]), Route("/url", url), Mount("/", gateway)],
+        lifespan=_group_lifespan(lambda: broker.publish([respflow.ResponseStarted(RID, 0, "0-0")])),
+    )
+
+
+def floor_server(rate: float, count: int) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response, StreamingResponse
+    from starlette.routing import Route
+
+    readers: list[Any] = []
+    body = b'{"type":"text.delta","delta":"'
+    done = b"event: end\ndata: {}\n\n"
+
+    async def publish() -> None:
+        for seq in range(1, count + 1):
+            await anyio.sleep(1 / rate)
+            frame = b'id: %d-0\ndata: %s%.9f"}\n\n' % (seq, body, time.monotonic())
+            for queue in readers:
+                queue.send_nowait(frame)
+        for queue in readers:
+            queue.send_nowait(done)
+
+    async def events(request: Request) -> Response:
+        send, receive = anyio.create_memory_object_stream[bytes](count + 10)
+        readers.append(send)
+
+        async def frames() -> AsyncIterator[bytes]:
+            async with receive:
+                async for frame in receive:
+                    yield frame
+                    if frame is done:
+                        return
+
+        return StreamingResponse(frames(), media_type="text/event-stream")
+
+    async def go(request: Request) -> Response:
+        request.app.state.group.start_soon(publish)
+        return Response(status_code=202)
+
+    async def url(request: Request) -> Response:
+        return Response("/events")
+
+    return Starlette(
+        routes=[Route("/go", go, methods=["POST"]), Route("/url", url), Route("/events", events)],
+        lifespan=_group_lifespan(None),
+    )
+
+
+def _group_lifespan(first: Any) -> Any:
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            app.state.group = group
+            if first is not None:
+                await first()
+            yield
+            group.cancel_scope.cancel()
+
+    return lifespan
+
+
+def serve(kind: str, rate: float, count: int) -> None:
+    from respflow._server.hosting import Server
+
+    app = respflow_server(rate, count) if kind == "respflow" else floor_server(rate, count)
+
+    async def run() -> None:
+        async with Server(app) as server:
+            print(server.url, flush=True)
+            await anyio.sleep_forever()
+
+    anyio.run(run)
+
+
+# -- the readers ------------------------------------------------------------------------
+
+
+async def read(http: httpx2.AsyncClient, url: str, latencies: list[float], ready: Any) -> None:
+    async with http.stream("GET", url) as answer:
+        ready()
+        buffer = b""
+        async for chunk in answer.aiter_bytes():
+            now = time.monotonic()
+            buffer += chunk
+            *frames, buffer = buffer.split(b"\n\n")
+            for frame in frames:
+                data = frame.rpartition(b"data: ")[2]
+                if b'"text.delta"' in data:
+                    delta = msgspec.json.decode(data)["delta"]
+                    latencies.append(now - float(delta))
+                elif b"response.completed" in data or frame.startswith(b"event: end"):
+                    return
+
+
+async def run_readers(base: str, readers: int) -> list[float]:
+    latencies: list[float] = []
+    opened = 0
+    all_open = anyio.Event()
+
+    def ready() -> None:
+        nonlocal opened
+        opened += 1
+        if opened == readers:
+            all_open.set()
+
+    limits = httpx2.Limits(max_connections=readers + 4, max_keepalive_connections=readers + 4)
+    async with httpx2.AsyncClient(base_url=base, limits=limits, timeout=60) as http:
+        url = (await http.get("/url")).text
+        async with anyio.create_task_group() as group:
+            for _ in range(readers):
+                group.start_soon(read, http, url, latencies, ready)
+            with anyio.fail_after(60):
+                await all_open.wait()
+            await http.post("/go")
+    return latencies
+
+
+def measure(kind: str, readers: int, rate: float, count: int) -> dict[str, float]:
+    command = [
+        sys.executable,
+        __file__,
+        "--serve",
+        kind,
+        "--rate",
+        str(rate),
+        "--count",
+        str(count),
+    ]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            base = server.stdout.readline().strip()
+            latencies = anyio.run(run_readers, base, readers)
+        finally:
+            server.kill()
+            server.wait(timeout=20)
+    latencies.sort()
+    return {
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "delivered": len(latencies) / (readers * count),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few readers, 1 s")
+    parser.add_argument("--serve", choices=("respflow", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=100.0, help="events per second")
+    parser.add_argument("--count", type=int, default=500, help="events published")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.rate, args.count)
+        return 0
+    rate, count = (50.0, 50) if args.quick else (args.rate, args.count)
+    print(f"one response, {count} events at {rate:g}/s, readers in one other process")
+    print("| readers | server | p50 ms | p99 ms | delivered | p50 vs floor | p99 vs floor |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for readers in (10,) if args.quick else (10, 100, 500):
+        floor = measure("floor", readers, rate, count)
+        ours = measure("respflow", readers, rate, count)
+        for name, row in (("floor", floor), ("respflow", ours)):
+            print(
+                f"| {readers} | {name} | {row['p50']:.2f} | {row['p99']:.2f} | "
+                f"{row['delivered']:.0%} | {row['p50'] / floor['p50']:.2f} | "
+                f"{row['p99'] / floor['p99']:.2f} |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
