@@ -203,7 +203,10 @@ class Assembler(CodeItems, MessageItems):
         """Feed one wire event: a JSON object (bytes or str, e.g. a JSONL line) or a dict."""
         self._check_open()
         if isinstance(payload, Mapping):
-            payload = msgspec.json.encode(payload)
+            encoded = self._encoded(payload, "an event")
+            if encoded is None:
+                return self._take()
+            payload = encoded
         self._payload(payload, complete=True)
         return self._take()
 
@@ -213,12 +216,17 @@ class Assembler(CodeItems, MessageItems):
         Yields the same item-level events as the stream of that response would.
         """
         self._check_open()
+        if isinstance(response, Mapping):
+            encoded = self._encoded(response, "the response object")
+            if encoded is None:
+                return self._take()
+            response = encoded
         try:
-            if isinstance(response, Mapping):
-                resp = msgspec.convert(response, wire.WireResponse)
-            else:
-                resp = wire.decode_response(response)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            resp = wire.decode_response(response)
+        except wire.NestingTooDeep:
+            self._too_deep("the response object")
+            return self._take()
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             self._error("invalid_response", f"the response object could not be read: {exc}")
             return self._take()
         self._begin(resp.id)
@@ -302,6 +310,23 @@ class Assembler(CodeItems, MessageItems):
             "raise max_frame_bytes if such events are expected",
         )
 
+    def _too_deep(self, what: str) -> None:
+        self._skipped(
+            "too_deeply_nested",
+            f"{what} nested more than {wire.MAX_DEPTH} levels deep and was skipped; the "
+            "Responses API never nests that deep, so the source is corrupt or hostile",
+        )
+
+    def _encoded(self, payload: Mapping[str, Any], what: str) -> bytes | None:
+        """A dict handed in, as the JSON it stands for; None (reported) if it has none."""
+        try:
+            return msgspec.json.encode(payload)
+        except RecursionError:
+            self._too_deep(what)
+        except TypeError as exc:
+            self._skipped("invalid_event", f"{what} is not JSON ({exc}); it was skipped")
+        return None
+
     def _payload(self, data: bytes | str, *, complete: bool) -> None:
         if data == b"[DONE]" or data == "[DONE]":
             return
@@ -313,6 +338,9 @@ class Assembler(CodeItems, MessageItems):
                 f"an event did not have the shape the Responses API documents ({exc}); "
                 "it was skipped",
             )
+            return
+        except wire.NestingTooDeep:  # a DecodeError subclass too
+            self._too_deep("an event")
             return
         except (UnicodeDecodeError, msgspec.DecodeError) as exc:
             if not complete:

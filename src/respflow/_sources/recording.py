@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .._core import wire
 from .._core.assembler import Assembler
 from .._events import Event
 from .._exceptions import RecordingError
@@ -32,31 +33,62 @@ def detect_format(data: bytes) -> RecordingFormat:
     Raises:
         RecordingError: empty, an API error body, or no format respflow reads.
     """
+    return _detect(data)[0]
+
+
+def _detect(data: bytes) -> tuple[RecordingFormat, list[msgspec.Raw] | None]:
+    """The format, and the events of a recording that is one JSON array."""
     body = data.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not body:
         raise RecordingError("the recording is empty")
     if body.startswith(_SSE_FIELDS):
-        return "sse"
-    if body[:1] in (b"{", b"["):
+        return "sse", None
+    array = _array(body)
+    if array is not None:
+        return "jsonl", array
+    too_deep = False
+    if body[:1] == b"{":
         try:
-            whole: Any = msgspec.json.decode(body)
+            whole: Any = wire.decode_json(body)
+        except wire.NestingTooDeep:
+            whole, too_deep = None, True
         except (msgspec.DecodeError, UnicodeDecodeError):
             whole = None
-        if isinstance(whole, list):
-            return "jsonl"
         if isinstance(whole, dict):
-            return _json_object_format(whole)
+            return _json_object_format(whole), None
     # JSONL: a recorder may have mangled a line or two, so look at the first few.
     for line in body.split(b"\n", 8)[:8]:
         try:
-            head = msgspec.json.decode(line)
+            head = wire.decode_json(line)
         except (msgspec.DecodeError, UnicodeDecodeError):
             continue
         if isinstance(head, dict) and isinstance(head.get("type"), str):
-            return "jsonl"
+            return "jsonl", None
+    if too_deep:
+        raise _too_deep()
     raise RecordingError(
         "not a Responses API recording: expected an event stream (event:/data: lines), "
         "JSONL of stream events, or a Response JSON object"
+    )
+
+
+def _array(body: bytes) -> list[msgspec.Raw] | None:
+    """The events of a recording that is one JSON array, each still undecoded (so each
+    is judged on its own, as a line would be); None if the recording is not one."""
+    if body.lstrip()[:1] != b"[":
+        return None
+    try:
+        return msgspec.json.decode(body, type=list[msgspec.Raw])
+    except RecursionError:  # even splitting it into events recursed too deep
+        raise _too_deep() from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+
+
+def _too_deep() -> RecordingError:
+    return RecordingError(
+        f"the recording nests more than {wire.MAX_DEPTH} levels deep, which no Responses "
+        "API recording does: it was not read"
     )
 
 
@@ -90,20 +122,22 @@ def replay(
     Raises:
         RecordingError: as :func:`detect_format`.
     """
-    fmt = format or detect_format(data)
-    asm = assembler or Assembler()
-    if fmt == "sse":
-        yield from asm.feed(data)
-    elif fmt == "response":
-        body = data.removeprefix(b"\xef\xbb\xbf")
-        yield from asm.feed_response(body)
-        return
+    if format is None:
+        fmt, array = _detect(data)
     else:
-        body = data.removeprefix(b"\xef\xbb\xbf").lstrip()
-        if body[:1] == b"[":
-            events = msgspec.json.decode(body)
-            for raw in events:
-                yield from asm.feed_event(raw if isinstance(raw, dict) else {"type": None})
+        fmt, array = format, None
+    asm = assembler or Assembler()
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    if fmt == "sse":
+        yield from asm.feed(body)
+    elif fmt == "response":
+        yield from asm.feed_response(body)
+    else:
+        if array is None and format is not None:
+            array = _array(body)
+        if array is not None:
+            for raw in array:
+                yield from asm.feed_event(bytes(raw))
         else:
             for line in body.splitlines():
                 if line.strip():

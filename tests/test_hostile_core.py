@@ -1,0 +1,244 @@
+"""Hostile input for the core: events built to crash it, to exhaust memory, or to stall it.
+
+Each test feeds what an adversarial review found and checks what a user relies on: no
+exception, a typed ``stream.error`` that says what was wrong, everything else kept, and
+exactly one end, last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import openai
+import pytest
+
+import respflow
+from respflow import Assembler, RecordingError
+from respflow import _events as ev
+from respflow._cli import main
+from respflow._core import wire
+from respflow.testing import MockServer, RecordedEvent, Recording, StreamBuilder
+
+pytestmark = pytest.mark.anyio
+
+DEPTH = 1_000
+
+
+def clean_events() -> list[dict[str, Any]]:
+    return StreamBuilder().code_call("print(1)", logs="1\n").message("all done").events()
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def deep_event(seq: int, depth: int = DEPTH, *, known: bool = True) -> bytes:
+    """A valid event whose payload nests ``depth`` arrays; a known type or an unknown one."""
+    if known:
+        head = b'{"type":"response.output_item.added","output_index":99,"item":{"x":'
+    else:
+        head = b'{"type":"response.hologram.delta","x":{"y":'
+    return head + nested(depth) + b'},"sequence_number":' + str(seq).encode() + b"}"
+
+
+AT = len(clean_events()) // 2
+
+
+def payloads_with_deep_event(depth: int = DEPTH, *, known: bool = True) -> list[bytes]:
+    """The clean stream with one deep event at ``AT``, numbered densely."""
+    events = clean_events()
+    events.insert(AT, {"type": "placeholder"})
+    out = []
+    for seq, event in enumerate(events):
+        event["sequence_number"] = seq
+        is_deep = event["type"] == "placeholder"
+        out.append(deep_event(seq, depth, known=known) if is_deep else msgspec.json.encode(event))
+    return out
+
+
+def sse(payloads: list[bytes]) -> bytes:
+    return b"".join(b"data: " + p + b"\n\n" for p in payloads)
+
+
+def jsonl(payloads: list[bytes]) -> bytes:
+    return b"".join(p + b"\n" for p in payloads)
+
+
+CLEAN = list(respflow.replay(sse([msgspec.json.encode(e) for e in clean_events()])))
+
+
+def assert_skipped_and_went_on(events: list[respflow.Event]) -> None:
+    """One non-fatal error for the deep event; every other event as on the clean stream."""
+    errors = [e for e in events if isinstance(e, ev.StreamError)]
+    assert [(e.code, e.fatal) for e in errors] == [("too_deeply_nested", False)]
+    assert f"more than {wire.MAX_DEPTH} levels" in errors[0].message
+    rest = [e for e in events if not isinstance(e, (ev.StreamError, ev.StreamGap))]
+    assert [(type(e), e.sequence_number < 0) for e in rest] == [
+        (type(e), e.sequence_number < 0) for e in CLEAN
+    ]
+    assert_ends_once_last(events, ev.ResponseCompleted)
+    assert [e.text for e in events if isinstance(e, ev.MessageCompleted)] == ["all done"]
+    assert [e.logs for e in events if isinstance(e, ev.CodeLogs)] == ["1\n"]
+
+
+def assert_ends_once_last(events: list[respflow.Event], end: type[ev.EventBase]) -> None:
+    ends = [i for i, e in enumerate(events) if isinstance(e, respflow.END_TYPES)]
+    assert ends == [len(events) - 1]
+    assert isinstance(events[-1], end)
+
+
+# -- 1. deeply nested events -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["known_type", "unknown_type"])
+@pytest.mark.parametrize("depth", [wire.MAX_DEPTH, DEPTH, 100_000])
+def test_a_deeply_nested_frame_is_a_non_fatal_error_and_the_stream_goes_on(
+    depth: int, known: bool
+) -> None:
+    body = sse(payloads_with_deep_event(depth, known=known))
+    for size in (len(body), 4096, 7):
+        asm = Assembler()
+        events = [e for i in range(0, len(body), size) for e in asm.feed(body[i : i + size])]
+        assert_skipped_and_went_on(events + asm.close())
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["known_type", "unknown_type"])
+def test_nesting_up_to_the_limit_is_read(known: bool) -> None:
+    # The event itself and its item are two levels; the rest is the nested value.
+    depth = wire.MAX_DEPTH - 2
+    asm = Assembler()
+    events = asm.feed_event(deep_event(0, depth, known=known)) + asm.close()
+    assert not [e for e in events if isinstance(e, ev.StreamError)]
+    if not known:
+        (unknown,) = [e for e in events if isinstance(e, ev.Unknown)]
+        assert msgspec.json.encode(unknown.raw["x"]["y"]) == nested(depth)
+
+
+def test_feed_event_skips_a_deep_line_as_bytes_str_or_dict() -> None:
+    for convert in (bytes, bytes.decode, msgspec.json.decode):
+        asm = Assembler()
+        events: list[respflow.Event] = []
+        for payload in payloads_with_deep_event():
+            try:
+                line = convert(payload)
+            except RecursionError:  # the test's own decoding of the deep line
+                line = deep_dict(DEPTH, seq=AT)
+            events += asm.feed_event(line)
+        assert_skipped_and_went_on(events + asm.close())
+
+
+def deep_dict(depth: int, seq: int = 1) -> dict[str, Any]:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    return {"type": "response.hologram.delta", "x": value, "sequence_number": seq}
+
+
+@pytest.mark.parametrize("depth", [wire.MAX_DEPTH + 1, DEPTH, 10 * DEPTH])
+def test_feed_event_reports_a_deep_dict(depth: int) -> None:
+    asm = Assembler()
+    asm.feed_event(msgspec.json.decode(msgspec.json.encode(clean_events()[0])))
+    events = asm.feed_event(deep_dict(depth))
+    assert [(type(e), getattr(e, "code", "")) for e in events] == [
+        (ev.StreamError, "too_deeply_nested")
+    ]
+
+
+def deep_response() -> bytes:
+    response = StreamBuilder().message("hello").response()
+    body = msgspec.json.encode(response)
+    return body.replace(b'"annotations":[]', b'"annotations":' + nested(DEPTH), 1)
+
+
+def test_feed_response_reports_a_deep_response_and_close_ends_it() -> None:
+    asm = Assembler()
+    events = asm.feed_response(deep_response())
+    events += asm.close()
+    assert [e.code for e in events if isinstance(e, ev.StreamError)] == ["too_deeply_nested"]
+    assert_ends_once_last(events, ev.StreamTruncated)
+
+
+def test_detect_format_reads_recordings_with_a_deep_event() -> None:
+    deep_first = [deep_event(0), *payloads_with_deep_event()[1:]]
+    assert respflow.detect_format(sse(deep_first)) == "sse"
+    assert respflow.detect_format(jsonl(deep_first)) == "jsonl"
+    with pytest.raises(RecordingError, match=f"more than {wire.MAX_DEPTH} levels"):
+        respflow.detect_format(deep_response())
+
+
+def test_replay_skips_a_deep_event_in_sse_and_jsonl() -> None:
+    payloads = payloads_with_deep_event()
+    assert_skipped_and_went_on(list(respflow.replay(sse(payloads))))
+    assert_skipped_and_went_on(list(respflow.replay(jsonl(payloads))))
+    assert_skipped_and_went_on(list(respflow.replay(jsonl(payloads), format="jsonl")))
+
+
+def test_replay_of_a_json_array_skips_a_deep_event_or_refuses_one_too_deep_to_read() -> None:
+    # As far as msgspec can split the array, the deep element is skipped; beyond that
+    # the recording as a whole is unreadable, which is said before any event.
+    readable = payloads_with_deep_event(wire.MAX_DEPTH + 5)
+    assert_skipped_and_went_on(list(respflow.replay(b"[" + b",".join(readable) + b"]")))
+    unreadable = b"[" + b",".join(payloads_with_deep_event(100 * DEPTH)) + b"]"
+    with pytest.raises(RecordingError, match=f"more than {wire.MAX_DEPTH} levels"):
+        list(respflow.replay(unreadable))
+    with pytest.raises(RecordingError, match=f"more than {wire.MAX_DEPTH} levels"):
+        list(respflow.replay(unreadable, format="jsonl"))
+
+
+def test_replay_of_a_deep_response_ends_it() -> None:
+    events = list(respflow.replay(deep_response(), format="response"))
+    assert [e.code for e in events if isinstance(e, ev.StreamError)] == ["too_deeply_nested"]
+    assert_ends_once_last(events, ev.StreamTruncated)
+
+
+def test_cli_replay_of_a_recording_with_a_deep_event(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    path = tmp_path / "deep.sse"
+    path.write_bytes(sse(payloads_with_deep_event()))
+    assert main(["replay", "--format", "jsonl", str(path)]) == 0
+    events = [respflow.decode_event(line) for line in capsysbinary.readouterr().out.splitlines()]
+    assert_skipped_and_went_on(events)
+    assert main(["replay", str(path)]) == 0
+    out = capsysbinary.readouterr().out.decode()
+    assert "too_deeply_nested" in out
+    assert "all done" in out
+
+
+async def body_chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        await anyio.sleep(0)
+        yield data[i : i + size]
+
+
+async def test_aiter_events_skips_a_deep_event_and_keeps_the_rest() -> None:
+    body = sse(payloads_with_deep_event())
+    events = [e async for e in respflow.aiter_events(body_chunks(body, 1000))]
+    assert_skipped_and_went_on(events)
+
+
+async def test_stream_over_http_skips_a_deep_event_and_ends() -> None:
+    payloads = payloads_with_deep_event(known=False)
+    types = [e["type"] for e in clean_events()]
+    types.insert(AT, "response.hologram.delta")
+    # Two data: lines, which SSE joins with a newline, so the event is still one valid
+    # JSON object; the mock's own reading of the recording passes it by.
+    payloads[AT] = payloads[AT].replace(b',"x":', b',\ndata: "x":', 1)
+    recording = Recording(
+        events=tuple(
+            RecordedEvent(p, t, seq) for seq, (p, t) in enumerate(zip(payloads, types, strict=True))
+        )
+    )
+    async with (
+        MockServer(recording) as mock,
+        openai.AsyncOpenAI(
+            base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
+        ) as client,
+        respflow.stream(client, model="gpt-5", input="hi") as stream,
+    ):
+        events = [e async for e in stream]
+    assert_skipped_and_went_on(events)
