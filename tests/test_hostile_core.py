@@ -7,6 +7,7 @@ exactly one end, last.
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,107 @@ async def test_stream_over_http_skips_a_deep_event_and_ends() -> None:
     ):
         events = [e async for e in stream]
     assert_skipped_and_went_on(events)
+
+
+# -- 5. index fields that would size memory ---------------------------------------------------
+
+
+def shell_events() -> list[dict[str, Any]]:
+    return (
+        StreamBuilder().shell_call(["ls", "pwd"], outputs=[("a\n", "", 0), ("/\n", "", 0)]).events()
+    )
+
+
+def fed_with_peak(asm: Assembler, payload: bytes) -> tuple[list[respflow.Event], int]:
+    """The events one payload makes, and the most memory feeding it took at once."""
+    tracemalloc.start()
+    try:
+        events = asm.feed_event(payload)
+        return events, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("command_index", [10**7, 2 * 10**8, 2**63 - 1, 10**30])
+def test_a_huge_command_index_costs_no_memory(command_index: int) -> None:
+    events = shell_events()
+    at = next(i for i, e in enumerate(events) if e["type"] == "response.shell_call_command.delta")
+    asm = Assembler()
+    for event in events[:at]:
+        asm.feed_event(event)
+    hostile = {**events[at], "command_index": command_index}
+    rest, peak = fed_with_peak(asm, msgspec.json.encode(hostile))
+    assert peak < 64 * 1024
+    rest += [e for event in events[at + 1 :] for e in asm.feed_event(event)] + asm.close()
+    assert_ends_once_last(rest, ev.ResponseCompleted)
+    (completed,) = [e for e in rest if isinstance(e, ev.CodeCompleted)]
+    assert completed.code == "ls\npwd"  # the finished call is the truth
+
+
+INDEX_FIELDS = {
+    "output_index": "response.output_text.delta",
+    "content_index": "response.output_text.delta",
+    "annotation_index": "response.output_text.annotation.added",
+    "summary_index": "response.reasoning_summary_text.delta",
+    "command_index": "response.shell_call_command.delta",
+}
+
+
+def every_kind_of_item() -> list[dict[str, Any]]:
+    annotation = {"type": "url_citation", "url": "https://example.com", "start_index": 0}
+    return (
+        StreamBuilder()
+        .reasoning("think")
+        .shell_call(["ls"], outputs=[("a\n", "", 0)])
+        .message("hello there", annotations=[{**annotation, "end_index": 5}])
+        .events()
+    )
+
+
+@pytest.mark.parametrize("value", [-1, -(2**63), 2 * 10**8, 2**64 - 1])
+@pytest.mark.parametrize("field", INDEX_FIELDS)
+def test_an_index_field_out_of_range_is_reported_or_costs_nothing(field: str, value: int) -> None:
+    events = every_kind_of_item()
+    at = next(i for i, e in enumerate(events) if e["type"] == INDEX_FIELDS[field])
+    asm = Assembler()
+    out = [e for event in events[:at] for e in asm.feed_event(event)]
+    hostile = msgspec.json.encode({**events[at], field: value})
+    made, peak = fed_with_peak(asm, hostile)
+    assert peak < 64 * 1024
+    out += made
+    out += [e for event in events[at + 1 :] for e in asm.feed_event(event)] + asm.close()
+    errors = [e for e in out if isinstance(e, ev.StreamError)]
+    if value < 0:
+        assert [e.code for e in errors] == ["invalid_event"]
+        assert f"$.{field}" in errors[0].message
+    else:
+        assert "unprocessable_event" not in [e.code for e in errors]
+    assert_ends_once_last(out, ev.ResponseCompleted)
+    texts = [e.text for e in out if isinstance(e, ev.MessageCompleted)]
+    assert texts == ["hello there"]
+
+
+# -- 17. a negative output_index ---------------------------------------------------------------
+
+
+def test_a_negative_output_index_never_takes_another_items_text() -> None:
+    builder = StreamBuilder().message("first", item_id="msg_a").message("second", item_id="msg_b")
+    terminal = builder.events()[-1]
+    # A message that streams but is never done: the terminal output completes it.
+    streamed = StreamBuilder().message("mine", item_id="msg_x").events()[:-2]
+    for event in streamed:
+        if "output_index" in event:
+            event["output_index"] = -1
+    events = run([*streamed, {**terminal, "sequence_number": len(streamed)}])
+    completed = [(e.output_index, e.text) for e in events if isinstance(e, ev.MessageCompleted)]
+    assert completed == [(0, "first"), (1, "second")]
+    errors = [e for e in events if isinstance(e, ev.StreamError)]
+    assert errors
+    assert all(e.code == "invalid_event" for e in errors)
+    assert all("$.output_index" in e.message for e in errors)
+    assert_ends_once_last(events, ev.ResponseCompleted)
+
+
+def run(wire_events: list[dict[str, Any]], asm: Assembler | None = None) -> list[respflow.Event]:
+    asm = asm or Assembler()
+    return [e for event in wire_events for e in asm.feed_event(event)] + asm.close()

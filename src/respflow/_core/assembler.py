@@ -283,7 +283,7 @@ class Assembler(CodeItems, MessageItems):
         self._by_id: dict[str, Record] = {}
         self._final: dict[int, Json] = {}
         self._container_id: str | None = None
-        self._shell_lines: dict[int, list[str]] = {}
+        self._shell_commands: dict[int, int] = {}
         self._shell_calls: dict[str, Record] = {}
         self._shell_pending: dict[str, Json] = {}
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from itertools import accumulate
 from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
@@ -34,6 +34,9 @@ __all__ = [
 
 Json = dict[str, Any]
 T = TypeVar("T")
+Index = Annotated[int, msgspec.Meta(ge=0)]
+"""A position the stream names (an output item, a part, a command): never negative, so
+Python's negative indexing can never pick another item. Nothing is ever sized by one."""
 
 MAX_DEPTH = 128
 """How deeply a JSON document respflow reads may nest. The deepest real event seen nests
@@ -95,7 +98,7 @@ class ResponseFailed(_Lifecycle, tag="response.failed"):
 
 
 class _ItemEvent(_Event):
-    output_index: int | None = None
+    output_index: Index | None = None
     item_id: str | None = None
 
 
@@ -138,34 +141,34 @@ class CodeDoneDotted(CodeDone, tag="response.code_interpreter_call.code.done"):
 class ShellCommandAdded(_ItemEvent, tag="response.shell_call_command.added"):
     """Hosted shell: a command begins (these events carry no item_id: key by output_index)."""
 
-    command_index: int = 0
+    command_index: Index = 0
     command: str = ""
 
 
 class ShellCommandDelta(_ItemEvent, tag="response.shell_call_command.delta"):
-    command_index: int = 0
+    command_index: Index = 0
     delta: str = ""
 
 
 class ShellCommandDone(_ItemEvent, tag="response.shell_call_command.done"):
-    command_index: int = 0
+    command_index: Index = 0
     command: str | None = None
 
 
 class ShellOutputDelta(_ItemEvent, tag="response.shell_call_output_content.delta"):
     """Hosted shell output as it is produced: ``delta`` has ``stdout`` and/or ``stderr``."""
 
-    command_index: int = 0
+    command_index: Index = 0
     delta: Any = None
 
 
 class ShellOutputDone(_ItemEvent, tag="response.shell_call_output_content.done"):
-    command_index: int = 0
+    command_index: Index = 0
     output: Any = None
 
 
 class _PartEvent(_ItemEvent):
-    content_index: int = 0
+    content_index: Index = 0
 
 
 class ContentPartAdded(_PartEvent, tag="response.content_part.added"):
@@ -185,7 +188,7 @@ class TextDone(_PartEvent, tag="response.output_text.done"):
 
 
 class AnnotationAdded(_PartEvent, tag="response.output_text.annotation.added"):
-    annotation_index: int | None = None
+    annotation_index: Index | None = None
     annotation: Json | None = None
 
 
@@ -198,12 +201,12 @@ class RefusalDone(_PartEvent, tag="response.refusal.done"):
 
 
 class ReasoningSummaryDelta(_ItemEvent, tag="response.reasoning_summary_text.delta"):
-    summary_index: int = 0
+    summary_index: Index = 0
     delta: str = ""
 
 
 class ReasoningSummaryDone(_ItemEvent, tag="response.reasoning_summary_text.done"):
-    summary_index: int = 0
+    summary_index: Index = 0
     text: str = ""
 
 
@@ -465,9 +468,15 @@ def _holds_json(cls: type[msgspec.Struct]) -> bool:
     """Whether an event of this class keeps JSON of any depth (a dict, a list, Any)."""
     for field in msgspec.structs.fields(cls):
         union = get_origin(field.type) in (Union, UnionType)
-        if not all(t in _SCALARS for t in (get_args(field.type) if union else (field.type,))):
+        if not all(_scalar(t) for t in (get_args(field.type) if union else (field.type,))):
             return True
     return False
+
+
+def _scalar(kind: Any) -> bool:
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    return kind in _SCALARS
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
