@@ -7,6 +7,7 @@ exactly one end, last.
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -347,3 +348,118 @@ def test_a_negative_output_index_never_takes_another_items_text() -> None:
 def run(wire_events: list[dict[str, Any]], asm: Assembler | None = None) -> list[respflow.Event]:
     asm = asm or Assembler()
     return [e for event in wire_events for e in asm.feed_event(event)] + asm.close()
+
+
+# -- 6. work that grows faster than the input ---------------------------------------------------
+
+CORE = str(Path(respflow.__file__).parent / "_core")
+
+
+def core_lines_run(work: Any) -> int:
+    """How many lines of respflow's core Python runs for ``work()``: a count of the work
+    done that no machine's speed changes (C loops inside a line count once)."""
+    count = 0
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal count
+        count += event == "line"
+        return local
+
+    def scope(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename.startswith(CORE) else None
+
+    sys.settrace(scope)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+def assert_linear(cost: Any, n: int) -> None:
+    """Doubling the input at most doubles the work (plus a little: the fixed part)."""
+    once, twice = cost(n), cost(2 * n)
+    assert twice <= 2.05 * once, (once, twice)
+
+
+def many_items_then_a_terminal_output(n: int) -> list[dict[str, Any]]:
+    builder = StreamBuilder()
+    for i in range(n):
+        builder.item({"id": f"fc_{i}", "type": "function_call", "status": "completed"})
+    events = builder.events()
+    # Streamed items left open: the terminal output completes every one of them.
+    return [e for e in events if e["type"] != "response.output_item.done"]
+
+
+def test_completing_many_items_from_the_terminal_output_is_linear() -> None:
+    def cost(n: int) -> int:
+        wire_events = many_items_then_a_terminal_output(n)
+        asm = Assembler()
+        for event in wire_events[:-1]:
+            asm.feed_event(event)
+        terminal = msgspec.json.encode(wire_events[-1])
+        made: list[respflow.Event] = []
+        lines = core_lines_run(lambda: made.extend(asm.feed_event(terminal)))
+        assert len([e for e in made if isinstance(e, ev.ItemCompleted)]) == n
+        return lines
+
+    assert_linear(cost, 500)
+
+
+def text_with_links_and_annotations(n: int) -> dict[str, Any]:
+    text = " ".join(f"sandbox:/mnt/data/f{i}.csv" for i in range(n)) + " " + "cited " * n
+    start = len(text) - len("cited ") * n
+    annotations = [
+        {
+            "type": "url_citation",
+            "url": "https://x",
+            "start_index": start + 6 * i,
+            "end_index": start + 6 * i + 5,
+        }
+        for i in range(n)
+    ]
+    return {"type": "output_text", "text": text, "annotations": annotations}
+
+
+def test_judging_many_links_against_many_annotations_is_linear() -> None:
+    def cost(n: int) -> int:
+        part = text_with_links_and_annotations(n)
+        events = StreamBuilder().message(part["text"], annotations=part["annotations"]).events()
+        at = next(i for i, e in enumerate(events) if e["type"] == "response.content_part.done")
+        asm = Assembler()
+        for event in events[:at]:
+            asm.feed_event(event)
+        done = msgspec.json.encode(events[at])
+        made: list[respflow.Event] = []
+        lines = core_lines_run(lambda: made.extend(asm.feed_event(done)))
+        assert len([e for e in made if isinstance(e, ev.FileLink)]) == n
+        return lines
+
+    assert_linear(cost, 300)
+
+
+def test_many_deltas_for_items_nobody_named_take_linear_time() -> None:
+    # No output_index, no item id: each delta is an item of its own. These 100,000 took
+    # about two minutes when each looked through every item for the highest index.
+    n = 100_000
+    body = b"".join(
+        b'data: {"type":"response.reasoning_summary_text.delta","sequence_number":%d,'
+        b'"delta":"x"}\n\n' % seq
+        for seq in range(n)
+    )
+    asm = Assembler()
+    events = asm.feed(body) + asm.close()
+    assert len([e for e in events if isinstance(e, ev.ReasoningDelta)]) == n
+    assert len([e for e in events if isinstance(e, ev.ItemCompleted)]) == n
+    assert_ends_once_last(events, ev.StreamTruncated)
+
+
+def test_annotations_that_are_not_objects_cover_nothing() -> None:
+    events = StreamBuilder().message("see sandbox:/mnt/data/a.csv").events()
+    for event in events:
+        if event["type"] == "response.content_part.done":
+            event["part"]["annotations"] = [1, "x", None, ["start_index", 0]]
+    out = run(events)
+    assert not [e for e in out if isinstance(e, ev.StreamError)]
+    assert [e.path for e in out if isinstance(e, ev.FileLink)] == ["/mnt/data/a.csv"]
+    assert_ends_once_last(out, ev.ResponseCompleted)

@@ -280,6 +280,7 @@ class Assembler(CodeItems, MessageItems):
         self._background = False
         self._fatal = ""
         self._items: dict[int, Record] = {}
+        self._next_index = 0
         self._by_id: dict[str, Record] = {}
         self._final: dict[int, Json] = {}
         self._container_id: str | None = None
@@ -447,21 +448,21 @@ class Assembler(CodeItems, MessageItems):
         # The terminal output is matched to the items by id, else by position and type:
         # recordings have been trimmed (positions shift) and ids have been seen rotating.
         by_id = {o["id"]: o for o in output if isinstance(o.get("id"), str)}
-        matched: list[Json] = []
+        matched: set[int] = set()  # id() of the output items a streamed item matched
         for index in sorted(self._items):
             item = self._items[index]
             final = by_id.get(item.item_id)
             if final is None and index < len(output) and _same_kind(output[index], item):
                 final = output[index]
             if final is not None:
-                matched.append(final)
+                matched.add(id(final))
             if index not in self._final:
                 self._complete(item, final if final is not None else self._rebuild(item))
         # Items the stream never showed (a non-streaming response has only these).
         for position, final in enumerate(output):
-            if any(final is m for m in matched):
+            if id(final) in matched:
                 continue
-            index = position if position not in self._items else max(self._items) + 1
+            index = position if position not in self._items else self._next_index
             self._complete(self._new_item(index, final), final)
         self._flush_shell_calls()
         if end is None:
@@ -519,7 +520,7 @@ class Assembler(CodeItems, MessageItems):
     def _on_item_added(self, event: wire.OutputItemAdded) -> None:
         index = event.output_index
         if index is None:
-            index = max(self._items, default=-1) + 1
+            index = self._next_index
         item = self._new_item(index, event.item)
         if item.kind in ("code", "shell"):
             self._emit_code_started(item)
@@ -529,7 +530,7 @@ class Assembler(CodeItems, MessageItems):
         index = event.output_index
         if index is None:
             found = self._by_id.get(str(final.get("id") or ""))
-            index = found.index if found else max(self._items, default=-1) + 1
+            index = found.index if found else self._next_index
         if index in self._final:
             return
         item = self._items.get(index)
