@@ -463,3 +463,23 @@ def test_annotations_that_are_not_objects_cover_nothing() -> None:
     assert not [e for e in out if isinstance(e, ev.StreamError)]
     assert [e.path for e in out if isinstance(e, ev.FileLink)] == ["/mnt/data/a.csv"]
     assert_ends_once_last(out, ev.ResponseCompleted)
+
+
+def test_repeated_text_done_without_text_shares_the_text_it_rebuilds() -> None:
+    # 1 MB in 1,000 deltas, then 200 small text.done events that leave the text to
+    # respflow: each joined the deltas into a fresh megabyte, 200 MB held by the events.
+    events = StreamBuilder().message("x" * 1_000_000, chunk=1_000).events()
+    at = next(i for i, e in enumerate(events) if e["type"] == "response.output_text.done")
+    asm = Assembler()
+    for event in events[:at]:
+        asm.feed_event(event)
+    first = events[at]["sequence_number"]
+    dones = [{**events[at], "text": None, "sequence_number": first + k} for k in range(200)]
+    tracemalloc.start()
+    try:
+        made = [e for done in dones for e in asm.feed_event(done)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [len(e.text) for e in made if isinstance(e, ev.TextDone)] == [1_000_000] * 200
+    assert peak < 20_000_000
