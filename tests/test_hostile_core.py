@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tracemalloc
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import anyio
 import msgspec
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import respflow
 from respflow import Assembler, RecordingError
@@ -483,3 +486,187 @@ def test_repeated_text_done_without_text_shares_the_text_it_rebuilds() -> None:
         tracemalloc.stop()
     assert [len(e.text) for e in made if isinstance(e, ev.TextDone)] == [1_000_000] * 200
     assert peak < 20_000_000
+
+
+# -- 7. implausible sequence numbers -------------------------------------------------------------
+
+
+def texts_and_code(events: list[respflow.Event]) -> list[str]:
+    return [
+        e.text if isinstance(e, ev.MessageCompleted) else e.code
+        for e in events
+        if isinstance(e, (ev.MessageCompleted, ev.CodeCompleted))
+    ]
+
+
+CLEAN_WIRE = clean_events()
+CLEAN_RUN = run(clean_events())
+
+
+def with_sequence_number(at: int, seq: int) -> list[dict[str, Any]]:
+    events = clean_events()
+    events[at]["sequence_number"] = seq
+    return events
+
+
+def implausible(events: list[respflow.Event]) -> list[ev.StreamError]:
+    return [
+        e
+        for e in events
+        if isinstance(e, ev.StreamError) and e.code == "implausible_sequence_number"
+    ]
+
+
+@pytest.mark.parametrize("seq", [2**63 - 1, 2**64 - 1, 10**30, -1, -(2**63)])
+@pytest.mark.parametrize("at", [0, 5, AT, len(CLEAN_WIRE) - 1])
+def test_one_implausible_sequence_number_is_reported_and_swallows_nothing(
+    at: int, seq: int
+) -> None:
+    asm = Assembler()
+    events = run(with_sequence_number(at, seq), asm)
+    (error,) = implausible(events)
+    assert not error.fatal
+    assert str(seq) in error.message
+    assert "max_sequence_jump" in error.message
+    assert texts_and_code(events) == texts_and_code(CLEAN_RUN)
+    assert_ends_once_last(events, ev.ResponseCompleted)
+    assert asm.duplicates == 0
+    last = len(CLEAN_WIRE) - 1
+    assert asm.last_sequence_number == (last - 1 if at == last else last)
+    # Its events keep the cursor order: they take the position of the event before it.
+    cursors = [respflow.parse_cursor(e.cursor) for e in events]
+    assert cursors == sorted(cursors)
+    assert len(set(cursors)) == len(cursors)
+
+
+def test_the_resume_cursor_is_never_an_implausible_number() -> None:
+    events = StreamBuilder(background=True).message("all done").events(end=None)
+    events[4]["sequence_number"] = 2**63 - 1
+    asm = Assembler()
+    out = run(events, asm)
+    assert asm.last_sequence_number == len(events) - 1
+    end = out[-1]
+    assert isinstance(end, ev.StreamTruncated)
+    assert end.last_sequence_number == len(events) - 1
+    assert f"starting_after={len(events) - 1}" in end.message
+
+
+def test_a_resumed_stream_keeps_its_cursor_past_an_implausible_number() -> None:
+    events = clean_events()
+    asm = Assembler(starting_after=5, response_id="resp_sample")
+    tail = [*events[6:9], {**events[9], "sequence_number": 10**12}, *events[10:]]
+    out = run(tail, asm)
+    assert len(implausible(out)) == 1
+    # The event's own number never arrived: that is a gap of one, no more.
+    gaps = [(e.expected, e.received) for e in out if isinstance(e, ev.StreamGap)]
+    assert gaps == [(9, 10)]
+    assert asm.last_sequence_number == len(events) - 1
+    assert_ends_once_last(out, ev.ResponseCompleted)
+
+
+def test_a_server_that_really_jumps_is_followed_after_one_report() -> None:
+    # Numbering that moves on for good is confirmed by the event after the jump.
+    base = 10**9
+    events = clean_events()
+    for event in events[AT:]:
+        event["sequence_number"] += base
+    asm = Assembler()
+    out = run(events, asm)
+    assert len(implausible(out)) == 1
+    (gap,) = [e for e in out if isinstance(e, ev.StreamGap)]
+    assert (gap.expected, gap.received) == (AT, AT + base + 1)
+    assert asm.last_sequence_number == len(events) - 1 + base
+    assert texts_and_code(out) == texts_and_code(CLEAN_RUN)
+    assert_ends_once_last(out, ev.ResponseCompleted)
+
+
+def test_a_jump_within_max_sequence_jump_is_a_gap() -> None:
+    skipped = 1_000
+    events = clean_events()
+    for event in events[AT:]:
+        event["sequence_number"] += skipped
+    jump = skipped + 1
+    for limit, errors in ((jump, 0), (jump - 1, 1)):
+        out = run(events, Assembler(max_sequence_jump=limit))
+        assert len(implausible(out)) == errors
+        assert_ends_once_last(out, ev.ResponseCompleted)
+
+
+# -- properties over hostile numbers -----------------------------------------------------------
+
+HOSTILE_NUMBERS = (
+    st.integers(min_value=-(2**64), max_value=-1)
+    | st.integers(min_value=2**40, max_value=2**64 - 1)
+    | st.sampled_from([-1, 2**31, 2**63 - 1, 2**64 - 1, 10**30])
+)
+INDEXES = ("output_index", "content_index", "annotation_index", "summary_index", "command_index")
+
+
+def hostile_stream() -> list[dict[str, Any]]:
+    annotation = {"type": "url_citation", "url": "https://x", "start_index": 0, "end_index": 4}
+    return (
+        StreamBuilder()
+        .reasoning("think")
+        .code_call("print(1)", logs="1\n")
+        .shell_call(["ls", "pwd"], outputs=[("a\n", "", 0), ("/\n", "", 0)])
+        .message("done sandbox:/mnt/data/x.csv", annotations=[annotation])
+        .events()
+    )
+
+
+HOSTILE_STREAM = hostile_stream()
+HOSTILE_CLEAN = run(hostile_stream())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), HOSTILE_NUMBERS)
+def test_any_hostile_sequence_number_loses_nothing(data: st.DataObject, seq: int) -> None:
+    events = hostile_stream()
+    at = data.draw(st.integers(0, len(events) - 1))
+    events[at]["sequence_number"] = seq
+    asm = Assembler()
+    out = run(events, asm)
+    assert len(implausible(out)) == 1
+    assert texts_and_code(out) == texts_and_code(HOSTILE_CLEAN)
+    assert_ends_once_last(out, ev.ResponseCompleted)
+    assert asm.last_sequence_number is not None
+    assert 0 <= asm.last_sequence_number < len(events)
+    assert not [e for e in out if isinstance(e, ev.StreamError) and e.fatal]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data(), HOSTILE_NUMBERS, st.sampled_from(INDEXES))
+def test_any_hostile_index_is_reported_or_harmless(
+    data: st.DataObject, value: int, field: str
+) -> None:
+    events = hostile_stream()
+    carriers = [i for i, e in enumerate(events) if field in e]
+    at = data.draw(st.sampled_from(carriers))
+    events[at][field] = value
+    out = run(events)
+    codes = [e.code for e in out if isinstance(e, ev.StreamError)]
+    if value < 0:
+        # Refused; what followed for an item never added says so too.
+        assert codes[0] == "invalid_event"
+        assert set(codes) <= {"invalid_event", "unexpected_event"}
+    else:
+        assert "unprocessable_event" not in codes
+    assert_ends_once_last(out, ev.ResponseCompleted)
+    # The finished items are the truth: whatever the streamed events claimed, each item
+    # completes once, with its own content; an event for an item never added is rebuilt
+    # as one of its own, and said to be.
+    completed, clean = Counter(texts_and_code(out)), Counter(texts_and_code(HOSTILE_CLEAN))
+    assert clean - completed == Counter()
+    if completed != clean:
+        assert "unexpected_event" in codes
+
+
+def test_an_item_added_under_another_index_completes_once() -> None:
+    events = StreamBuilder().code_call("print(1)", logs="1\n").events()
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    added["output_index"] = 2**40
+    out = run(events)
+    assert [(e.output_index, e.code) for e in out if isinstance(e, ev.CodeCompleted)] == [
+        (2**40, "print(1)")
+    ]
+    assert_ends_once_last(out, ev.ResponseCompleted)

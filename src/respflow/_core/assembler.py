@@ -23,7 +23,13 @@ the hosted shell) and :mod:`._message_items` (text, citations, links), both buil
 :mod:`._items`; this module holds the lifecycle and the dispatch.
 
 Sequence numbers make a resumed stream safe to splice: a number at or below the last one
-seen is a duplicate and is dropped; a jump reports one ``stream.gap``.
+seen is a duplicate and is dropped; a jump reports one ``stream.gap``. Real streams number
+their events densely from 0, so a negative number, or one more than ``max_sequence_jump``
+past the last, is corrupt: the event is processed under the last number (its events keep
+the cursor order) and a ``stream.error`` says so, but the number is not adopted, so it can
+neither make the rest of the stream look like duplicates nor become the resume cursor.
+Only the next event confirming it (numbered after it, within ``max_sequence_jump``) shows
+that the numbering really moved on; then the stream follows it, with a ``stream.gap``.
 
 Nothing that arrives raises. Undecodable frames and events become non-fatal
 ``stream.error`` events; an API ``error`` event becomes a fatal one, and an end still
@@ -60,6 +66,9 @@ _ARGUMENT_FIELDS: dict[type[Any], str] = {
     wire.McpArgumentsDone: "arguments",
 }
 
+
+DEFAULT_MAX_SEQUENCE_JUMP = 1_000_000
+"""Far more events than any response has (a long one has tens of thousands)."""
 
 _End = type[ev.ResponseCompleted | ev.ResponseIncomplete | ev.ResponseFailed]
 _ENDS: dict[type[Any], _End] = {
@@ -100,6 +109,9 @@ class Assembler(CodeItems, MessageItems):
         response_id: the response a resumed stream belongs to; such a stream may start
             with deltas, before any event names the response.
         max_frame_bytes: frames larger than this are dropped with a ``stream.error``.
+        max_sequence_jump: how far past the last sequence number the next may lie before
+            it is taken for corrupt (reported, and not adopted unless the event after it
+            confirms it).
     """
 
     def __init__(
@@ -108,8 +120,11 @@ class Assembler(CodeItems, MessageItems):
         starting_after: int | None = None,
         response_id: str = "",
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_sequence_jump: int = DEFAULT_MAX_SEQUENCE_JUMP,
     ) -> None:
         self._max_frame_bytes = max_frame_bytes
+        self._max_jump = max_sequence_jump
+        self._outlier: int | None = None
         self._sse = SSEDecoder(max_frame_bytes=max_frame_bytes)
         self._out: list[ev.Event] = []
         self._closed = False
@@ -383,15 +398,9 @@ class Assembler(CodeItems, MessageItems):
             self.ignored_after_end += 1
             return
         seq = event.sequence_number
-        if seq is not None:
-            last = self._last_seq
-            if last is not None and seq <= last:
-                self.duplicates += 1
-                return
-            self._seq, self._k, self._last_seq = seq, 0, seq
-            expected = 0 if last is None else last + 1
-            if seq != expected:
-                self._emit(ev.StreamGap, expected=expected, received=seq)
+        if seq is not None and not self._placed(seq, event):
+            self.duplicates += 1
+            return
         self._started = True
         if type(event) is wire.Unrecognized:
             if event.type not in wire.ABSORBED_TYPES:
@@ -402,12 +411,38 @@ class Assembler(CodeItems, MessageItems):
             return
         self._handlers[type(event)](event)
 
+    def _placed(self, seq: int, event: wire.WireEvent | wire.Unrecognized) -> bool:
+        """Take the event's sequence number as the stream's position; False: a duplicate."""
+        last = self._last_seq
+        if seq >= 0 and last is not None and seq <= last:
+            return False
+        before = -1 if last is None else last
+        if seq < 0 or seq - before > self._max_jump:
+            outlier, self._outlier = self._outlier, seq
+            confirmed = seq >= 0 and outlier is not None and 0 < seq - outlier <= self._max_jump
+            if not confirmed:
+                self._error(
+                    "implausible_sequence_number",
+                    f"a {type_of(event)} event has sequence_number {seq}, implausibly far "
+                    f"from the last one ({'none yet' if last is None else last}): it was "
+                    "processed, but its number was not taken as the stream's position (the "
+                    "resume cursor). If this server really numbers events that sparsely, "
+                    "raise Assembler(max_sequence_jump=...)",
+                )
+                return True
+        self._outlier = None
+        self._seq, self._k, self._last_seq = seq, 0, seq
+        if seq != before + 1:
+            self._emit(ev.StreamGap, expected=before + 1, received=seq)
+        return True
+
     def _begin(self, rid: str) -> None:
         """A new response starts: forget the previous one (its end was already emitted)."""
         if self._started:
             self._reset_response()
             self._resumed = False
             self._last_seq = None
+            self._outlier = None
             self._seq, self._k = -1, 0
         self._rid = rid
         self._started = True
@@ -528,9 +563,13 @@ class Assembler(CodeItems, MessageItems):
     def _on_item_done(self, event: wire.OutputItemDone) -> None:
         final = event.item
         index = event.output_index
-        if index is None:
+        if index is None or index not in self._items:
+            # An item added under another index (or none) is still the one its id names.
             found = self._by_id.get(str(final.get("id") or ""))
-            index = found.index if found else self._next_index
+            if found is not None:
+                index = found.index
+            elif index is None:
+                index = self._next_index
         if index in self._final:
             return
         item = self._items.get(index)
