@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         help="replay a recorded stream (SSE, JSONL or Response JSON) as normalized events",
         description=(
             "Replay a recorded Responses API stream. The format (raw SSE, JSONL of events, "
-            "or a non-streaming Response JSON) is read from the content. With no FILE, "
+            "a non-streaming Response JSON, or the normalized events respflow writes with "
+            "--format jsonl or a jsonl: sink) is read from the content. With no FILE, "
             "replays the sample recording shipped with respflow."
         ),
     )

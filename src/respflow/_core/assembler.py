@@ -23,7 +23,13 @@ the hosted shell) and :mod:`._message_items` (text, citations, links), both buil
 :mod:`._items`; this module holds the lifecycle and the dispatch.
 
 Sequence numbers make a resumed stream safe to splice: a number at or below the last one
-seen is a duplicate and is dropped; a jump reports one ``stream.gap``.
+seen is a duplicate and is dropped; a jump reports one ``stream.gap``. Real streams number
+their events densely from 0, so a negative number, or one more than ``max_sequence_jump``
+past the last, is corrupt: the event is processed under the last number (its events keep
+the cursor order) and a ``stream.error`` says so, but the number is not adopted, so it can
+neither make the rest of the stream look like duplicates nor become the resume cursor.
+Only the next event confirming it (numbered after it, within ``max_sequence_jump``) shows
+that the numbering really moved on; then the stream follows it, with a ``stream.gap``.
 
 Nothing that arrives raises. Undecodable frames and events become non-fatal
 ``stream.error`` events; an API ``error`` event becomes a fatal one, and an end still
@@ -60,6 +66,9 @@ _ARGUMENT_FIELDS: dict[type[Any], str] = {
     wire.McpArgumentsDone: "arguments",
 }
 
+
+DEFAULT_MAX_SEQUENCE_JUMP = 1_000_000
+"""Far more events than any response has (a long one has tens of thousands)."""
 
 _End = type[ev.ResponseCompleted | ev.ResponseIncomplete | ev.ResponseFailed]
 _ENDS: dict[type[Any], _End] = {
@@ -100,6 +109,9 @@ class Assembler(CodeItems, MessageItems):
         response_id: the response a resumed stream belongs to; such a stream may start
             with deltas, before any event names the response.
         max_frame_bytes: frames larger than this are dropped with a ``stream.error``.
+        max_sequence_jump: how far past the last sequence number the next may lie before
+            it is taken for corrupt (reported, and not adopted unless the event after it
+            confirms it).
     """
 
     def __init__(
@@ -108,8 +120,11 @@ class Assembler(CodeItems, MessageItems):
         starting_after: int | None = None,
         response_id: str = "",
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        max_sequence_jump: int = DEFAULT_MAX_SEQUENCE_JUMP,
     ) -> None:
         self._max_frame_bytes = max_frame_bytes
+        self._max_jump = max_sequence_jump
+        self._outlier: int | None = None
         self._sse = SSEDecoder(max_frame_bytes=max_frame_bytes)
         self._out: list[ev.Event] = []
         self._closed = False
@@ -203,7 +218,10 @@ class Assembler(CodeItems, MessageItems):
         """Feed one wire event: a JSON object (bytes or str, e.g. a JSONL line) or a dict."""
         self._check_open()
         if isinstance(payload, Mapping):
-            payload = msgspec.json.encode(payload)
+            encoded = self._encoded(payload, "an event")
+            if encoded is None:
+                return self._take()
+            payload = encoded
         self._payload(payload, complete=True)
         return self._take()
 
@@ -213,12 +231,17 @@ class Assembler(CodeItems, MessageItems):
         Yields the same item-level events as the stream of that response would.
         """
         self._check_open()
+        if isinstance(response, Mapping):
+            encoded = self._encoded(response, "the response object")
+            if encoded is None:
+                return self._take()
+            response = encoded
         try:
-            if isinstance(response, Mapping):
-                resp = msgspec.convert(response, wire.WireResponse)
-            else:
-                resp = wire.decode_response(response)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            resp = wire.decode_response(response)
+        except wire.NestingTooDeep:
+            self._too_deep("the response object")
+            return self._take()
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             self._error("invalid_response", f"the response object could not be read: {exc}")
             return self._take()
         self._begin(resp.id)
@@ -272,10 +295,11 @@ class Assembler(CodeItems, MessageItems):
         self._background = False
         self._fatal = ""
         self._items: dict[int, Record] = {}
+        self._next_index = 0
         self._by_id: dict[str, Record] = {}
         self._final: dict[int, Json] = {}
         self._container_id: str | None = None
-        self._shell_lines: dict[int, list[str]] = {}
+        self._shell_commands: dict[int, int] = {}
         self._shell_calls: dict[str, Record] = {}
         self._shell_pending: dict[str, Json] = {}
 
@@ -302,6 +326,23 @@ class Assembler(CodeItems, MessageItems):
             "raise max_frame_bytes if such events are expected",
         )
 
+    def _too_deep(self, what: str) -> None:
+        self._skipped(
+            "too_deeply_nested",
+            f"{what} nested more than {wire.MAX_DEPTH} levels deep and was skipped; the "
+            "Responses API never nests that deep, so the source is corrupt or hostile",
+        )
+
+    def _encoded(self, payload: Mapping[str, Any], what: str) -> bytes | None:
+        """A dict handed in, as the JSON it stands for; None (reported) if it has none."""
+        try:
+            return msgspec.json.encode(payload)
+        except RecursionError:
+            self._too_deep(what)
+        except TypeError as exc:
+            self._skipped("invalid_event", f"{what} is not JSON ({exc}); it was skipped")
+        return None
+
     def _payload(self, data: bytes | str, *, complete: bool) -> None:
         if data == b"[DONE]" or data == "[DONE]":
             return
@@ -313,6 +354,9 @@ class Assembler(CodeItems, MessageItems):
                 f"an event did not have the shape the Responses API documents ({exc}); "
                 "it was skipped",
             )
+            return
+        except wire.NestingTooDeep:  # a DecodeError subclass too
+            self._too_deep("an event")
             return
         except (UnicodeDecodeError, msgspec.DecodeError) as exc:
             if not complete:
@@ -354,15 +398,9 @@ class Assembler(CodeItems, MessageItems):
             self.ignored_after_end += 1
             return
         seq = event.sequence_number
-        if seq is not None:
-            last = self._last_seq
-            if last is not None and seq <= last:
-                self.duplicates += 1
-                return
-            self._seq, self._k, self._last_seq = seq, 0, seq
-            expected = 0 if last is None else last + 1
-            if seq != expected:
-                self._emit(ev.StreamGap, expected=expected, received=seq)
+        if seq is not None and not self._placed(seq, event):
+            self.duplicates += 1
+            return
         self._started = True
         if type(event) is wire.Unrecognized:
             if event.type not in wire.ABSORBED_TYPES:
@@ -373,12 +411,38 @@ class Assembler(CodeItems, MessageItems):
             return
         self._handlers[type(event)](event)
 
+    def _placed(self, seq: int, event: wire.WireEvent | wire.Unrecognized) -> bool:
+        """Take the event's sequence number as the stream's position; False: a duplicate."""
+        last = self._last_seq
+        if seq >= 0 and last is not None and seq <= last:
+            return False
+        before = -1 if last is None else last
+        if seq < 0 or seq - before > self._max_jump:
+            outlier, self._outlier = self._outlier, seq
+            confirmed = seq >= 0 and outlier is not None and 0 < seq - outlier <= self._max_jump
+            if not confirmed:
+                self._error(
+                    "implausible_sequence_number",
+                    f"a {type_of(event)} event has sequence_number {seq}, implausibly far "
+                    f"from the last one ({'none yet' if last is None else last}): it was "
+                    "processed, but its number was not taken as the stream's position (the "
+                    "resume cursor). If this server really numbers events that sparsely, "
+                    "raise Assembler(max_sequence_jump=...)",
+                )
+                return True
+        self._outlier = None
+        self._seq, self._k, self._last_seq = seq, 0, seq
+        if seq != before + 1:
+            self._emit(ev.StreamGap, expected=before + 1, received=seq)
+        return True
+
     def _begin(self, rid: str) -> None:
         """A new response starts: forget the previous one (its end was already emitted)."""
         if self._started:
             self._reset_response()
             self._resumed = False
             self._last_seq = None
+            self._outlier = None
             self._seq, self._k = -1, 0
         self._rid = rid
         self._started = True
@@ -419,21 +483,21 @@ class Assembler(CodeItems, MessageItems):
         # The terminal output is matched to the items by id, else by position and type:
         # recordings have been trimmed (positions shift) and ids have been seen rotating.
         by_id = {o["id"]: o for o in output if isinstance(o.get("id"), str)}
-        matched: list[Json] = []
+        matched: set[int] = set()  # id() of the output items a streamed item matched
         for index in sorted(self._items):
             item = self._items[index]
             final = by_id.get(item.item_id)
             if final is None and index < len(output) and _same_kind(output[index], item):
                 final = output[index]
             if final is not None:
-                matched.append(final)
+                matched.add(id(final))
             if index not in self._final:
                 self._complete(item, final if final is not None else self._rebuild(item))
         # Items the stream never showed (a non-streaming response has only these).
         for position, final in enumerate(output):
-            if any(final is m for m in matched):
+            if id(final) in matched:
                 continue
-            index = position if position not in self._items else max(self._items) + 1
+            index = position if position not in self._items else self._next_index
             self._complete(self._new_item(index, final), final)
         self._flush_shell_calls()
         if end is None:
@@ -491,7 +555,7 @@ class Assembler(CodeItems, MessageItems):
     def _on_item_added(self, event: wire.OutputItemAdded) -> None:
         index = event.output_index
         if index is None:
-            index = max(self._items, default=-1) + 1
+            index = self._next_index
         item = self._new_item(index, event.item)
         if item.kind in ("code", "shell"):
             self._emit_code_started(item)
@@ -499,9 +563,13 @@ class Assembler(CodeItems, MessageItems):
     def _on_item_done(self, event: wire.OutputItemDone) -> None:
         final = event.item
         index = event.output_index
-        if index is None:
+        if index is None or index not in self._items:
+            # An item added under another index (or none) is still the one its id names.
             found = self._by_id.get(str(final.get("id") or ""))
-            index = found.index if found else max(self._items, default=-1) + 1
+            if found is not None:
+                index = found.index
+            elif index is None:
+                index = self._next_index
         if index in self._final:
             return
         item = self._items.get(index)

@@ -26,7 +26,7 @@ _LOCAL_SHELL = frozenset({"local"})
 class CodeItems(ItemState):
     """Code Interpreter calls; hosted shell calls, shown as the same kind of call."""
 
-    _shell_lines: dict[int, list[str]]
+    _shell_commands: dict[int, int]
     _shell_calls: dict[str, Record]
     _shell_pending: dict[str, Json]
 
@@ -137,13 +137,13 @@ class CodeItems(ItemState):
             return
         index = event.command_index
         text = event.command if isinstance(event, wire.ShellCommandAdded) else event.delta
-        lines = self._shell_lines.setdefault(item.index, [])
-        if index >= len(lines):
-            if lines:
+        # Only the highest command begun is kept: an index from the wire sizes nothing.
+        highest = self._shell_commands.get(item.index)
+        if highest is None or index > highest:
+            if highest is not None:
                 self._shell_delta(item, "\n")
-            lines.extend([""] * (index + 1 - len(lines)))
+            self._shell_commands[item.index] = index
         if text:
-            lines[index] += text
             self._shell_delta(item, text)
 
     def _shell_delta(self, item: Record, delta: str) -> None:

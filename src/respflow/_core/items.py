@@ -91,6 +91,8 @@ class ItemState:
     _background: bool
     _resumed: bool
     _items: dict[int, Record]
+    _next_index: int
+    """One past the highest output_index seen: where an item the stream did not place goes."""
     _by_id: dict[str, Record]
     _final: dict[int, Json]
     _container_id: str | None
@@ -118,6 +120,8 @@ class ItemState:
         kind = ITEM_KINDS.get(added.get("type", ""), "other")
         item = Record(index, kind, str(added.get("id") or ""), added)
         self._items[index] = item
+        if index >= self._next_index:
+            self._next_index = index + 1
         if item.item_id:
             self._by_id[item.item_id] = item
         if item.container_id:
@@ -132,7 +136,7 @@ class ItemState:
             item = self._by_id.get(event.item_id)
         if item is None:
             if index is None:
-                index = max(self._items, default=-1) + 1
+                index = self._next_index
             if not self._resumed:  # in a resumed stream, the item was added before the cursor
                 self._error(
                     "unexpected_event",

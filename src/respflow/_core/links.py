@@ -42,18 +42,39 @@ def find_links(text: str, start: int = 0, end: int | None = None) -> Iterator[Sa
         yield SandboxLink(unquote(path), start, start + len(target))
 
 
-def find_uncovered_links(text: str, annotations: Iterable[dict[str, Any]]) -> list[SandboxLink]:
+def find_uncovered_links(text: str, annotations: Iterable[Any]) -> list[SandboxLink]:
     """Links in ``text`` that no annotation span overlaps.
 
-    Zero-width annotations (images Code Interpreter cites at index 0) cover nothing.
+    Zero-width annotations (images Code Interpreter cites at index 0) cover nothing, nor
+    does anything that is not a JSON object with integer ``start_index`` and ``end_index``.
     """
-    spans = []
-    for ann in annotations:
-        start, end = ann.get("start_index"), ann.get("end_index")
-        if isinstance(start, int) and isinstance(end, int) and end > start:
-            spans.append((start, end))
-    return [
-        link
-        for link in find_links(text)
-        if not any(start < link.end and link.start < end for start, end in spans)
-    ]
+    covered = _merged(
+        (start, end)
+        for ann in annotations
+        if isinstance(ann, dict)
+        and isinstance(start := ann.get("start_index"), int)
+        and isinstance(end := ann.get("end_index"), int)
+        and end > start
+    )
+    # Links come in text order and the covered spans are disjoint and sorted, so one
+    # walk along both settles every link: spans ending before a link end before the next.
+    uncovered = []
+    at = 0
+    for link in find_links(text):
+        while at < len(covered) and covered[at][1] <= link.start:
+            at += 1
+        if at == len(covered) or covered[at][0] >= link.end:
+            uncovered.append(link)
+    return uncovered
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The same positions as ``spans``, as disjoint spans in order."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged

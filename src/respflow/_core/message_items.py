@@ -44,7 +44,12 @@ class MessageItems(ItemState):
         if item is None:
             return
         part = item.part(event.content_index)
-        text = event.text if event.text is not None else "".join(part.chunks)
+        if event.text is not None:
+            text = event.text
+        else:
+            # Kept as one chunk, so the next text.done without text costs nothing.
+            text = "".join(part.chunks)
+            part.chunks = [text]
         part.text = text
         self._emit(
             ev.TextDone,

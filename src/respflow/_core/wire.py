@@ -12,19 +12,43 @@ signals whose outcome the finished item carries) or really unknown and passed on
 
 from __future__ import annotations
 
-from typing import Any, get_args
+import re
+from collections.abc import Callable
+from itertools import accumulate
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
 __all__ = [
     "ABSORBED_TYPES",
+    "MAX_DEPTH",
+    "NestingTooDeep",
     "WireEvent",
     "WireResponse",
+    "decode_bounded",
     "decode_event",
+    "decode_json",
     "decode_response",
 ]
 
 Json = dict[str, Any]
+T = TypeVar("T")
+Index = Annotated[int, msgspec.Meta(ge=0)]
+"""A position the stream names (an output item, a part, a command): never negative, so
+Python's negative indexing can never pick another item. Nothing is ever sized by one."""
+
+MAX_DEPTH = 128
+"""How deeply a JSON document respflow reads may nest. The deepest real event seen nests
+10 levels; a limit far below Python's recursion limit leaves room for whatever encodes,
+copies or walks an event afterwards (a sink, a renderer, the user's code)."""
+
+
+class NestingTooDeep(msgspec.DecodeError):
+    """A JSON document nests deeper than :data:`MAX_DEPTH`; it was not read."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the JSON nests more than {MAX_DEPTH} levels deep")
 
 
 class WireResponse(msgspec.Struct, gc=False):
@@ -74,7 +98,7 @@ class ResponseFailed(_Lifecycle, tag="response.failed"):
 
 
 class _ItemEvent(_Event):
-    output_index: int | None = None
+    output_index: Index | None = None
     item_id: str | None = None
 
 
@@ -117,34 +141,34 @@ class CodeDoneDotted(CodeDone, tag="response.code_interpreter_call.code.done"):
 class ShellCommandAdded(_ItemEvent, tag="response.shell_call_command.added"):
     """Hosted shell: a command begins (these events carry no item_id: key by output_index)."""
 
-    command_index: int = 0
+    command_index: Index = 0
     command: str = ""
 
 
 class ShellCommandDelta(_ItemEvent, tag="response.shell_call_command.delta"):
-    command_index: int = 0
+    command_index: Index = 0
     delta: str = ""
 
 
 class ShellCommandDone(_ItemEvent, tag="response.shell_call_command.done"):
-    command_index: int = 0
+    command_index: Index = 0
     command: str | None = None
 
 
 class ShellOutputDelta(_ItemEvent, tag="response.shell_call_output_content.delta"):
     """Hosted shell output as it is produced: ``delta`` has ``stdout`` and/or ``stderr``."""
 
-    command_index: int = 0
+    command_index: Index = 0
     delta: Any = None
 
 
 class ShellOutputDone(_ItemEvent, tag="response.shell_call_output_content.done"):
-    command_index: int = 0
+    command_index: Index = 0
     output: Any = None
 
 
 class _PartEvent(_ItemEvent):
-    content_index: int = 0
+    content_index: Index = 0
 
 
 class ContentPartAdded(_PartEvent, tag="response.content_part.added"):
@@ -164,7 +188,7 @@ class TextDone(_PartEvent, tag="response.output_text.done"):
 
 
 class AnnotationAdded(_PartEvent, tag="response.output_text.annotation.added"):
-    annotation_index: int | None = None
+    annotation_index: Index | None = None
     annotation: Json | None = None
 
 
@@ -177,12 +201,12 @@ class RefusalDone(_PartEvent, tag="response.refusal.done"):
 
 
 class ReasoningSummaryDelta(_ItemEvent, tag="response.reasoning_summary_text.delta"):
-    summary_index: int = 0
+    summary_index: Index = 0
     delta: str = ""
 
 
 class ReasoningSummaryDone(_ItemEvent, tag="response.reasoning_summary_text.done"):
-    summary_index: int = 0
+    summary_index: Index = 0
     text: str = ""
 
 
@@ -321,6 +345,7 @@ def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
     """Decode one event payload.
 
     Raises:
+        NestingTooDeep: the payload nests deeper than :data:`MAX_DEPTH`.
         UnicodeDecodeError: not UTF-8 (whatever msgspec release is installed).
         msgspec.DecodeError: not JSON.
         msgspec.ValidationError: a known event type with fields of the wrong shape, or a
@@ -328,24 +353,37 @@ def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
     """
     try:
         event: WireEvent = _decoder.decode(data)
-    except msgspec.ValidationError:
-        try:
-            raw = _any_decoder.decode(data)
-        except msgspec.DecodeError:
-            _raise_if_not_utf8(data)
-            raise
-        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-            raise
-        if raw["type"] in _TAGS:
-            raise
-        seq = raw.get("sequence_number")
-        return Unrecognized(
-            type=raw["type"], raw=raw, sequence_number=seq if type(seq) is int else None
-        )
+    except msgspec.ValidationError as exc:
+        return _unrecognized(data, exc)
     except msgspec.DecodeError:
         _raise_if_not_utf8(data)
         raise
+    except RecursionError:
+        raise NestingTooDeep() from None
+    # Only what is kept must be measured: fields not declared were skipped, and a
+    # delta's declared fields are scalars.
+    if type(event) in _HOLDS_JSON and len(data) > _SHALLOW and _nests_too_deep(data):
+        raise NestingTooDeep()
     return event
+
+
+def _unrecognized(data: bytes | str, invalid: msgspec.ValidationError) -> Unrecognized:
+    """An event whose type respflow does not model; ``invalid`` if it is not one."""
+    try:
+        raw = decode_json(data)
+    except NestingTooDeep:
+        raise
+    except msgspec.DecodeError:
+        _raise_if_not_utf8(data)
+        raise
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise invalid
+    if raw["type"] in _TAGS:
+        raise invalid
+    seq = raw.get("sequence_number")
+    return Unrecognized(
+        type=raw["type"], raw=raw, sequence_number=seq if type(seq) is int else None
+    )
 
 
 def _raise_if_not_utf8(data: bytes | str) -> None:
@@ -361,8 +399,57 @@ def _raise_if_not_utf8(data: bytes | str) -> None:
 
 
 def decode_response(data: bytes | str) -> WireResponse:
-    response: WireResponse = _response_decoder.decode(data)
+    """Decode a ``Response`` object; raises as :func:`decode_event`."""
+    response: WireResponse = decode_bounded(_response_decoder.decode, data)
     return response
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Decode any JSON document; raises :class:`NestingTooDeep` as :func:`decode_event`."""
+    return decode_bounded(_any_decoder.decode, data)
+
+
+def decode_bounded(decode: Callable[[bytes | str], T], data: bytes | str) -> T:
+    """``decode(data)``, refused with :class:`NestingTooDeep` if ``data`` nests too deeply.
+
+    msgspec recurses once per level and gives up at Python's recursion limit, wherever
+    the caller's stack already is; the depth is measured only once decoding succeeded,
+    so it is measured on valid JSON, and only when there are enough brackets to matter.
+    """
+    try:
+        value = decode(data)
+    except RecursionError:
+        raise NestingTooDeep() from None
+    if len(data) > _SHALLOW and _nests_too_deep(data):
+        raise NestingTooDeep()
+    return value
+
+
+# Each level takes an opening and a closing bracket: a shorter document cannot nest too deep.
+_SHALLOW = 2 * MAX_DEPTH
+
+
+def _nests_too_deep(data: bytes | str) -> bool:
+    """Whether valid JSON nests deeper than MAX_DEPTH; counting the opening brackets (at
+    the speed of ``bytes.count``) settles it for nearly everything."""
+    if isinstance(data, str):
+        if data.count("{") + data.count("[") <= MAX_DEPTH:
+            return False
+        data = data.encode("utf-8", "surrogatepass")
+    elif data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
+        return False
+    return _depth(data) > MAX_DEPTH
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = [1 if b in b"[{" else -1 for b in range(256)]
+
+
+def _depth(data: bytes) -> int:
+    """How deeply valid JSON nests: its brackets outside strings, summed in C loops."""
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def _tags() -> frozenset[str]:
@@ -375,3 +462,22 @@ def _tags() -> frozenset[str]:
 
 
 _TAGS = _tags()
+
+
+def _holds_json(cls: type[msgspec.Struct]) -> bool:
+    """Whether an event of this class keeps JSON of any depth (a dict, a list, Any)."""
+    for field in msgspec.structs.fields(cls):
+        union = get_origin(field.type) in (Union, UnionType)
+        if not all(_scalar(t) for t in (get_args(field.type) if union else (field.type,))):
+            return True
+    return False
+
+
+def _scalar(kind: Any) -> bool:
+    if get_origin(kind) is Annotated:
+        kind = get_args(kind)[0]
+    return kind in _SCALARS
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_HOLDS_JSON = frozenset(cls for cls in get_args(WireEvent) if _holds_json(cls))
