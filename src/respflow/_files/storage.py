@@ -14,7 +14,7 @@ import anyio.to_thread
 import msgspec
 
 from .._exceptions import RespflowError
-from .names import safe_filename
+from .names import numbered, safe_filename
 
 __all__ = ["FileTooLarge", "LocalStorage", "Storage", "StoredFile"]
 
@@ -182,11 +182,8 @@ class LocalStorage:
 def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:
     """Give ``temp`` a name in ``folder`` that no file has: ``name``, ``name (2)``, ..."""
     name = safe_filename(filename)
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem:
-        stem, dot, suffix = name, "", ""
     for n in range(1, 10_000):
-        candidate = name if n == 1 else safe_filename(f"{stem} ({n}){dot}{suffix}")
+        candidate = name if n == 1 else numbered(name, n)
         final = folder / candidate
         if final.resolve().parent != folder:
             raise RespflowError(f"refusing to write outside the storage folder: {final}")
