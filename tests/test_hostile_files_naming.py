@@ -9,9 +9,13 @@ a name too long for the collision counter still gets one.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import openai
@@ -20,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import respflow
-from respflow import LinkRewriter, LocalStorage, Reconnect, safe_filename
+from respflow import LinkRewriter, LocalStorage, Reconnect, find_links, safe_filename
 from respflow import _events as ev
 from respflow.testing import MockServer, Recording, StreamBuilder, to_sse
 
@@ -50,6 +54,56 @@ class Chunks:
         return data
 
 
+def _delta(n: int, piece: str) -> ev.TextDelta:
+    return ev.TextDelta(
+        response_id="resp_1",
+        sequence_number=n,
+        cursor=f"{n}-0",
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        delta=piece,
+    )
+
+
+def _done(n: int, text: str) -> ev.TextDone:
+    return ev.TextDone(
+        response_id="resp_1",
+        sequence_number=n,
+        cursor=f"{n}-0",
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        text=text,
+    )
+
+
+def _cited(n: int, start: int, end: int, file_id: str) -> ev.FileCited:
+    return ev.FileCited(
+        response_id="resp_1",
+        sequence_number=n,
+        cursor=f"{n}-0",
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        kind="container_file_citation",
+        file_id=file_id,
+        filename=None,
+        start_index=start,
+        end_index=end,
+        container_id="cntr",
+    )
+
+
+def _pieces(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in itertools.pairwise(points)]
+
+
+def _streamed(out: list[respflow.Event]) -> str:
+    return "".join(e.delta for e in out if isinstance(e, ev.TextDelta))
+
+
 async def _run(
     mock: MockServer,
     storage: LocalStorage,
@@ -68,6 +122,28 @@ async def _run(
         async for event in fetched:
             out += rewriter.feed(event) if rewriter is not None else [event]
     return out
+
+
+@contextmanager
+def _work() -> Iterator[list[int]]:
+    """Counts the lines of respflow's own code run inside the block: the work, not the time."""
+    package = str(Path(respflow.__file__).parent)
+    count = [0]
+
+    def line(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            count[0] += 1
+        return line
+
+    def call(frame: FrameType, event: str, arg: Any) -> Any:
+        return line if frame.f_code.co_filename.startswith(package) else None
+
+    previous = sys.gettrace()
+    sys.settrace(call)
+    try:
+        yield count
+    finally:
+        sys.settrace(previous)
 
 
 # -- 18: device names -----------------------------------------------------------------------
@@ -181,3 +257,144 @@ async def test_two_cited_files_of_one_long_name_are_each_downloaded_once_and_sav
         assert len(event.filename.encode()) <= 200
     assert len([r for r in mock.requests if r.path.endswith("/content")]) == 2
     assert got[-1].type == "response.completed"
+
+
+# -- 19: a link longer than max_hold --------------------------------------------------------
+
+
+def test_a_link_longer_than_max_hold_in_small_deltas_still_adds_up_to_the_text() -> None:
+    long_link = "sandbox:/mnt/data/" + "x" * 300 + ".csv"
+    text = f"Get {long_link} now, and sandbox:/mnt/data/short.csv."
+    rewriter = LinkRewriter(max_hold=50)
+    out: list[respflow.Event] = []
+    for n in range(0, len(text), 7):
+        out += rewriter.feed(_delta(n, text[n : n + 7]))
+    out += rewriter.feed(_done(len(text), text))
+    [done] = [e for e in out if isinstance(e, ev.TextDone)]
+    assert _streamed(out) == done.text == LinkRewriter(max_hold=50).rewrite(text, "resp_1")
+    assert long_link in done.text  # too long to hold back: left as it is, everywhere
+    assert "/files/resp_1/short.csv." in done.text
+
+
+def test_max_hold_must_hold_a_links_start() -> None:
+    with pytest.raises(respflow.UsageError, match="max_hold"):
+        LinkRewriter(max_hold=10)
+
+
+# -- 6 and 19: the streaming rewrite is the whole-text rewrite, for any cuts -----------------
+
+FRAGMENTS = [
+    "sandbox:/mnt/data/",
+    "/mnt/data/",
+    "sandbox:",
+    "/mnt/",
+    "report.pdf",
+    "chart 1.png",
+    "a",
+    "s",
+    "/",
+    ".",
+    ",",
+    " ",
+    "\n",
+    "(",
+    ")",
+    "[Download](",
+    "`",
+    "x/mnt/data/y",
+    "p" * 25,
+    "sandbox:/mnt/data/" + "q" * 30,
+]
+
+
+@given(
+    st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join),
+    st.lists(st.integers(min_value=0)),
+    st.integers(min_value=18, max_value=70),
+    st.lists(st.integers(min_value=0), max_size=8),
+)
+def test_streaming_equals_the_whole_rewrite_for_any_links_citations_cuts_and_max_hold(
+    text: str, cuts: list[int], max_hold: int, picks: list[int]
+) -> None:
+    links = list(find_links(text))
+    cited = [links[p % len(links)] for p in picks] if links else []
+    rewriter = LinkRewriter(max_hold=max_hold)
+    out: list[respflow.Event] = []
+    for n, piece in enumerate(_pieces(text, cuts)):
+        out += rewriter.feed(_delta(n, piece))
+    citations = [_cited(1000 + n, c.start, c.end, f"cfile_{n}") for n, c in enumerate(cited)]
+    for citation in citations:  # annotations come after the last delta, before text.done
+        out += rewriter.feed(citation)
+    out += rewriter.feed(_done(2000, text))
+    whole = LinkRewriter(max_hold=max_hold).rewrite(text, "resp_1")
+    [done] = [e for e in out if isinstance(e, ev.TextDone)]
+    assert _streamed(out) == done.text == whole
+    moved = [e for e in out if isinstance(e, ev.FileCited)]
+    for link, event in zip(cited, moved, strict=True):
+        run = ENDERS.search(text, link.end)
+        too_long = (run.start() if run else len(text)) - link.start > max_hold
+        original = text[link.start : link.end]
+        expected = original if too_long else LinkRewriter().rewrite(original, "resp_1")
+        assert whole[event.start_index : event.end_index] == expected
+    cursors = [respflow.parse_cursor(e.cursor) for e in out]
+    assert cursors == sorted(cursors)
+    assert len(set(cursors)) == len(cursors)
+
+
+# -- 6: the work grows with the text --------------------------------------------------------
+
+
+def _answer_with_links(n: int) -> list[respflow.Event]:
+    """One answer with ``n`` cited links and ``n`` bare ones, through the Assembler."""
+    text = ""
+    citations = []
+    for i in range(n):
+        link = f"sandbox:/mnt/data/cited{i}.csv"
+        text += f"Part {i}: [data]("
+        citations.append(
+            {
+                "type": "container_file_citation",
+                "container_id": "cntr",
+                "file_id": f"cfile_{i}",
+                "filename": f"cited{i}.csv",
+                "start_index": len(text),
+                "end_index": len(text) + len(link),
+            }
+        )
+        text += f"{link}) and sandbox:/mnt/data/bare{i}.png\n"
+    builder = (
+        StreamBuilder(response_id="resp_many")
+        .code_call("save()", logs="", container_id="cntr")
+        .message(text, annotations=citations)
+    )
+    return list(respflow.replay(to_sse(builder.events())))
+
+
+def _rewriting_work(events: list[respflow.Event]) -> int:
+    rewriter = LinkRewriter()
+    out: list[respflow.Event] = []
+    with _work() as work:
+        for event in events:
+            out += rewriter.feed(event)
+    [message] = [e for e in out if isinstance(e, ev.MessageCompleted)]
+    assert "sandbox:" not in message.text
+    cited = [e for e in out if isinstance(e, ev.FileCited)]
+    for event in cited:
+        assert message.text[event.start_index : event.end_index].startswith("/files/")
+    return work[0]
+
+
+def test_rewriting_work_doubles_when_links_and_citations_double() -> None:
+    small = _rewriting_work(_answer_with_links(300))
+    large = _rewriting_work(_answer_with_links(600))
+    assert large < 2.2 * small, (small, large)
+
+
+def test_one_huge_delta_is_rewritten_in_one_pass() -> None:
+    # Every "s" after ":" could start a link: any scan from each of them to the end of
+    # the delta (the old rewriter's) runs for minutes.
+    text = "see sandbox:/mnt/data/out.csv " + ":s" * 2_500_000
+    rewriter = LinkRewriter()
+    out = rewriter.feed(_delta(0, text))
+    out += rewriter.feed(_done(1, text))
+    assert _streamed(out) == text.replace("sandbox:/mnt/data/out.csv", "/files/resp_1/out.csv")

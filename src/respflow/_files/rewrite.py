@@ -3,8 +3,14 @@
 A sans-I/O processor, like the Assembler: :meth:`LinkRewriter.feed` takes an event and
 returns the events to pass on. Text deltas are rewritten as they stream; a delta may end
 in the middle of a link, so the rewriter holds back only a suffix that could still become
-one, never more than ``max_hold`` characters, and flushes it by ``text.done``. The
-deltas of a part always add up to the rewritten ``text.done`` text.
+one, never more than ``max_hold`` characters, and flushes it by ``text.done``. A link
+longer than that (counted up to the character that ends it) is left as it is everywhere:
+in the deltas, in ``text.done`` and in ``message.completed``. So the deltas of a part
+always add up to the rewritten ``text.done`` text, wherever the stream was cut.
+
+The work is linear: a delta costs its own length plus what is held back, and the rewriter
+remembers where each link it let out went, so moving an annotation's span is a binary
+search, never a second rewrite of the text.
 
 The link target is a function of the link alone (a URL template over the response id and
 the file's name), so it is known while the text streams, before any file is saved.
@@ -17,8 +23,9 @@ and ``file.link`` are moved to match the rewritten text.
 from __future__ import annotations
 
 import posixpath
-from bisect import bisect_right
-from collections.abc import Callable
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -26,44 +33,66 @@ from urllib.parse import quote
 import msgspec
 
 from .. import _events as ev
-from .._core.links import find_links
+from .._core.links import SandboxLink, find_links
 from .._core.stamp import Stamper
+from .._exceptions import UsageError
 from .names import safe_filename
 
 __all__ = ["LinkRewriter"]
 
 _LEADS = ("sandbox:/mnt/data/", "/mnt/data/")
-_CLOSERS = frozenset(")]\"'<>`")
+# The characters no link target contains (the set find_links stops at).
+_ENDER = re.compile(r"[\s)\]\"'<>`]")
 
 
-def _ends_links(ch: str) -> bool:
-    """A character no link target contains (the set ``find_links`` stops at)."""
-    return ch.isspace() or ch in _CLOSERS
+def _lead_or_its_start(lead: str) -> str:
+    """A pattern for ``lead``, or for as much of it as there is before the text ends: each
+    character is followed by the rest or by the end, so a place that fails costs a step or
+    two, not a try of every start of the lead."""
+    pattern = ""
+    for ch in reversed(lead):
+        pattern = re.escape(ch) + (f"(?:{pattern}|\\Z)" if pattern else "")
+    return pattern
 
 
-def _blocks_link(ch: str) -> bool:
-    """A character that keeps a link from starting right after it (``foo/mnt/data``)."""
-    return ch.isalnum() or ch in "_/."
+# Where a link may begin: a lead, or the start of one at the very end of the text; never
+# right after a letter, digit, "_", "/" or "." (find_links judges a link's start the same).
+_MAY_START = re.compile(r"(?<![\w/.])(?:" + "|".join(map(_lead_or_its_start, _LEADS)) + ")")
 
 
 @dataclass(slots=True)
 class _Edit:
+    """One link rewritten: its span in the original text and in the rewritten one."""
+
     start: int
     end: int
     new_start: int
     new_end: int
+    path: str
 
 
-@dataclass(slots=True)
-class _Rewritten:
-    text: str
-    edits: list[_Edit]
+class _Moves:
+    """Where the links of a text went in its rewrite; a position maps in log time."""
+
+    __slots__ = ("edits", "shift", "starts")
+
+    def __init__(self, edits: Iterable[_Edit] = (), shift: int = 0) -> None:
+        self.edits: list[_Edit] = []
+        self.starts: list[int] = []
+        self.shift = shift
+        """How far text before the first edit moved."""
+        for edit in edits:
+            self.add(edit)
+
+    def add(self, edit: _Edit) -> None:
+        self.edits.append(edit)
+        self.starts.append(edit.start)
 
     def position(self, i: int) -> int:
         """Where index ``i`` of the original text is in the rewritten one."""
-        k = bisect_right([e.start for e in self.edits], i) - 1
+        k = bisect_right(self.starts, i) - 1
         if k < 0:
-            return i
+            return i + self.shift
         edit = self.edits[k]
         if i == edit.start:
             return edit.new_start
@@ -71,27 +100,36 @@ class _Rewritten:
             return edit.new_end
         return i + edit.new_end - edit.end
 
+    def within(self, start: int, end: int) -> list[_Edit]:
+        """The links wholly inside ``[start, end)``."""
+        found = []
+        for k in range(bisect_left(self.starts, start), len(self.edits)):
+            if self.edits[k].end > end:
+                break
+            found.append(self.edits[k])
+        return found
+
 
 @dataclass(slots=True)
 class _Part:
-    chunks: list[str] = field(default_factory=list)
-    """The part's deltas, joined only when an annotation needs the whole text."""
-    final: str | None = None
-    """The part's text from ``text.done``."""
     window: str = ""
     """The text not yet let out, after the one character before it (which decides whether
     a link may start there): all the streaming rewrite looks at, so each delta costs its
-    own length, not the text's."""
+    own length plus what is held, not the text's."""
     emitted: int = 0
     """Where in ``window`` the text held back starts."""
+    at: int = 0
+    """Where ``window`` starts in the part's text."""
+    out: int = 0
+    """How much rewritten text was let out."""
     raw: bool = False
     """A link passed ``max_hold``: the rest of it goes out unrewritten."""
-    rewritten: _Rewritten | None = None
-
-    @property
-    def original(self) -> str:
-        """The part's whole text as it arrived."""
-        return self.final if self.final is not None else "".join(self.chunks)
+    moves: _Moves = field(default_factory=_Moves)
+    """Where the links let out so far went."""
+    held: _Moves | None = None
+    """Where the links held back will go when they are let out (kept until the next delta)."""
+    whole: _Moves | None = None
+    """Where the links of the ``text.done`` text went."""
 
 
 @dataclass(slots=True)
@@ -111,7 +149,8 @@ class LinkRewriter:
             file's name as respflow stores it) and ``{path}`` (its path under /mnt/data)
             are filled in, URL-quoted; or a function ``(response_id, path) -> str``.
         unavailable: the target for a link whose file could not be saved.
-        max_hold: the most characters held back while a link may be forming.
+        max_hold: the most characters held back while a link may be forming; a longer
+            link is left as it is. At least 18, the length of ``sandbox:/mnt/data/``.
     """
 
     def __init__(
@@ -121,6 +160,11 @@ class LinkRewriter:
         unavailable: str = "#respflow-unavailable/{filename}",
         max_hold: int = 1024,
     ) -> None:
+        if max_hold < len(_LEADS[0]):
+            raise UsageError(
+                f"max_hold={max_hold} cannot hold the start of a link: it must be at least "
+                f"{len(_LEADS[0])}, the length of {_LEADS[0]!r}"
+            )
         self.url = url
         self.unavailable = unavailable
         self.max_hold = max_hold
@@ -143,7 +187,7 @@ class LinkRewriter:
 
     def rewrite(self, text: str, response_id: str, failed: frozenset[str] = frozenset()) -> str:
         """``text`` with every sandbox link pointing at its new target."""
-        return self._rewrite(text, response_id, failed).text
+        return self._rewrite(text, response_id, failed)[0]
 
     def _rewrite(
         self,
@@ -152,23 +196,39 @@ class LinkRewriter:
         failed: frozenset[str],
         start: int = 0,
         end: int | None = None,
-    ) -> _Rewritten:
-        """``text[start:end]`` rewritten; edit positions are relative to ``start``."""
+        *,
+        at: int = 0,
+        new_at: int = 0,
+    ) -> tuple[str, list[_Edit]]:
+        """``text[start:end]`` rewritten, and its edits, placed as if ``text[start]`` were
+        at ``at`` of the original and at ``new_at`` of the rewritten text."""
         end = len(text) if end is None else end
         out: list[str] = []
         edits: list[_Edit] = []
-        at = start
-        length = 0
+        done = start
+        length = new_at
         for link in find_links(text, start, end):
-            out.append(text[at : link.start])
-            length += link.start - at
+            if self._too_long(text, link, end):
+                continue
+            out.append(text[done : link.start])
+            length += link.start - done
             new = self.target(response_id, link.path, failed=link.path in failed)
-            edits.append(_Edit(link.start - start, link.end - start, length, length + len(new)))
+            place = at - start
+            edits.append(
+                _Edit(link.start + place, link.end + place, length, length + len(new), link.path)
+            )
             out.append(new)
             length += len(new)
-            at = link.end
-        out.append(text[at:end])
-        return _Rewritten("".join(out), edits)
+            done = link.end
+        out.append(text[done:end])
+        return "".join(out), edits
+
+    def _too_long(self, text: str, link: SandboxLink, end: int) -> bool:
+        """Whether the run ``link`` starts (up to the character that ends it: trailing
+        punctuation counts) is longer than the stream may hold back; such a link goes out
+        unrewritten in the deltas, so it stays so everywhere."""
+        stop = _ENDER.search(text, link.end, end)
+        return (stop.start() if stop else end) - link.start > self.max_hold
 
     # -- the stream -----------------------------------------------------------------------
 
@@ -203,8 +263,9 @@ class LinkRewriter:
 
     def _text_done(self, event: ev.TextDone, part: _Part, text: str) -> list[ev.Event]:
         rest = self._release(part, len(part.window))
-        part.final, part.window, part.emitted = text, "", 0
-        part.rewritten = self._rewrite(text, self._rid, frozenset())
+        part.window, part.emitted, part.raw, part.held = "", 0, False, None
+        rewritten, edits = self._rewrite(text, self._rid, frozenset())
+        part.whole = _Moves(edits)
         out: list[ev.Event] = []
         if rest:
             flushed = ev.TextDelta(
@@ -217,26 +278,25 @@ class LinkRewriter:
                 delta=rest,
             )
             out.append(self._stamper.made(flushed))
-        done = msgspec.structs.replace(event, text=part.rewritten.text)
+        done = msgspec.structs.replace(event, text=rewritten)
         out.append(self._stamper.passed(done))
         return out
 
     def _push(self, part: _Part, delta: str) -> str:
-        part.chunks.append(delta)
+        part.held = None
         out = self._let_out(part, delta)
         keep = part.emitted - 1  # one character of context before what is held
         if keep > 0:
-            part.window, part.emitted = part.window[keep:], 1
+            part.window, part.emitted, part.at = part.window[keep:], 1, part.at + keep
         return out
 
     def _let_out(self, part: _Part, delta: str) -> str:
         part.window += delta
         text = part.window
-        # Up to the last character no link contains, the text is final.
-        cut = len(text)
-        while cut > part.emitted and not _ends_links(text[cut - 1]):
-            cut -= 1
-        out = self._release(part, cut)
+        # Up to the last character no link contains, the text is final. What was held
+        # has none, so only the delta needs looking at.
+        cut = _after_last_ender(text, max(part.emitted, len(text) - len(delta)))
+        out = self._release(part, part.emitted if cut is None else cut)
         if part.raw:
             return out + self._release(part, len(text))
         start = _link_start(text, part.emitted)
@@ -254,28 +314,58 @@ class LinkRewriter:
         if end <= start:
             return ""
         part.emitted = end
+        raw = ""
         if part.raw:
-            stop = next((i + 1 for i in range(start, end) if _ends_links(text[i])), None)
+            stop = _ENDER.search(text, start, end)
+            raw = text[start : stop.end() if stop else end]
+            part.out += len(raw)
             if stop is None:
-                return text[start:end]
-            part.raw = False
-            return text[start:stop] + self._rewrite(text, self._rid, frozenset(), stop, end).text
-        return self._rewrite(text, self._rid, frozenset(), start, end).text
+                return raw
+            part.raw, start = False, stop.end()
+        rewritten, edits = self._rewrite(
+            text, self._rid, frozenset(), start, end, at=part.at + start, new_at=part.out
+        )
+        for edit in edits:
+            part.moves.add(edit)
+        part.out += len(rewritten)
+        return raw + rewritten
+
+    def _held(self, part: _Part) -> _Moves:
+        """Where the links held back will go when ``text.done`` lets them out."""
+        if part.held is None:
+            held_at = part.at + part.emitted
+            _, edits = self._rewrite(
+                part.window, self._rid, frozenset(), part.emitted, at=held_at, new_at=part.out
+            )
+            part.held = _Moves(edits, shift=part.out - held_at)
+        return part.held
+
+    def _position(self, part: _Part, i: int) -> int:
+        if part.whole is not None:
+            return part.whole.position(i)
+        if part.emitted < len(part.window) and i >= part.at + part.emitted:
+            return self._held(part).position(i)
+        return part.moves.position(i)
+
+    def _links_in(self, part: _Part, start: int, end: int) -> list[_Edit]:
+        if part.whole is not None:
+            return part.whole.within(start, end)
+        found = part.moves.within(start, end)
+        if part.emitted < len(part.window):
+            found += self._held(part).within(start, end)
+        return found
 
     def _moved(self, event: ev.FileCited | ev.FileLink, state: _ResponseState) -> ev.Event:
         part = state.parts.get((event.item_id, event.content_index))
         if part is None:
             return event
         if isinstance(event, ev.FileCited):
-            span = part.original[event.start_index : event.end_index]
-            for link in find_links(span):
-                state.cited_paths[(event.container_id, event.file_id)] = link.path
-        # Annotations arrive after the part's last delta, so its text is whole by now.
-        moved = part.rewritten or self._rewrite(part.original, self._rid, frozenset())
+            for edit in self._links_in(part, event.start_index, event.end_index):
+                state.cited_paths[(event.container_id, event.file_id)] = edit.path
         return msgspec.structs.replace(
             event,
-            start_index=moved.position(event.start_index),
-            end_index=moved.position(event.end_index),
+            start_index=self._position(part, event.start_index),
+            end_index=self._position(part, event.end_index),
         )
 
     def _final(self, message: ev.MessageCompleted, state: _ResponseState) -> ev.MessageCompleted:
@@ -283,31 +373,29 @@ class LinkRewriter:
         for key, path in state.cited_paths.items():
             if key in state.failed_files:
                 failed.add(path)
-        rewritten = self._rewrite(message.text, self._rid, frozenset(failed))
+        text, edits = self._rewrite(message.text, self._rid, frozenset(failed))
+        moves = _Moves(edits)
         annotations: list[Any] = []
         for annotation in message.annotations:
             start, end = annotation.get("start_index"), annotation.get("end_index")
             if isinstance(start, int) and isinstance(end, int):
                 annotation = {
                     **annotation,
-                    "start_index": rewritten.position(start),
-                    "end_index": rewritten.position(end),
+                    "start_index": moves.position(start),
+                    "end_index": moves.position(end),
                 }
             annotations.append(annotation)
-        return msgspec.structs.replace(message, text=rewritten.text, annotations=annotations)
+        return msgspec.structs.replace(message, text=text, annotations=annotations)
+
+
+def _after_last_ender(text: str, start: int) -> int | None:
+    """Just after the last link-ending character of ``text[start:]``, if it has one."""
+    found = _ENDER.search(text[start:][::-1])
+    return None if found is None else len(text) - found.start()
 
 
 def _link_start(text: str, start: int) -> int | None:
     """Where in ``text[start:]`` (a run with no link-ending character) a link could begin:
     the first place whose rest is a link's start or could still grow into one."""
-    word = text[start:]
-    if "s" not in word and "/" not in word:
-        return None
-    for p in range(start, len(text)):
-        if text[p] not in "s/" or (p and _blocks_link(text[p - 1])):
-            continue
-        rest = text[p:]
-        for lead in _LEADS:
-            if lead.startswith(rest) or rest.startswith(lead):
-                return p
-    return None
+    found = _MAY_START.search(text, start)
+    return None if found is None else found.start()
