@@ -17,16 +17,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import quote, unquote
 
+import httpx2
+import msgspec
 import openai
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import respflow
-from respflow import LinkRewriter, LocalStorage, Reconnect, find_links, safe_filename
+from respflow import LinkRewriter, LocalStorage, Reconnect, files_app, find_links, safe_filename
 from respflow import _events as ev
-from respflow.testing import MockServer, Recording, StreamBuilder, to_sse
+from respflow._files.names import FileNames
+from respflow.testing import LoopbackServer, MockServer, Recording, StreamBuilder, to_sse
 
 FAST = Reconnect(attempts=3, initial_delay=0.01)
 DEVICES = {"con", "prn", "aux", "nul", "clock$", "conin$", "conout$"}
@@ -257,6 +261,178 @@ async def test_two_cited_files_of_one_long_name_are_each_downloaded_once_and_sav
         assert len(event.filename.encode()) <= 200
     assert len([r for r in mock.requests if r.path.endswith("/content")]) == 2
     assert got[-1].type == "response.completed"
+
+
+# -- 8: a link and its file meet, whatever their names --------------------------------------
+
+CONTAINER_FILES = {
+    ("cntr_a", "/mnt/data/report.csv"): b"the first call's report\n",
+    ("cntr_b", "/mnt/data/report.csv"): b"the second call's report\n",
+    ("cntr_b", "/mnt/data/a/report.csv"): b"folder a\n",
+    ("cntr_b", "/mnt/data/b/report.csv"): b"folder b\n",
+}
+
+
+def _two_calls_one_name() -> Recording:
+    """Two code calls, each in its own container, each writing a report.csv; the second
+    also writes a/report.csv and b/report.csv. One link is cited, the others are bare."""
+    link = "sandbox:/mnt/data/report.csv"
+    second = (
+        f"Again: [it]({link}), [a](sandbox:/mnt/data/a/report.csv) "
+        "and sandbox:/mnt/data/b/report.csv"
+    )
+    start = second.index(link)
+    citation = {
+        "type": "container_file_citation",
+        "container_id": "cntr_b",
+        "file_id": "cfile_b_report",
+        "filename": "report.csv",
+        "start_index": start,
+        "end_index": start + len(link),
+    }
+    builder = (
+        StreamBuilder(response_id="resp_two")
+        .code_call("save('report.csv')", logs="", container_id="cntr_a")
+        .message(f"See [the report]({link}).")
+        .code_call("save_all()", logs="", container_id="cntr_b")
+        .message(second, annotations=[citation])
+    )
+    return Recording.from_bytes(to_sse(builder.events()))
+
+
+@pytest.mark.anyio
+async def test_files_of_one_name_in_two_containers_and_two_folders_each_get_their_link(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    async with MockServer(_two_calls_one_name()) as mock:
+        for n, ((container_id, path), data) in enumerate(CONTAINER_FILES.items()):
+            local = tmp_path / f"local{n}"
+            local.write_bytes(data)
+            cited = (container_id, path) == ("cntr_b", "/mnt/data/report.csv")
+            mock.containers.add(
+                container_id, path, local, file_id="cfile_b_report" if cited else None
+            )
+        got = await _run(mock, LocalStorage(tmp_path / "files"), LinkRewriter())
+    answers = [e.text for e in got if isinstance(e, ev.MessageCompleted)]
+    links = re.findall(r"/files/[^\s)]+", "\n".join(answers))
+    assert len(links) == 4
+    assert links[0] == "/files/resp_two/report.csv"  # the first container's stays pretty
+    assert len(set(links)) == 4
+    saved = {e.filename for e in got if isinstance(e, ev.FileSaved)}
+    assert {unquote(link.rsplit("/", 1)[1]) for link in links} == saved
+    # What streamed is what completed: the deltas carry the same links.
+    done = "\n".join(e.text for e in got if isinstance(e, ev.TextDone))
+    assert re.findall(r"/files/[^\s)]+", done) == links
+    async with (
+        LoopbackServer(files_app(tmp_path / "files")) as server,
+        httpx2.AsyncClient(base_url=server.url) as http,
+    ):
+        for link, data in zip(links, CONTAINER_FILES.values(), strict=True):
+            served = await http.get(link)
+            assert served.status_code == 200, link
+            assert served.content == data, link
+
+
+def _code(n: int, container_id: str) -> ev.CodeStarted:
+    return ev.CodeStarted(
+        response_id="resp_1",
+        sequence_number=n,
+        cursor=f"{n}-0",
+        item_id=f"ci_{n}",
+        output_index=n,
+        container_id=container_id,
+    )
+
+
+@pytest.mark.anyio
+async def test_stored_names_do_not_depend_on_the_order_downloads_finish(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    names = FileNames()
+    for n, container_id in enumerate(["cntr_a", "cntr_b"]):
+        names.see(_code(n, container_id))
+    files = [(cid, path, names.name(cid, path)) for cid, path in CONTAINER_FILES]
+    locations = []
+    for order, folder in ((files, "forward"), (files[::-1], "backward")):
+        storage = LocalStorage(tmp_path / folder)
+        stored = {}
+        for cid, path, name in order:
+            saved = await storage.save("resp_1", f"{cid}/{path}", name, Chunks(path.encode()))
+            stored[(cid, path)] = saved.filename
+        locations.append(stored)
+    assert locations[0] == locations[1]
+    assert locations[0][("cntr_a", "/mnt/data/report.csv")] == "report.csv"
+    assert len(set(locations[0].values())) == len(CONTAINER_FILES)
+
+
+def test_a_link_is_rewritten_to_the_name_its_file_is_stored_under() -> None:
+    rewriter = LinkRewriter()
+    names = FileNames()
+    text = "sandbox:/mnt/data/report.csv sandbox:/mnt/data/a/report.csv"
+    out: list[str] = []
+    for n, container_id in enumerate(["cntr_a", "cntr_b"]):
+        code = _code(n, container_id)
+        rewriter.feed(code)
+        names.see(code)
+        done = rewriter.feed(msgspec.structs.replace(_done(10 + n, text), item_id=f"msg_{n}"))
+        [rewritten] = [e.text for e in done if isinstance(e, ev.TextDone)]
+        out.append(rewritten)
+        expected = " ".join(
+            "/files/resp_1/" + quote(names.name(container_id, p), safe="")
+            for p in ("/mnt/data/report.csv", "/mnt/data/a/report.csv")
+        )
+        assert rewritten == expected
+    assert out[0].split()[0] == "/files/resp_1/report.csv"
+    assert len(set(" ".join(out).split())) == 4
+
+
+paths = st.lists(
+    st.sampled_from(
+        [
+            "report.csv",
+            "a",
+            "b",
+            "CON",
+            ".hidden",
+            "x" * 120,
+            "r~0123abcd.csv",
+            "r~0123abcd",
+            "é.txt",
+            "e\u0301.txt",
+            "a b",
+            "..",
+            "what?.csv",
+            "data.tar.gz",
+        ]
+    ),
+    min_size=1,
+    max_size=4,
+).map(lambda parts: "/mnt/data/" + "/".join(parts))
+
+
+@given(st.lists(st.tuples(st.sampled_from(["cntr_a", "cntr_b", "cntr_c"]), paths), max_size=12))
+def test_different_files_never_share_a_name_and_every_name_is_safe(
+    files: list[tuple[str, str]],
+) -> None:
+    names = FileNames()
+    names.see(_code(0, "cntr_a"))
+    named: dict[str, tuple[str, str]] = {}
+    for container_id, path in files:
+        name = names.name(container_id, path)
+        assert safe_filename(name) == name
+        assert len(name.encode()) <= 200
+        assert named.setdefault(name, (container_id, path)) == (container_id, path)
+        assert names.name(container_id, path) == name  # the same file, the same name
+
+
+@pytest.mark.parametrize("name", ["report.csv", "Résumé (final) v2.pdf", "dice_chart.png"])
+def test_a_file_of_the_first_container_keeps_its_name(name: str) -> None:
+    names = FileNames()
+    names.see(_code(0, "cntr_a"))
+    assert names.name("cntr_a", f"/mnt/data/{name}") == name
+    assert names.name("cntr_a", name) == name  # a citation gives the name alone
+    assert names.name(None, f"/mnt/data/{name}") == name
+    assert names.name("cntr_b", f"/mnt/data/{name}") != name
 
 
 # -- 19: a link longer than max_hold --------------------------------------------------------

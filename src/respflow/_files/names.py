@@ -1,10 +1,22 @@
-"""Safe file names from untrusted ones: a name from the network becomes one harmless component."""
+"""File names: a name from the network becomes one harmless component, and the files of a
+response are named by one rule that the link rewriter and the storage share.
+
+The rule (:meth:`FileNames.name`) is a function of what identifies a file while the text
+that links it streams: the container it lives in and its sandbox path. So a link's target
+is known before the file is saved, the storage saves the file under that very name, and
+two different files (two containers' ``report.csv``, or ``/mnt/data/a/report.csv`` and
+``/mnt/data/b/report.csv``) never share a name, whatever order their downloads finish in.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import unicodedata
 
-__all__ = ["numbered", "safe_filename"]
+from .. import _events as ev
+
+__all__ = ["FileNames", "numbered", "safe_filename", "stored_name"]
 
 _ALLOWED_PUNCTUATION = frozenset(" -_.,+=@()[]{}~'!#$%&")
 # Names Windows reserves in any directory, whatever extensions follow them.
@@ -15,6 +27,10 @@ _RESERVED = frozenset(
 )
 _MAX_BYTES = 200
 _MAX_SUFFIX_BYTES = 24
+_SANDBOX = "/mnt/data/"
+# A tagged name ends in "~" and 8 hex digits, before its extension; no plain name may.
+_TAGGED = re.compile(r"~[0-9a-f]{8}(?:\.[^.]*)?\Z")
+_NAMING_EVENTS = (ev.CodeStarted, ev.CodeCompleted, ev.FileCited, ev.FileLink)
 
 
 def safe_filename(name: str | None, *, fallback: str = "file", max_bytes: int = _MAX_BYTES) -> str:
@@ -52,6 +68,63 @@ def numbered(name: str, n: int, *, max_bytes: int = _MAX_BYTES) -> str:
     stem = name[: len(name) - len(ext)]
     room = max_bytes - len(counter.encode()) - len(ext.encode())
     return _truncate(stem, room) + counter + ext
+
+
+def stored_name(path: str, container_id: str | None = None) -> str:
+    """The name of the file at sandbox ``path`` (a bare name is taken to be in /mnt/data),
+    in ``container_id``, or in the response's first container if None.
+
+    A file directly in /mnt/data of the first container keeps its name when it is already
+    safe: ``report.csv``. Any other file (in a folder, in another container, or with a name
+    that had to be made safe) gets ``~`` and 8 hex digits of a hash of its container and
+    path before its extension (``a_report~3f1c09d2.csv``), so two different files never
+    share a name (short of a hash collision) and a file gets the same name in any process.
+    """
+    relative = path.removeprefix(_SANDBOX) if path.startswith(_SANDBOX) else path.lstrip("/")
+    if container_id is None and _is_plain(relative):
+        return relative
+    folder, _, base = relative.rpartition("/")
+    safe = safe_filename(base)
+    ext = _extension(safe)
+    stem = safe[: len(safe) - len(ext)]
+    readable = safe_filename(f"{folder}/{stem}".replace("/", "_") if folder else stem)
+    identity = f"{container_id or ''}\0{relative}".encode("utf-8", "surrogatepass")
+    tag = "~" + hashlib.sha256(identity).hexdigest()[:8]
+    room = _MAX_BYTES - len(tag.encode()) - len(ext.encode())
+    return _truncate(readable, room) + tag + ext
+
+
+class FileNames:
+    """:func:`stored_name` for one response, which tells its first container from the rest.
+
+    Feed it the response's events (:meth:`see`) in order; the link rewriter and the file
+    fetcher each keep one and, seeing the same events, name every file alike.
+    """
+
+    def __init__(self) -> None:
+        self.first_container: str | None = None
+
+    def see(self, event: ev.Event) -> None:
+        if self.first_container is None and isinstance(event, _NAMING_EVENTS):
+            self.first_container = event.container_id or None
+
+    def name(self, container_id: str | None, path: str) -> str:
+        """The name of the file at ``path`` in ``container_id`` (None: the container is not
+        known yet, so it will be the first)."""
+        first = self.first_container
+        other = container_id is not None and first is not None and container_id != first
+        return stored_name(path, container_id if other else None)
+
+
+def _is_plain(relative: str) -> bool:
+    """A name that can stand for its file as it is: no folder, already safe, and not one
+    that a tagged name could take."""
+    return (
+        bool(relative)
+        and "/" not in relative
+        and safe_filename(relative) == relative
+        and _TAGGED.search(relative) is None
+    )
 
 
 def _is_device(text: str) -> bool:

@@ -12,8 +12,12 @@ The work is linear: a delta costs its own length plus what is held back, and the
 remembers where each link it let out went, so moving an annotation's span is a binary
 search, never a second rewrite of the text.
 
-The link target is a function of the link alone (a URL template over the response id and
-the file's name), so it is known while the text streams, before any file is saved.
+The link target is known while the text streams, before any file is saved: a URL
+template over the response id and the name the file will be stored under, which
+:class:`respflow._files.names.FileNames` makes from what identifies the file at that moment
+(the container of the response's latest code call, and the sandbox path). The file fetcher
+names the file by the same rule, so the link and the file meet, and two files of one name
+(two containers' ``report.csv``, or ``a/report.csv`` and ``b/report.csv``) get two links.
 ``message.completed`` is held until the response ends: by then the file fetcher (placed
 before this processor) has said which files failed, and their links get a clear marker
 instead of a dead sandbox URL. Annotation spans in ``message.completed``, ``file.cited``
@@ -22,7 +26,6 @@ and ``file.link`` are moved to match the rewritten text.
 
 from __future__ import annotations
 
-import posixpath
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
@@ -36,7 +39,7 @@ from .. import _events as ev
 from .._core.links import SandboxLink, find_links
 from .._core.stamp import Stamper
 from .._exceptions import UsageError
-from .names import safe_filename
+from .names import FileNames, stored_name
 
 __all__ = ["LinkRewriter"]
 
@@ -68,7 +71,8 @@ class _Edit:
     end: int
     new_start: int
     new_end: int
-    path: str
+    name: str
+    """The name of the file the link points at."""
 
 
 class _Moves:
@@ -112,6 +116,9 @@ class _Moves:
 
 @dataclass(slots=True)
 class _Part:
+    container: str | None
+    """The container of the response's latest code call when the part began: where its
+    links' files are taken to live."""
     window: str = ""
     """The text not yet let out, after the one character before it (which decides whether
     a link may start there): all the streaming rewrite looks at, so each delta costs its
@@ -134,11 +141,26 @@ class _Part:
 
 @dataclass(slots=True)
 class _ResponseState:
+    names: FileNames = field(default_factory=FileNames)
+    container: str | None = None
+    """The container of the latest code call, as the Assembler gives ``file.link``."""
     parts: dict[tuple[str, int], _Part] = field(default_factory=dict)
+    item_containers: dict[str, str | None] = field(default_factory=dict)
     held: list[ev.MessageCompleted] = field(default_factory=list)
-    failed_paths: set[str] = field(default_factory=set)
+    failed_names: set[str] = field(default_factory=set)
     failed_files: set[tuple[str | None, str]] = field(default_factory=set)
-    cited_paths: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    cited_names: dict[tuple[str | None, str], list[str]] = field(default_factory=dict)
+
+    def part(self, item_id: str, content_index: int) -> _Part:
+        part = self.parts.get((item_id, content_index))
+        if part is None:
+            part = self.parts[(item_id, content_index)] = _Part(self.container)
+            self.item_containers.setdefault(item_id, self.container)
+        return part
+
+    def names_in(self, container_id: str | None) -> Callable[[str], str]:
+        """The names of the files at sandbox paths in ``container_id``."""
+        return lambda path: self.names.name(container_id, path)
 
 
 class LinkRewriter:
@@ -146,8 +168,9 @@ class LinkRewriter:
 
     Args:
         url: the template of a link's new target. ``{response_id}``, ``{filename}`` (the
-            file's name as respflow stores it) and ``{path}`` (its path under /mnt/data)
-            are filled in, URL-quoted; or a function ``(response_id, path) -> str``.
+            file's name as respflow stores it: the same for the link and the file, and
+            different for different files) and ``{path}`` (its path under /mnt/data) are
+            filled in, URL-quoted; or a function ``(response_id, path) -> str``.
         unavailable: the target for a link whose file could not be saved.
         max_hold: the most characters held back while a link may be forming; a longer
             link is left as it is. At least 18, the length of ``sandbox:/mnt/data/``.
@@ -174,26 +197,34 @@ class LinkRewriter:
 
     # -- the pure rewrite -----------------------------------------------------------------
 
-    def target(self, response_id: str, path: str, *, failed: bool = False) -> str:
+    def target(
+        self, response_id: str, path: str, *, failed: bool = False, filename: str | None = None
+    ) -> str:
+        """Where a link to ``path`` points; ``filename`` is the name its file is stored
+        under (by default, that of a file in the response's first container)."""
         if callable(self.url) and not failed:
             return self.url(response_id, path)
         template = self.unavailable if failed else str(self.url)
-        name = safe_filename(posixpath.basename(path))
         return template.format(
             response_id=quote(response_id, safe=""),
-            filename=quote(name, safe=""),
+            filename=quote(filename or stored_name(path), safe=""),
             path=quote(path.removeprefix("/mnt/data/"), safe="/"),
         )
 
     def rewrite(self, text: str, response_id: str, failed: frozenset[str] = frozenset()) -> str:
-        """``text`` with every sandbox link pointing at its new target."""
-        return self._rewrite(text, response_id, failed)[0]
+        """``text`` with every sandbox link pointing at its new target; links to the sandbox
+        paths in ``failed`` get the ``unavailable`` one. Files are named as in the response
+        this rewriter is following, if it is ``response_id``."""
+        state = self._state if response_id == self._rid else _ResponseState()
+        names = state.names_in(state.container)
+        return self._rewrite(text, response_id, names, frozenset(map(names, failed)))[0]
 
     def _rewrite(
         self,
         text: str,
         response_id: str,
-        failed: frozenset[str],
+        names: Callable[[str], str],
+        failed: frozenset[str] = frozenset(),
         start: int = 0,
         end: int | None = None,
         *,
@@ -201,7 +232,8 @@ class LinkRewriter:
         new_at: int = 0,
     ) -> tuple[str, list[_Edit]]:
         """``text[start:end]`` rewritten, and its edits, placed as if ``text[start]`` were
-        at ``at`` of the original and at ``new_at`` of the rewritten text."""
+        at ``at`` of the original and at ``new_at`` of the rewritten text. ``names`` names
+        the file at a sandbox path; links to the names in ``failed`` are marked so."""
         end = len(text) if end is None else end
         out: list[str] = []
         edits: list[_Edit] = []
@@ -212,10 +244,11 @@ class LinkRewriter:
                 continue
             out.append(text[done : link.start])
             length += link.start - done
-            new = self.target(response_id, link.path, failed=link.path in failed)
+            name = names(link.path)
+            new = self.target(response_id, link.path, failed=name in failed, filename=name)
             place = at - start
             edits.append(
-                _Edit(link.start + place, link.end + place, length, length + len(new), link.path)
+                _Edit(link.start + place, link.end + place, length, length + len(new), name)
             )
             out.append(new)
             length += len(new)
@@ -237,17 +270,21 @@ class LinkRewriter:
         if event.response_id != self._rid:
             self._rid, self._state = event.response_id, _ResponseState()
         state = self._state
+        state.names.see(event)
         match event:
+            case ev.CodeStarted(container_id=cid) | ev.CodeCompleted(container_id=cid) if cid:
+                state.container = cid
+                return [self._stamper.passed(event)]
             case ev.TextDelta(item_id=item_id, content_index=ci, delta=delta):
-                out = self._push(state.parts.setdefault((item_id, ci), _Part()), delta)
+                out = self._push(state, state.part(item_id, ci), delta)
                 return [self._stamper.passed(msgspec.structs.replace(event, delta=out))]
             case ev.TextDone(item_id=item_id, content_index=ci, text=text):
-                return self._text_done(event, state.parts.setdefault((item_id, ci), _Part()), text)
+                return self._text_done(event, state, state.part(item_id, ci), text)
             case ev.FileCited() | ev.FileLink():
                 return [self._stamper.passed(self._moved(event, state))]
             case ev.FileFailed(container_id=cid, file_id=fid, path=path):
                 if path:
-                    state.failed_paths.add(path)
+                    state.failed_names.add(state.names.name(cid, path))
                 if fid:
                     state.failed_files.add((cid, fid))
                 return [self._stamper.passed(event)]
@@ -261,10 +298,12 @@ class LinkRewriter:
             case _:
                 return [self._stamper.passed(event)]
 
-    def _text_done(self, event: ev.TextDone, part: _Part, text: str) -> list[ev.Event]:
-        rest = self._release(part, len(part.window))
+    def _text_done(
+        self, event: ev.TextDone, state: _ResponseState, part: _Part, text: str
+    ) -> list[ev.Event]:
+        rest = self._release(state, part, len(part.window))
         part.window, part.emitted, part.raw, part.held = "", 0, False, None
-        rewritten, edits = self._rewrite(text, self._rid, frozenset())
+        rewritten, edits = self._rewrite(text, self._rid, state.names_in(part.container))
         part.whole = _Moves(edits)
         out: list[ev.Event] = []
         if rest:
@@ -282,33 +321,33 @@ class LinkRewriter:
         out.append(self._stamper.passed(done))
         return out
 
-    def _push(self, part: _Part, delta: str) -> str:
+    def _push(self, state: _ResponseState, part: _Part, delta: str) -> str:
         part.held = None
-        out = self._let_out(part, delta)
+        out = self._let_out(state, part, delta)
         keep = part.emitted - 1  # one character of context before what is held
         if keep > 0:
             part.window, part.emitted, part.at = part.window[keep:], 1, part.at + keep
         return out
 
-    def _let_out(self, part: _Part, delta: str) -> str:
+    def _let_out(self, state: _ResponseState, part: _Part, delta: str) -> str:
         part.window += delta
         text = part.window
         # Up to the last character no link contains, the text is final. What was held
         # has none, so only the delta needs looking at.
         cut = _after_last_ender(text, max(part.emitted, len(text) - len(delta)))
-        out = self._release(part, part.emitted if cut is None else cut)
+        out = self._release(state, part, part.emitted if cut is None else cut)
         if part.raw:
-            return out + self._release(part, len(text))
+            return out + self._release(state, part, len(text))
         start = _link_start(text, part.emitted)
         if start is None:
-            return out + self._release(part, len(text))
-        out += self._release(part, start)
+            return out + self._release(state, part, len(text))
+        out += self._release(state, part, start)
         if len(text) - part.emitted > self.max_hold:
             part.raw = True
-            out += self._release(part, len(text))
+            out += self._release(state, part, len(text))
         return out
 
-    def _release(self, part: _Part, end: int) -> str:
+    def _release(self, state: _ResponseState, part: _Part, end: int) -> str:
         """Let ``window[emitted:end]`` out, rewritten unless a too-long link is running."""
         text, start = part.window, part.emitted
         if end <= start:
@@ -322,37 +361,39 @@ class LinkRewriter:
             if stop is None:
                 return raw
             part.raw, start = False, stop.end()
+        names = state.names_in(part.container)
         rewritten, edits = self._rewrite(
-            text, self._rid, frozenset(), start, end, at=part.at + start, new_at=part.out
+            text, self._rid, names, frozenset(), start, end, at=part.at + start, new_at=part.out
         )
         for edit in edits:
             part.moves.add(edit)
         part.out += len(rewritten)
         return raw + rewritten
 
-    def _held(self, part: _Part) -> _Moves:
+    def _held(self, state: _ResponseState, part: _Part) -> _Moves:
         """Where the links held back will go when ``text.done`` lets them out."""
         if part.held is None:
             held_at = part.at + part.emitted
+            names = state.names_in(part.container)
             _, edits = self._rewrite(
-                part.window, self._rid, frozenset(), part.emitted, at=held_at, new_at=part.out
+                part.window, self._rid, names, start=part.emitted, at=held_at, new_at=part.out
             )
             part.held = _Moves(edits, shift=part.out - held_at)
         return part.held
 
-    def _position(self, part: _Part, i: int) -> int:
+    def _position(self, state: _ResponseState, part: _Part, i: int) -> int:
         if part.whole is not None:
             return part.whole.position(i)
         if part.emitted < len(part.window) and i >= part.at + part.emitted:
-            return self._held(part).position(i)
+            return self._held(state, part).position(i)
         return part.moves.position(i)
 
-    def _links_in(self, part: _Part, start: int, end: int) -> list[_Edit]:
+    def _links_in(self, state: _ResponseState, part: _Part, start: int, end: int) -> list[_Edit]:
         if part.whole is not None:
             return part.whole.within(start, end)
         found = part.moves.within(start, end)
         if part.emitted < len(part.window):
-            found += self._held(part).within(start, end)
+            found += self._held(state, part).within(start, end)
         return found
 
     def _moved(self, event: ev.FileCited | ev.FileLink, state: _ResponseState) -> ev.Event:
@@ -360,20 +401,23 @@ class LinkRewriter:
         if part is None:
             return event
         if isinstance(event, ev.FileCited):
-            for edit in self._links_in(part, event.start_index, event.end_index):
-                state.cited_paths[(event.container_id, event.file_id)] = edit.path
+            cited = self._links_in(state, part, event.start_index, event.end_index)
+            key = (event.container_id, event.file_id)
+            state.cited_names.setdefault(key, []).extend(edit.name for edit in cited)
         return msgspec.structs.replace(
             event,
-            start_index=self._position(part, event.start_index),
-            end_index=self._position(part, event.end_index),
+            start_index=self._position(state, part, event.start_index),
+            end_index=self._position(state, part, event.end_index),
         )
 
     def _final(self, message: ev.MessageCompleted, state: _ResponseState) -> ev.MessageCompleted:
-        failed = set(state.failed_paths)
-        for key, path in state.cited_paths.items():
+        failed = set(state.failed_names)
+        for key, cited in state.cited_names.items():
             if key in state.failed_files:
-                failed.add(path)
-        text, edits = self._rewrite(message.text, self._rid, frozenset(failed))
+                failed.update(cited)
+        container = state.item_containers.get(message.item_id, state.container)
+        names = state.names_in(container)
+        text, edits = self._rewrite(message.text, self._rid, names, frozenset(failed))
         moves = _Moves(edits)
         annotations: list[Any] = []
         for annotation in message.annotations:
