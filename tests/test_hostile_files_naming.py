@@ -386,6 +386,39 @@ def test_a_link_is_rewritten_to_the_name_its_file_is_stored_under() -> None:
     assert len(set(" ".join(out).split())) == 4
 
 
+def test_only_the_link_to_the_file_that_failed_is_marked_unavailable() -> None:
+    link = "[report](sandbox:/mnt/data/report.csv)"
+    builder = (
+        StreamBuilder(response_id="resp_1")
+        .code_call("save()", logs="", container_id="cntr_a")
+        .message(f"First {link}")
+        .code_call("save()", logs="", container_id="cntr_b")
+        .message(f"Second {link}")
+    )
+    failed = ev.FileFailed(
+        response_id="resp_1",
+        sequence_number=0,
+        cursor="",
+        container_id="cntr_b",
+        file_id=None,
+        status=404,
+        reason="gone",
+        hint="",
+        path="/mnt/data/report.csv",
+    )
+    rewriter = LinkRewriter()
+    out: list[respflow.Event] = []
+    for event in respflow.replay(to_sse(builder.events())):
+        if isinstance(event, ev.ResponseCompleted):  # the fetcher's verdict comes first
+            out += rewriter.feed(failed)
+        out += rewriter.feed(event)
+    first, second = [e.text for e in out if isinstance(e, ev.MessageCompleted)]
+    assert first == "First [report](/files/resp_1/report.csv)"
+    assert re.fullmatch(
+        r"Second \[report\]\(#respflow-unavailable/report~[0-9a-f]{8}\.csv\)", second
+    )
+
+
 paths = st.lists(
     st.sampled_from(
         [
