@@ -146,6 +146,8 @@ class _ResponseState:
     """The container of the latest code call, as the Assembler gives ``file.link``."""
     parts: dict[tuple[str, int], _Part] = field(default_factory=dict)
     item_containers: dict[str, str | None] = field(default_factory=dict)
+    """The container each message's links were named in as it streamed, so that
+    ``message.completed`` names them alike."""
     held: list[ev.MessageCompleted] = field(default_factory=list)
     failed_names: set[str] = field(default_factory=set)
     failed_files: set[tuple[str | None, str]] = field(default_factory=set)
@@ -304,7 +306,7 @@ class LinkRewriter:
         rest = self._release(state, part, len(part.window))
         part.window, part.emitted, part.raw, part.held = "", 0, False, None
         rewritten, edits = self._rewrite(text, self._rid, state.names_in(part.container))
-        part.whole = _Moves(edits)
+        part.whole, part.moves = _Moves(edits), _Moves()  # the text.done text decides now
         out: list[ev.Event] = []
         if rest:
             flushed = ev.TextDelta(
