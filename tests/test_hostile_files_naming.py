@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 import respflow
 from respflow import LinkRewriter, LocalStorage, Reconnect, files_app, find_links, safe_filename
 from respflow import _events as ev
-from respflow._files.names import FileNames
+from respflow._files.names import FileNames, numbered
 from respflow.testing import LoopbackServer, MockServer, Recording, StreamBuilder, to_sse
 
 FAST = Reconnect(attempts=3, initial_delay=0.01)
@@ -224,6 +224,16 @@ async def test_a_second_file_with_a_name_of_200_bytes_or_more_is_stored(
         assert len(stored.filename.encode()) <= 200
         assert safe_filename(stored.filename) == stored.filename  # files_app serves it
         assert Path(stored.location).read_bytes() == data
+
+
+@given(st.text(), st.integers(min_value=2, max_value=9999))
+def test_a_numbered_name_is_safe_distinct_and_keeps_its_counter(name: str, n: int) -> None:
+    safe = safe_filename(name)
+    counted = numbered(safe, n)
+    assert counted != safe
+    assert f" ({n})" in counted
+    assert len(counted.encode()) <= 200
+    assert safe_filename(counted) == counted
 
 
 @pytest.mark.anyio
