@@ -8,7 +8,6 @@ the bytes, renders the events as they arrive and saves the files the run produce
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -51,9 +50,8 @@ async def demo(
     answers: list[ev.MessageCompleted] = []
     storage = LocalStorage(files_dir)
     # Links in the answer go to where the files are being saved, as file:// URLs.
-    rewriter = LinkRewriter(
-        lambda rid, path: storage.path_for(rid, posixpath.basename(path)).as_uri()
-    )
+    folder_uri = storage.root.as_uri().replace("{", "{{").replace("}", "}}")
+    rewriter = LinkRewriter(folder_uri + "/{response_id}/{filename}")
     with resources.as_file(samples.joinpath("files")) as folder:
         async with MockServer(recording, files=folder, pace=pace) as mock:
             write(

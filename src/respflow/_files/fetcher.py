@@ -15,7 +15,7 @@ import mimetypes
 import posixpath
 from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -25,6 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .. import _events as ev
 from .._core.stamp import Stamper
 from .._sources.openai import Reconnect, _retry_after, _run_out
+from .names import FileNames
 from .storage import FileTooLarge, LocalStorage, Storage, StoredFile
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class _Response:
     keys: set[str]
     pending: int = 0
     idle: anyio.Event | None = None
+    names: FileNames = field(default_factory=FileNames)
+    """Names files as the link rewriter does, from the same events, so links meet files."""
 
 
 class FileFetcher:
@@ -140,6 +143,7 @@ class FileFetcher:
         group: TaskGroup,
         send: MemoryObjectSendStream[ev.Event | _Made],
     ) -> None:
+        state.names.see(event)
         match event:
             case ev.CodeStarted(item_id=item_id, container_id=cid) if cid:
                 state.containers[cid] = None
@@ -149,7 +153,7 @@ class FileFetcher:
                 state.item_containers[item_id] = cid
             case ev.FileCited(kind="container_file_citation", container_id=cid) if cid:
                 if self._claim(state, f"{cid}/{event.file_id}"):
-                    filename = event.filename or event.file_id
+                    filename = state.names.name(cid, event.filename or event.file_id)
                     self._start(
                         group,
                         send,
@@ -304,7 +308,7 @@ class FileFetcher:
             return
         if not self._claim(state, f"{container_id}/{match['id']}"):
             return  # cited too: that download reports it
-        name = posixpath.basename(str(match.get("path") or "")) or str(match["id"])
+        name = state.names.name(container_id, path)  # the link's path: what its target names
         async for made in self._download(
             state, container_id, str(match["id"]), name, str(match.get("path") or path), "link"
         ):
@@ -326,7 +330,7 @@ class FileFetcher:
             if not self._claim(state, f"{container_id}/{entry['id']}"):
                 continue
             path = str(entry.get("path") or "")
-            name = posixpath.basename(path) or str(entry["id"])
+            name = state.names.name(container_id, path or str(entry["id"]))
             async for made in self._download(
                 state, container_id, str(entry["id"]), name, path or None, "container"
             ):

@@ -1,13 +1,25 @@
-"""Safe file names from untrusted ones: a name from the network becomes one harmless component."""
+"""File names: a name from the network becomes one harmless component, and the files of a
+response are named by one rule that the link rewriter and the storage share.
+
+The rule (:meth:`FileNames.name`) is a function of what identifies a file while the text
+that links it streams: the container it lives in and its sandbox path. So a link's target
+is known before the file is saved, the storage saves the file under that very name, and
+two different files (two containers' ``report.csv``, or ``/mnt/data/a/report.csv`` and
+``/mnt/data/b/report.csv``) never share a name, whatever order their downloads finish in.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import unicodedata
 
-__all__ = ["safe_filename"]
+from .. import _events as ev
+
+__all__ = ["FileNames", "numbered", "safe_filename", "stored_name"]
 
 _ALLOWED_PUNCTUATION = frozenset(" -_.,+=@()[]{}~'!#$%&")
-# Names Windows reserves in any directory, with or without an extension.
+# Names Windows reserves in any directory, whatever extensions follow them.
 _RESERVED = frozenset(
     {"con", "prn", "aux", "nul", "clock$", "conin$", "conout$"}
     | {f"com{i}" for i in "123456789¹²³"}
@@ -15,6 +27,10 @@ _RESERVED = frozenset(
 )
 _MAX_BYTES = 200
 _MAX_SUFFIX_BYTES = 24
+_SANDBOX = "/mnt/data/"
+# A tagged name ends in "~" and 8 hex digits, before its extension; no plain name may.
+_TAGGED = re.compile(r"~[0-9a-f]{8}(?:\.[^.]*)?\Z")
+_NAMING_EVENTS = (ev.CodeStarted, ev.CodeCompleted, ev.FileCited, ev.FileLink)
 
 
 def safe_filename(name: str | None, *, fallback: str = "file", max_bytes: int = _MAX_BYTES) -> str:
@@ -23,8 +39,9 @@ def safe_filename(name: str | None, *, fallback: str = "file", max_bytes: int = 
     Only the last component of ``name`` is kept (after NFKC folding, so look-alike slashes
     count as slashes); control, format and separator characters and anything outside
     letters, digits and plain punctuation become ``_``; leading dots and trailing dots and
-    spaces go; reserved device names get a ``_`` prefix; the result is at most
-    ``max_bytes`` of UTF-8, keeping the extension. Never empty, never ``.`` or ``..``.
+    spaces go; a name that starts with a reserved device name (``CON.tar.gz``, ``NUL .txt``)
+    gets a ``_`` prefix; the result is at most ``max_bytes`` of UTF-8, keeping the
+    extension. Never empty, never ``.`` or ``..``; a safe name stays as it is.
     """
     text = unicodedata.normalize("NFKC", name or "")
     text = text.replace("\\", "/").rsplit("/", 1)[-1]
@@ -32,16 +49,104 @@ def safe_filename(name: str | None, *, fallback: str = "file", max_bytes: int = 
     text = text.lstrip(". ").rstrip(". ")
     if not text.strip("_"):
         text = fallback
-    stem, dot, suffix = text.rpartition(".")
-    if not dot:
-        stem, suffix = text, ""
-    if stem.lower() in _RESERVED or text.lower() in _RESERVED:
+    if _is_device(text):
         text = "_" + text
-        stem = "_" + stem
-    if len(text.encode()) > max_bytes:
-        ext = ("." + suffix) if dot and len(suffix.encode()) <= _MAX_SUFFIX_BYTES else ""
-        text = _truncate(stem if ext else text, max_bytes - len(ext.encode())) + ext
+    text = _shorten(text, max_bytes)
+    if _is_device(text):  # only a tiny max_bytes can cut a name down to a device
+        text = _shorten("_" + text, max_bytes)
     return text
+
+
+def numbered(name: str, n: int, *, max_bytes: int = _MAX_BYTES) -> str:
+    """``name`` with `` (n)`` before its extension, the name shortened so the counter fits.
+
+    For a second file that wants a name already taken: the counter is what tells the two
+    apart, so it is never the part that is cut.
+    """
+    counter = f" ({n})"
+    ext = _extension(name)
+    stem = name[: len(name) - len(ext)]
+    room = max_bytes - len(counter.encode()) - len(ext.encode())
+    return _truncate(stem, room) + counter + ext
+
+
+def stored_name(path: str, container_id: str | None = None) -> str:
+    """The name of the file at sandbox ``path`` (a bare name is taken to be in /mnt/data),
+    in ``container_id``, or in the response's first container if None.
+
+    A file directly in /mnt/data of the first container keeps its name when it is already
+    safe: ``report.csv``. Any other file (in a folder, in another container, or with a name
+    that had to be made safe) gets ``~`` and 8 hex digits of a hash of its container and
+    path before its extension (``a_report~3f1c09d2.csv``), so two different files never
+    share a name (short of a hash collision) and a file gets the same name in any process.
+    """
+    relative = path.removeprefix(_SANDBOX) if path.startswith(_SANDBOX) else path.lstrip("/")
+    if container_id is None and _is_plain(relative):
+        return relative
+    folder, _, base = relative.rpartition("/")
+    safe = safe_filename(base)
+    ext = _extension(safe)
+    stem = safe[: len(safe) - len(ext)]
+    readable = safe_filename(f"{folder}/{stem}".replace("/", "_") if folder else stem)
+    identity = f"{container_id or ''}\0{relative}".encode("utf-8", "surrogatepass")
+    tag = "~" + hashlib.sha256(identity).hexdigest()[:8]
+    room = _MAX_BYTES - len(tag.encode()) - len(ext.encode())
+    return _truncate(readable, room) + tag + ext
+
+
+class FileNames:
+    """:func:`stored_name` for one response, which tells its first container from the rest.
+
+    Feed it the response's events (:meth:`see`) in order; the link rewriter and the file
+    fetcher each keep one and, seeing the same events, name every file alike.
+    """
+
+    def __init__(self) -> None:
+        self.first_container: str | None = None
+
+    def see(self, event: ev.Event) -> None:
+        if self.first_container is None and isinstance(event, _NAMING_EVENTS):
+            self.first_container = event.container_id or None
+
+    def name(self, container_id: str | None, path: str) -> str:
+        """The name of the file at ``path`` in ``container_id`` (None: the container is not
+        known yet, so it will be the first)."""
+        first = self.first_container
+        other = container_id is not None and first is not None and container_id != first
+        return stored_name(path, container_id if other else None)
+
+
+def _is_plain(relative: str) -> bool:
+    """A name that can stand for its file as it is: no folder, already safe, and not one
+    that a tagged name could take."""
+    return (
+        bool(relative)
+        and "/" not in relative
+        and safe_filename(relative) == relative
+        and _TAGGED.search(relative) is None
+    )
+
+
+def _is_device(text: str) -> bool:
+    # Windows ignores what follows the first dot, and spaces before it, when it looks
+    # for a device: "NUL .txt" and "con.tar.gz" are devices too.
+    return text.split(".", 1)[0].rstrip(" ").lower() in _RESERVED
+
+
+def _extension(name: str) -> str:
+    """The ``.ext`` a shortened name keeps: a short one after a non-empty stem, else none."""
+    stem, dot, suffix = name.rpartition(".")
+    if dot and stem and len(suffix.encode()) <= _MAX_SUFFIX_BYTES:
+        return dot + suffix
+    return ""
+
+
+def _shorten(text: str, max_bytes: int) -> str:
+    if len(text.encode()) <= max_bytes:
+        return text
+    ext = _extension(text)
+    stem = text[: len(text) - len(ext)]
+    return _truncate(stem, max_bytes - len(ext.encode())) + ext
 
 
 def _keep(ch: str) -> str:
@@ -51,5 +156,5 @@ def _keep(ch: str) -> str:
 
 
 def _truncate(text: str, max_bytes: int) -> str:
-    data = text.encode()[:max_bytes]
+    data = text.encode()[: max(max_bytes, 0)]
     return data.decode(errors="ignore").rstrip(". ") or "file"

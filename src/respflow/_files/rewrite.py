@@ -3,11 +3,21 @@
 A sans-I/O processor, like the Assembler: :meth:`LinkRewriter.feed` takes an event and
 returns the events to pass on. Text deltas are rewritten as they stream; a delta may end
 in the middle of a link, so the rewriter holds back only a suffix that could still become
-one, never more than ``max_hold`` characters, and flushes it by ``text.done``. The
-deltas of a part always add up to the rewritten ``text.done`` text.
+one, never more than ``max_hold`` characters, and flushes it by ``text.done``. A link
+longer than that (counted up to the character that ends it) is left as it is everywhere:
+in the deltas, in ``text.done`` and in ``message.completed``. So the deltas of a part
+always add up to the rewritten ``text.done`` text, wherever the stream was cut.
 
-The link target is a function of the link alone (a URL template over the response id and
-the file's name), so it is known while the text streams, before any file is saved.
+The work is linear: a delta costs its own length plus what is held back, and the rewriter
+remembers where each link it let out went, so moving an annotation's span is a binary
+search, never a second rewrite of the text.
+
+The link target is known while the text streams, before any file is saved: a URL
+template over the response id and the name the file will be stored under, which
+:class:`respflow._files.names.FileNames` makes from what identifies the file at that moment
+(the container of the response's latest code call, and the sandbox path). The file fetcher
+names the file by the same rule, so the link and the file meet, and two files of one name
+(two containers' ``report.csv``, or ``a/report.csv`` and ``b/report.csv``) get two links.
 ``message.completed`` is held until the response ends: by then the file fetcher (placed
 before this processor) has said which files failed, and their links get a clear marker
 instead of a dead sandbox URL. Annotation spans in ``message.completed``, ``file.cited``
@@ -16,9 +26,9 @@ and ``file.link`` are moved to match the rewritten text.
 
 from __future__ import annotations
 
-import posixpath
-from bisect import bisect_right
-from collections.abc import Callable
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -26,44 +36,67 @@ from urllib.parse import quote
 import msgspec
 
 from .. import _events as ev
-from .._core.links import find_links
+from .._core.links import SandboxLink, find_links
 from .._core.stamp import Stamper
-from .names import safe_filename
+from .._exceptions import UsageError
+from .names import FileNames, stored_name
 
 __all__ = ["LinkRewriter"]
 
 _LEADS = ("sandbox:/mnt/data/", "/mnt/data/")
-_CLOSERS = frozenset(")]\"'<>`")
+# The characters no link target contains (the set find_links stops at).
+_ENDER = re.compile(r"[\s)\]\"'<>`]")
 
 
-def _ends_links(ch: str) -> bool:
-    """A character no link target contains (the set ``find_links`` stops at)."""
-    return ch.isspace() or ch in _CLOSERS
+def _lead_or_its_start(lead: str) -> str:
+    """A pattern for ``lead``, or for as much of it as there is before the text ends: each
+    character is followed by the rest or by the end, so a place that fails costs a step or
+    two, not a try of every start of the lead."""
+    pattern = ""
+    for ch in reversed(lead):
+        pattern = re.escape(ch) + (f"(?:{pattern}|\\Z)" if pattern else "")
+    return pattern
 
 
-def _blocks_link(ch: str) -> bool:
-    """A character that keeps a link from starting right after it (``foo/mnt/data``)."""
-    return ch.isalnum() or ch in "_/."
+# Where a link may begin: a lead, or the start of one at the very end of the text; never
+# right after a letter, digit, "_", "/" or "." (find_links judges a link's start the same).
+_MAY_START = re.compile(r"(?<![\w/.])(?:" + "|".join(map(_lead_or_its_start, _LEADS)) + ")")
 
 
 @dataclass(slots=True)
 class _Edit:
+    """One link rewritten: its span in the original text and in the rewritten one."""
+
     start: int
     end: int
     new_start: int
     new_end: int
+    name: str
+    """The name of the file the link points at."""
 
 
-@dataclass(slots=True)
-class _Rewritten:
-    text: str
-    edits: list[_Edit]
+class _Moves:
+    """Where the links of a text went in its rewrite; a position maps in log time."""
+
+    __slots__ = ("edits", "shift", "starts")
+
+    def __init__(self, edits: Iterable[_Edit] = (), shift: int = 0) -> None:
+        self.edits: list[_Edit] = []
+        self.starts: list[int] = []
+        self.shift = shift
+        """How far text before the first edit moved."""
+        for edit in edits:
+            self.add(edit)
+
+    def add(self, edit: _Edit) -> None:
+        self.edits.append(edit)
+        self.starts.append(edit.start)
 
     def position(self, i: int) -> int:
         """Where index ``i`` of the original text is in the rewritten one."""
-        k = bisect_right([e.start for e in self.edits], i) - 1
+        k = bisect_right(self.starts, i) - 1
         if k < 0:
-            return i
+            return i + self.shift
         edit = self.edits[k]
         if i == edit.start:
             return edit.new_start
@@ -71,36 +104,65 @@ class _Rewritten:
             return edit.new_end
         return i + edit.new_end - edit.end
 
+    def within(self, start: int, end: int) -> list[_Edit]:
+        """The links wholly inside ``[start, end)``."""
+        found = []
+        for k in range(bisect_left(self.starts, start), len(self.edits)):
+            if self.edits[k].end > end:
+                break
+            found.append(self.edits[k])
+        return found
+
 
 @dataclass(slots=True)
 class _Part:
-    chunks: list[str] = field(default_factory=list)
-    """The part's deltas, joined only when an annotation needs the whole text."""
-    final: str | None = None
-    """The part's text from ``text.done``."""
+    container: str | None
+    """The container of the response's latest code call when the part began: where its
+    links' files are taken to live."""
     window: str = ""
     """The text not yet let out, after the one character before it (which decides whether
     a link may start there): all the streaming rewrite looks at, so each delta costs its
-    own length, not the text's."""
+    own length plus what is held, not the text's."""
     emitted: int = 0
     """Where in ``window`` the text held back starts."""
+    at: int = 0
+    """Where ``window`` starts in the part's text."""
+    out: int = 0
+    """How much rewritten text was let out."""
     raw: bool = False
     """A link passed ``max_hold``: the rest of it goes out unrewritten."""
-    rewritten: _Rewritten | None = None
-
-    @property
-    def original(self) -> str:
-        """The part's whole text as it arrived."""
-        return self.final if self.final is not None else "".join(self.chunks)
+    moves: _Moves = field(default_factory=_Moves)
+    """Where the links let out so far went."""
+    held: _Moves | None = None
+    """Where the links held back will go when they are let out (kept until the next delta)."""
+    whole: _Moves | None = None
+    """Where the links of the ``text.done`` text went."""
 
 
 @dataclass(slots=True)
 class _ResponseState:
+    names: FileNames = field(default_factory=FileNames)
+    container: str | None = None
+    """The container of the latest code call, as the Assembler gives ``file.link``."""
     parts: dict[tuple[str, int], _Part] = field(default_factory=dict)
+    item_containers: dict[str, str | None] = field(default_factory=dict)
+    """The container each message's links were named in as it streamed, so that
+    ``message.completed`` names them alike."""
     held: list[ev.MessageCompleted] = field(default_factory=list)
-    failed_paths: set[str] = field(default_factory=set)
+    failed_names: set[str] = field(default_factory=set)
     failed_files: set[tuple[str | None, str]] = field(default_factory=set)
-    cited_paths: dict[tuple[str | None, str], str] = field(default_factory=dict)
+    cited_names: dict[tuple[str | None, str], list[str]] = field(default_factory=dict)
+
+    def part(self, item_id: str, content_index: int) -> _Part:
+        part = self.parts.get((item_id, content_index))
+        if part is None:
+            part = self.parts[(item_id, content_index)] = _Part(self.container)
+            self.item_containers.setdefault(item_id, self.container)
+        return part
+
+    def names_in(self, container_id: str | None) -> Callable[[str], str]:
+        """The names of the files at sandbox paths in ``container_id``."""
+        return lambda path: self.names.name(container_id, path)
 
 
 class LinkRewriter:
@@ -108,10 +170,12 @@ class LinkRewriter:
 
     Args:
         url: the template of a link's new target. ``{response_id}``, ``{filename}`` (the
-            file's name as respflow stores it) and ``{path}`` (its path under /mnt/data)
-            are filled in, URL-quoted; or a function ``(response_id, path) -> str``.
+            file's name as respflow stores it: the same for the link and the file, and
+            different for different files) and ``{path}`` (its path under /mnt/data) are
+            filled in, URL-quoted; or a function ``(response_id, path) -> str``.
         unavailable: the target for a link whose file could not be saved.
-        max_hold: the most characters held back while a link may be forming.
+        max_hold: the most characters held back while a link may be forming; a longer
+            link is left as it is. At least 18, the length of ``sandbox:/mnt/data/``.
     """
 
     def __init__(
@@ -121,6 +185,11 @@ class LinkRewriter:
         unavailable: str = "#respflow-unavailable/{filename}",
         max_hold: int = 1024,
     ) -> None:
+        if max_hold < len(_LEADS[0]):
+            raise UsageError(
+                f"max_hold={max_hold} cannot hold the start of a link: it must be at least "
+                f"{len(_LEADS[0])}, the length of {_LEADS[0]!r}"
+            )
         self.url = url
         self.unavailable = unavailable
         self.max_hold = max_hold
@@ -130,45 +199,71 @@ class LinkRewriter:
 
     # -- the pure rewrite -----------------------------------------------------------------
 
-    def target(self, response_id: str, path: str, *, failed: bool = False) -> str:
+    def target(
+        self, response_id: str, path: str, *, failed: bool = False, filename: str | None = None
+    ) -> str:
+        """Where a link to ``path`` points; ``filename`` is the name its file is stored
+        under (by default, that of a file in the response's first container)."""
         if callable(self.url) and not failed:
             return self.url(response_id, path)
         template = self.unavailable if failed else str(self.url)
-        name = safe_filename(posixpath.basename(path))
         return template.format(
             response_id=quote(response_id, safe=""),
-            filename=quote(name, safe=""),
+            filename=quote(filename or stored_name(path), safe=""),
             path=quote(path.removeprefix("/mnt/data/"), safe="/"),
         )
 
     def rewrite(self, text: str, response_id: str, failed: frozenset[str] = frozenset()) -> str:
-        """``text`` with every sandbox link pointing at its new target."""
-        return self._rewrite(text, response_id, failed).text
+        """``text`` with every sandbox link pointing at its new target; links to the sandbox
+        paths in ``failed`` get the ``unavailable`` one. Files are named as in the response
+        this rewriter is following, if it is ``response_id``."""
+        state = self._state if response_id == self._rid else _ResponseState()
+        names = state.names_in(state.container)
+        return self._rewrite(text, response_id, names, frozenset(map(names, failed)))[0]
 
     def _rewrite(
         self,
         text: str,
         response_id: str,
-        failed: frozenset[str],
+        names: Callable[[str], str],
+        failed: frozenset[str] = frozenset(),
         start: int = 0,
         end: int | None = None,
-    ) -> _Rewritten:
-        """``text[start:end]`` rewritten; edit positions are relative to ``start``."""
+        *,
+        at: int = 0,
+        new_at: int = 0,
+    ) -> tuple[str, list[_Edit]]:
+        """``text[start:end]`` rewritten, and its edits, placed as if ``text[start]`` were
+        at ``at`` of the original and at ``new_at`` of the rewritten text. ``names`` names
+        the file at a sandbox path; links to the names in ``failed`` are marked so."""
         end = len(text) if end is None else end
         out: list[str] = []
         edits: list[_Edit] = []
-        at = start
-        length = 0
+        done = start
+        length = new_at
         for link in find_links(text, start, end):
-            out.append(text[at : link.start])
-            length += link.start - at
-            new = self.target(response_id, link.path, failed=link.path in failed)
-            edits.append(_Edit(link.start - start, link.end - start, length, length + len(new)))
+            if self._too_long(text, link, end):
+                continue
+            out.append(text[done : link.start])
+            length += link.start - done
+            name = names(link.path)
+            new = self.target(response_id, link.path, failed=name in failed, filename=name)
+            place = at - start
+            edits.append(
+                _Edit(link.start + place, link.end + place, length, length + len(new), name)
+            )
             out.append(new)
             length += len(new)
-            at = link.end
-        out.append(text[at:end])
-        return _Rewritten("".join(out), edits)
+            done = link.end
+        out.append(text[done:end])
+        return "".join(out), edits
+
+    def _too_long(self, text: str, link: SandboxLink, end: int) -> bool:
+        """Whether the run ``link`` starts (up to the character that ends it: trailing
+        punctuation counts) is longer than the stream may hold back; such a link goes out
+        unrewritten in the deltas, so it stays so everywhere."""
+        stop = _ENDER.search(text, link.end, end)
+        return (stop.start() if stop else end) - link.start > self.max_hold
 
     # -- the stream -----------------------------------------------------------------------
 
@@ -177,17 +272,21 @@ class LinkRewriter:
         if event.response_id != self._rid:
             self._rid, self._state = event.response_id, _ResponseState()
         state = self._state
+        state.names.see(event)
         match event:
+            case ev.CodeStarted(container_id=cid) | ev.CodeCompleted(container_id=cid) if cid:
+                state.container = cid
+                return [self._stamper.passed(event)]
             case ev.TextDelta(item_id=item_id, content_index=ci, delta=delta):
-                out = self._push(state.parts.setdefault((item_id, ci), _Part()), delta)
+                out = self._push(state, state.part(item_id, ci), delta)
                 return [self._stamper.passed(msgspec.structs.replace(event, delta=out))]
             case ev.TextDone(item_id=item_id, content_index=ci, text=text):
-                return self._text_done(event, state.parts.setdefault((item_id, ci), _Part()), text)
+                return self._text_done(event, state, state.part(item_id, ci), text)
             case ev.FileCited() | ev.FileLink():
                 return [self._stamper.passed(self._moved(event, state))]
             case ev.FileFailed(container_id=cid, file_id=fid, path=path):
                 if path:
-                    state.failed_paths.add(path)
+                    state.failed_names.add(state.names.name(cid, path))
                 if fid:
                     state.failed_files.add((cid, fid))
                 return [self._stamper.passed(event)]
@@ -201,10 +300,13 @@ class LinkRewriter:
             case _:
                 return [self._stamper.passed(event)]
 
-    def _text_done(self, event: ev.TextDone, part: _Part, text: str) -> list[ev.Event]:
-        rest = self._release(part, len(part.window))
-        part.final, part.window, part.emitted = text, "", 0
-        part.rewritten = self._rewrite(text, self._rid, frozenset())
+    def _text_done(
+        self, event: ev.TextDone, state: _ResponseState, part: _Part, text: str
+    ) -> list[ev.Event]:
+        rest = self._release(state, part, len(part.window))
+        part.window, part.emitted, part.raw, part.held = "", 0, False, None
+        rewritten, edits = self._rewrite(text, self._rid, state.names_in(part.container))
+        part.whole, part.moves = _Moves(edits), _Moves()  # the text.done text decides now
         out: list[ev.Event] = []
         if rest:
             flushed = ev.TextDelta(
@@ -217,97 +319,129 @@ class LinkRewriter:
                 delta=rest,
             )
             out.append(self._stamper.made(flushed))
-        done = msgspec.structs.replace(event, text=part.rewritten.text)
+        done = msgspec.structs.replace(event, text=rewritten)
         out.append(self._stamper.passed(done))
         return out
 
-    def _push(self, part: _Part, delta: str) -> str:
-        part.chunks.append(delta)
-        out = self._let_out(part, delta)
+    def _push(self, state: _ResponseState, part: _Part, delta: str) -> str:
+        part.held = None
+        out = self._let_out(state, part, delta)
         keep = part.emitted - 1  # one character of context before what is held
         if keep > 0:
-            part.window, part.emitted = part.window[keep:], 1
+            part.window, part.emitted, part.at = part.window[keep:], 1, part.at + keep
         return out
 
-    def _let_out(self, part: _Part, delta: str) -> str:
+    def _let_out(self, state: _ResponseState, part: _Part, delta: str) -> str:
         part.window += delta
         text = part.window
-        # Up to the last character no link contains, the text is final.
-        cut = len(text)
-        while cut > part.emitted and not _ends_links(text[cut - 1]):
-            cut -= 1
-        out = self._release(part, cut)
+        # Up to the last character no link contains, the text is final. What was held
+        # has none, so only the delta needs looking at.
+        cut = _after_last_ender(text, max(part.emitted, len(text) - len(delta)))
+        out = self._release(state, part, part.emitted if cut is None else cut)
         if part.raw:
-            return out + self._release(part, len(text))
+            return out + self._release(state, part, len(text))
         start = _link_start(text, part.emitted)
         if start is None:
-            return out + self._release(part, len(text))
-        out += self._release(part, start)
+            return out + self._release(state, part, len(text))
+        out += self._release(state, part, start)
         if len(text) - part.emitted > self.max_hold:
             part.raw = True
-            out += self._release(part, len(text))
+            out += self._release(state, part, len(text))
         return out
 
-    def _release(self, part: _Part, end: int) -> str:
+    def _release(self, state: _ResponseState, part: _Part, end: int) -> str:
         """Let ``window[emitted:end]`` out, rewritten unless a too-long link is running."""
         text, start = part.window, part.emitted
         if end <= start:
             return ""
         part.emitted = end
+        raw = ""
         if part.raw:
-            stop = next((i + 1 for i in range(start, end) if _ends_links(text[i])), None)
+            stop = _ENDER.search(text, start, end)
+            raw = text[start : stop.end() if stop else end]
+            part.out += len(raw)
             if stop is None:
-                return text[start:end]
-            part.raw = False
-            return text[start:stop] + self._rewrite(text, self._rid, frozenset(), stop, end).text
-        return self._rewrite(text, self._rid, frozenset(), start, end).text
+                return raw
+            part.raw, start = False, stop.end()
+        names = state.names_in(part.container)
+        rewritten, edits = self._rewrite(
+            text, self._rid, names, frozenset(), start, end, at=part.at + start, new_at=part.out
+        )
+        for edit in edits:
+            part.moves.add(edit)
+        part.out += len(rewritten)
+        return raw + rewritten
+
+    def _held(self, state: _ResponseState, part: _Part) -> _Moves:
+        """Where the links held back will go when ``text.done`` lets them out."""
+        if part.held is None:
+            held_at = part.at + part.emitted
+            names = state.names_in(part.container)
+            _, edits = self._rewrite(
+                part.window, self._rid, names, start=part.emitted, at=held_at, new_at=part.out
+            )
+            part.held = _Moves(edits, shift=part.out - held_at)
+        return part.held
+
+    def _position(self, state: _ResponseState, part: _Part, i: int) -> int:
+        if part.whole is not None:
+            return part.whole.position(i)
+        if part.emitted < len(part.window) and i >= part.at + part.emitted:
+            return self._held(state, part).position(i)
+        return part.moves.position(i)
+
+    def _links_in(self, state: _ResponseState, part: _Part, start: int, end: int) -> list[_Edit]:
+        if part.whole is not None:
+            return part.whole.within(start, end)
+        found = part.moves.within(start, end)
+        if part.emitted < len(part.window):
+            found += self._held(state, part).within(start, end)
+        return found
 
     def _moved(self, event: ev.FileCited | ev.FileLink, state: _ResponseState) -> ev.Event:
         part = state.parts.get((event.item_id, event.content_index))
         if part is None:
             return event
         if isinstance(event, ev.FileCited):
-            span = part.original[event.start_index : event.end_index]
-            for link in find_links(span):
-                state.cited_paths[(event.container_id, event.file_id)] = link.path
-        # Annotations arrive after the part's last delta, so its text is whole by now.
-        moved = part.rewritten or self._rewrite(part.original, self._rid, frozenset())
+            cited = self._links_in(state, part, event.start_index, event.end_index)
+            key = (event.container_id, event.file_id)
+            state.cited_names.setdefault(key, []).extend(edit.name for edit in cited)
         return msgspec.structs.replace(
             event,
-            start_index=moved.position(event.start_index),
-            end_index=moved.position(event.end_index),
+            start_index=self._position(state, part, event.start_index),
+            end_index=self._position(state, part, event.end_index),
         )
 
     def _final(self, message: ev.MessageCompleted, state: _ResponseState) -> ev.MessageCompleted:
-        failed = set(state.failed_paths)
-        for key, path in state.cited_paths.items():
+        failed = set(state.failed_names)
+        for key, cited in state.cited_names.items():
             if key in state.failed_files:
-                failed.add(path)
-        rewritten = self._rewrite(message.text, self._rid, frozenset(failed))
+                failed.update(cited)
+        container = state.item_containers.get(message.item_id, state.container)
+        names = state.names_in(container)
+        text, edits = self._rewrite(message.text, self._rid, names, frozenset(failed))
+        moves = _Moves(edits)
         annotations: list[Any] = []
         for annotation in message.annotations:
             start, end = annotation.get("start_index"), annotation.get("end_index")
             if isinstance(start, int) and isinstance(end, int):
                 annotation = {
                     **annotation,
-                    "start_index": rewritten.position(start),
-                    "end_index": rewritten.position(end),
+                    "start_index": moves.position(start),
+                    "end_index": moves.position(end),
                 }
             annotations.append(annotation)
-        return msgspec.structs.replace(message, text=rewritten.text, annotations=annotations)
+        return msgspec.structs.replace(message, text=text, annotations=annotations)
+
+
+def _after_last_ender(text: str, start: int) -> int | None:
+    """Just after the last link-ending character of ``text[start:]``, if it has one."""
+    found = _ENDER.search(text[start:][::-1])
+    return None if found is None else len(text) - found.start()
 
 
 def _link_start(text: str, start: int) -> int | None:
     """Where in ``text[start:]`` (a run with no link-ending character) a link could begin:
     the first place whose rest is a link's start or could still grow into one."""
-    word = text[start:]
-    if "s" not in word and "/" not in word:
-        return None
-    for p in range(start, len(text)):
-        if text[p] not in "s/" or (p and _blocks_link(text[p - 1])):
-            continue
-        rest = text[p:]
-        for lead in _LEADS:
-            if lead.startswith(rest) or rest.startswith(lead):
-                return p
-    return None
+    found = _MAY_START.search(text, start)
+    return None if found is None else found.start()

@@ -14,7 +14,7 @@ import anyio.to_thread
 import msgspec
 
 from .._exceptions import RespflowError
-from .names import safe_filename
+from .names import numbered, safe_filename
 
 __all__ = ["FileTooLarge", "LocalStorage", "Storage", "StoredFile"]
 
@@ -57,8 +57,10 @@ class LocalStorage:
     """Files under ``root/<response_id>/<safe name>``, written atomically.
 
     Each file is written to a hidden temporary file in its final directory, flushed to
-    disk, then linked to its name, which never replaces an existing file: two files with
-    one name get ``name (2).ext``. A file is stored once per key: an index in each
+    disk, then linked to its name, which never replaces an existing file: a name given
+    twice gets ``name (2).ext`` the second time. (The file fetcher names files by the rule
+    the link rewriter uses, which gives different files different names.) A file is
+    stored once per key: an index in each
     response folder (``.respflow-index.json``) remembers what was saved, across runs. A
     download that fails or passes ``max_file_bytes`` (or takes the response past
     ``max_response_bytes``) leaves nothing behind. Names from the API are made safe by
@@ -91,8 +93,8 @@ class LocalStorage:
         return self._inside(self.root / safe_filename(response_id, fallback="response"))
 
     def path_for(self, response_id: str, filename: str) -> Path:
-        """Where a file of that name is stored, unless another took the name first
-        (then it is ``name (2).ext``): what links can point at before it is saved."""
+        """Where the file named ``filename`` is stored (a name the fetcher gives, as
+        ``LinkRewriter`` links it): what links can point at before it is saved."""
         return self._folder(response_id) / safe_filename(filename)
 
     def _load_index(self, response_id: str) -> None:
@@ -182,11 +184,8 @@ class LocalStorage:
 def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:
     """Give ``temp`` a name in ``folder`` that no file has: ``name``, ``name (2)``, ..."""
     name = safe_filename(filename)
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem:
-        stem, dot, suffix = name, "", ""
     for n in range(1, 10_000):
-        candidate = name if n == 1 else safe_filename(f"{stem} ({n}){dot}{suffix}")
+        candidate = name if n == 1 else numbered(name, n)
         final = folder / candidate
         if final.resolve().parent != folder:
             raise RespflowError(f"refusing to write outside the storage folder: {final}")

@@ -75,6 +75,17 @@ class Containers:
                     created_at=created,
                 )
 
+    def add(
+        self, container_id: str, path: str, local: Path, *, file_id: str | None = None
+    ) -> ContainerFile:
+        """Serve ``local`` at ``path`` in ``container_id``, whatever the recording cites: two
+        containers, or two folders, may then hold files of one name with different bytes."""
+        file_id = file_id or f"cfile_added_{len(self._files):04d}"
+        self._used.setdefault(container_id, time.monotonic())
+        added = ContainerFile(file_id, container_id, path, local, int(time.time()))
+        self._files[(container_id, file_id)] = added
+        return added
+
     def alive(self, container_id: str) -> bool:
         used = self._used.get(container_id)
         if used is None or container_id in self._expired:
