@@ -173,6 +173,8 @@ class LinkRewriter:
             file's name as respflow stores it: the same for the link and the file, and
             different for different files) and ``{path}`` (its path under /mnt/data) are
             filled in, URL-quoted; or a function ``(response_id, path) -> str``.
+        file_url: instead of ``url``, a function ``(response_id, filename) -> str`` given
+            the name the file is stored under (``respflow.app`` signs its URLs this way).
         unavailable: the target for a link whose file could not be saved.
         max_hold: the most characters held back while a link may be forming; a longer
             link is left as it is. At least 18, the length of ``sandbox:/mnt/data/``.
@@ -182,6 +184,7 @@ class LinkRewriter:
         self,
         url: str | Callable[[str, str], str] = "/files/{response_id}/{filename}",
         *,
+        file_url: Callable[[str, str], str] | None = None,
         unavailable: str = "#respflow-unavailable/{filename}",
         max_hold: int = 1024,
     ) -> None:
@@ -191,6 +194,7 @@ class LinkRewriter:
                 f"{len(_LEADS[0])}, the length of {_LEADS[0]!r}"
             )
         self.url = url
+        self.file_url = file_url
         self.unavailable = unavailable
         self.max_hold = max_hold
         self._stamper = Stamper()
@@ -204,6 +208,8 @@ class LinkRewriter:
     ) -> str:
         """Where a link to ``path`` points; ``filename`` is the name its file is stored
         under (by default, that of a file in the response's first container)."""
+        if self.file_url is not None and not failed:
+            return self.file_url(response_id, filename or stored_name(path))
         if callable(self.url) and not failed:
             return self.url(response_id, path)
         template = self.unavailable if failed else str(self.url)

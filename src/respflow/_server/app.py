@@ -176,14 +176,9 @@ class App:
 
         return [
             FileFetcher(self.runner.client, self.storage),
-            LinkRewriter(self._link_target),
+            LinkRewriter(file_url=self.file_url),
             _FileUrls(self.file_url),
         ]
-
-    def _link_target(self, response_id: str, path: str) -> str:
-        from .._files.names import safe_filename
-
-        return self.file_url(response_id, safe_filename(path.rsplit("/", 1)[-1]))
 
     def browser_view(self, event: ev.Event) -> ev.Event:
         """``event`` as a browser may see it: no server paths."""
