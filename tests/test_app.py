@@ -185,7 +185,7 @@ async def test_files_are_served_by_the_urls_events_carry_and_no_server_path_leak
     for name in ("dice_rolls.csv", "dice_chart.png"):
         url = saved[name].url
         assert url is not None
-        assert url in answer_text
+        assert f"]({url})" in answer_text  # bare links too become Markdown links
     # A file URL signs one file: another name or a changed signature is refused.
     csv_url = saved["dice_rolls.csv"].url
     assert csv_url is not None

@@ -10,6 +10,7 @@ a name too long for the collision counter still gets one.
 from __future__ import annotations
 
 import itertools
+import posixpath
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -531,13 +532,14 @@ FRAGMENTS = [
     st.lists(st.integers(min_value=0)),
     st.integers(min_value=18, max_value=70),
     st.lists(st.integers(min_value=0), max_size=8),
+    st.booleans(),
 )
 def test_streaming_equals_the_whole_rewrite_for_any_links_citations_cuts_and_max_hold(
-    text: str, cuts: list[int], max_hold: int, picks: list[int]
+    text: str, cuts: list[int], max_hold: int, picks: list[int], markdown: bool
 ) -> None:
     links = list(find_links(text))
     cited = [links[p % len(links)] for p in picks] if links else []
-    rewriter = LinkRewriter(max_hold=max_hold)
+    rewriter = LinkRewriter(max_hold=max_hold, markdown=markdown)
     out: list[respflow.Event] = []
     for n, piece in enumerate(_pieces(text, cuts)):
         out += rewriter.feed(_delta(n, piece))
@@ -545,7 +547,7 @@ def test_streaming_equals_the_whole_rewrite_for_any_links_citations_cuts_and_max
     for citation in citations:  # annotations come after the last delta, before text.done
         out += rewriter.feed(citation)
     out += rewriter.feed(_done(2000, text))
-    whole = LinkRewriter(max_hold=max_hold).rewrite(text, "resp_1")
+    whole = LinkRewriter(max_hold=max_hold, markdown=markdown).rewrite(text, "resp_1")
     [done] = [e for e in out if isinstance(e, ev.TextDone)]
     assert _streamed(out) == done.text == whole
     moved = [e for e in out if isinstance(e, ev.FileCited)]
@@ -554,6 +556,11 @@ def test_streaming_equals_the_whole_rewrite_for_any_links_citations_cuts_and_max
         too_long = (run.start() if run else len(text)) - link.start > max_hold
         original = text[link.start : link.end]
         expected = original if too_long else LinkRewriter().rewrite(original, "resp_1")
+        bare = link.start == 0 or text[link.start - 1] not in "(<`\"'[="
+        if markdown and bare and not too_long:
+            name = posixpath.basename(link.path.rstrip("/")) or link.path
+            label = re.sub(r"([\\\[\]])", r"\\\1", name)  # brackets escaped in link text
+            expected = f"[{label}]({expected})"
         assert whole[event.start_index : event.end_index] == expected
     cursors = [respflow.parse_cursor(e.cursor) for e in out]
     assert cursors == sorted(cursors)

@@ -26,6 +26,7 @@ and ``file.link`` are moved to match the rewritten text.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
@@ -178,6 +179,10 @@ class LinkRewriter:
         unavailable: the target for a link whose file could not be saved.
         max_hold: the most characters held back while a link may be forming; a longer
             link is left as it is. At least 18, the length of ``sandbox:/mnt/data/``.
+        markdown: a bare link (not the target of a Markdown link, not in ``<>``, code or
+            quotes) becomes a Markdown link ``[report.csv](target)``, so a Markdown
+            renderer shows it as one. Decided by the one character before the link, so
+            streamed deltas and the whole text agree.
     """
 
     def __init__(
@@ -187,6 +192,7 @@ class LinkRewriter:
         file_url: Callable[[str, str], str] | None = None,
         unavailable: str = "#respflow-unavailable/{filename}",
         max_hold: int = 1024,
+        markdown: bool = False,
     ) -> None:
         if max_hold < len(_LEADS[0]):
             raise UsageError(
@@ -195,6 +201,7 @@ class LinkRewriter:
             )
         self.url = url
         self.file_url = file_url
+        self.markdown = markdown
         self.unavailable = unavailable
         self.max_hold = max_hold
         self._stamper = Stamper()
@@ -254,6 +261,8 @@ class LinkRewriter:
             length += link.start - done
             name = names(link.path)
             new = self.target(response_id, link.path, failed=name in failed, filename=name)
+            if self.markdown and (link.start == 0 or text[link.start - 1] not in _NOT_BARE):
+                new = f"[{_label(link.path)}]({new})"
             place = at - start
             edits.append(
                 _Edit(link.start + place, link.end + place, length, length + len(new), name)
@@ -438,6 +447,17 @@ class LinkRewriter:
                 }
             annotations.append(annotation)
         return msgspec.structs.replace(message, text=text, annotations=annotations)
+
+
+# A link right after one of these is a Markdown link's target, an autolink, code or a
+# quoted string: it stays a plain URL.
+_NOT_BARE = frozenset("(<`\"'[=")
+
+
+def _label(path: str) -> str:
+    """The file's name as a Markdown link's text, its brackets escaped."""
+    name = posixpath.basename(path.rstrip("/")) or path
+    return name.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
 
 
 def _after_last_ender(text: str, start: int) -> int | None:

@@ -176,7 +176,7 @@ class App:
 
         return [
             FileFetcher(self.runner.client, self.storage),
-            LinkRewriter(file_url=self.file_url),
+            LinkRewriter(file_url=self.file_url, markdown=True),
             _FileUrls(self.file_url),
         ]
 
