@@ -14,7 +14,7 @@ import respflow
 from respflow import _events as ev
 from respflow import detect_format, replay
 from respflow._cli import main
-from respflow.testing import StreamBuilder, to_jsonl
+from respflow.testing import Recording, StreamBuilder, to_jsonl, to_sse
 
 WIRE = StreamBuilder().code_call("print(1)", logs="1\n").message("done").events()
 
@@ -172,3 +172,28 @@ def test_a_deep_line_in_respflows_jsonl_is_skipped() -> None:
     events = list(replay(b"".join(lines)))
     assert [e.code for e in events if isinstance(e, ev.StreamError)] == ["too_deeply_nested"]
     assert_well_formed(events)
+
+
+# -- the mock's recordings read what replay reads ---------------------------------------------
+
+
+def test_a_mock_recording_survives_a_deeply_nested_event() -> None:
+    wire = StreamBuilder().message("fine").events()
+    deep = b'{"type":"response.brand_new","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    body = to_sse(wire[:2]) + b"data: " + deep + b"\n\n" + to_sse(wire[2:])
+    recording = Recording.from_bytes(body)
+    assert len(recording.events) == len(wire) + 1
+    assert recording.in_background().response_id == recording.response_id
+
+
+def test_a_mock_recording_is_not_made_of_respflows_own_events() -> None:
+    events = list(respflow.replay(to_sse(StreamBuilder().message("fine").events())))
+    own = b"".join(respflow.encode_event(e) + b"\n" for e in events)
+    with pytest.raises(respflow.RecordingError, match="respflow replay"):
+        Recording.from_bytes(own)
+
+
+def test_a_mock_recording_with_a_stray_bracket_line_keeps_the_rest() -> None:
+    lines = to_jsonl(StreamBuilder().message("fine").events())
+    recording = Recording.from_bytes(b"[\n" + lines)
+    assert len(recording.events) == len(lines.splitlines()) + 1

@@ -8,8 +8,10 @@ from typing import Any
 
 import msgspec
 
+from .._core import wire
 from .._core.sse import OversizedFrame, SSEDecoder
-from .._sources.recording import RecordingFormat, detect_format
+from .._exceptions import RecordingError
+from .._sources.recording import RecordingFormat, _detect
 
 __all__ = ["RecordedEvent", "Recording"]
 
@@ -20,6 +22,9 @@ class _Head(msgspec.Struct):
     type: Any = None
     sequence_number: Any = None
     response: Any = None
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,10 @@ class Recording:
         if self.response and isinstance(self.response.get("id"), str):
             return str(self.response["id"])
         for event in self.events:
-            head = msgspec.json.decode(event.payload, type=_Head)
+            try:
+                head = wire.decode_bounded(_head_decoder.decode, event.payload)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                continue
             if isinstance(head.response, dict) and isinstance(head.response.get("id"), str):
                 return str(head.response["id"])
         return ""
@@ -69,8 +77,11 @@ class Recording:
         events = []
         for event in self.events:
             if event.type.startswith("response.") and b'"response"' in event.payload:
-                body = msgspec.json.decode(event.payload)
-                if isinstance(body.get("response"), dict):
+                try:
+                    body = wire.decode_json(event.payload)
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    body = None
+                if isinstance(body, dict) and isinstance(body.get("response"), dict):
                     body["response"]["background"] = True
                     event = RecordedEvent(
                         msgspec.json.encode(body), event.type, event.sequence_number
@@ -86,10 +97,15 @@ class Recording:
     @classmethod
     def from_bytes(cls, data: bytes, *, format: RecordingFormat | None = None) -> Recording:
         """Raises :class:`respflow.RecordingError` when ``data`` is no recording."""
-        fmt = format or detect_format(data)
+        fmt, array = (format, None) if format is not None else _detect(data)
         body = data.removeprefix(b"\xef\xbb\xbf")
+        if fmt == "events":
+            raise RecordingError(
+                "this is respflow's own log of normalized events, not a Responses API "
+                "recording: replay it with `respflow replay`; a mock serves wire streams"
+            )
         if fmt == "response":
-            return cls.from_response(msgspec.json.decode(body))
+            return cls.from_response(wire.decode_json(body))
         if fmt == "sse":
             decoder = SSEDecoder()
             frames = [*decoder.feed(body), *decoder.close()]
@@ -97,10 +113,9 @@ class Recording:
                 f.data for f in frames if not isinstance(f, OversizedFrame) and f.data != b"[DONE]"
             ]
             return cls.from_events(payloads)
-        stripped = body.lstrip()
-        if stripped[:1] == b"[":
-            return cls.from_events(msgspec.json.decode(stripped))
-        return cls.from_events([line for line in stripped.splitlines() if line.strip()])
+        if array is not None:
+            return cls.from_events([bytes(raw) for raw in array])
+        return cls.from_events([line for line in body.splitlines() if line.strip()])
 
     @classmethod
     def from_events(cls, events: list[Any]) -> Recording:
@@ -110,7 +125,7 @@ class Recording:
         for position, raw in enumerate(events):
             payload = msgspec.json.encode(raw) if isinstance(raw, dict) else _as_bytes(raw)
             try:
-                head = msgspec.json.decode(payload, type=_Head)
+                head = wire.decode_bounded(_head_decoder.decode, payload)
             except (msgspec.DecodeError, UnicodeDecodeError):
                 head = _Head()
             kind = head.type if isinstance(head.type, str) else "message"
