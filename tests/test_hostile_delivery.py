@@ -1,0 +1,174 @@
+"""Delivery under hostile conditions: sinks that hang, errors that must keep their type,
+secrets that must not reach a log, readers the hub must not lose, ids a URL cannot hold."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from importlib import resources
+
+import anyio
+import openai
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import respflow
+from respflow import (
+    AuthenticationFailed,
+    FileFetcher,
+    Pipeline,
+    Policy,
+    StreamDropped,
+    StreamError,
+    StreamTruncated,
+    attach,
+    deliver,
+)
+from respflow.testing import MemorySink, MockServer, Recording
+
+pytestmark = pytest.mark.anyio
+
+SAMPLE_BYTES = resources.files("respflow").joinpath("samples", "code_interpreter.sse").read_bytes()
+SAMPLE = Recording.from_bytes(SAMPLE_BYTES)
+EVENTS = list(respflow.replay(SAMPLE_BYTES))
+# Generous: the fixed code returns within a fraction of it; the old code never returned.
+NEVER = 20
+
+
+async def _events(pause: float = 0.0) -> AsyncIterator[respflow.Event]:
+    for event in EVENTS:
+        if pause:
+            await anyio.sleep(pause)
+        yield event
+
+
+class StuckSink(MemorySink):
+    """A consumer that stops taking events for good after ``after`` of them, as a
+    websocket whose peer stopped reading does: its ``send`` never returns."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    async def send(self, event: respflow.Event) -> None:
+        if len(self.events) >= self.after:
+            await anyio.sleep_forever()
+        await super().send(event)
+
+
+# -- 11: a sink stuck in send() ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["drop_oldest", "disconnect"])
+async def test_a_stuck_sink_that_never_holds_the_stream_back_does_not_hold_up_its_end(
+    anyio_backend: str, policy: Policy
+) -> None:
+    good, stuck = MemorySink(), StuckSink(after=3)
+    with anyio.fail_after(NEVER):
+        async with Pipeline(
+            good,
+            attach(stuck, policy=policy, buffer=4),
+            close_timeout=0.2,
+        ) as pipeline:
+            for event in EVENTS:
+                await pipeline.publish(event)
+                await anyio.sleep(0)  # the stuck sink takes its first events, then hangs
+    assert good.events == EVENTS
+    assert stuck.closed == 1
+    assert len(stuck.events) <= 3
+    [(name, why)] = pipeline.failures
+    assert name == "StuckSink"
+    assert "took no event" in str(why)
+
+
+@pytest.mark.parametrize("policy", ["block", "drop_oldest", "disconnect"])
+async def test_a_stuck_sink_is_closed_when_the_pipeline_is_cancelled(
+    anyio_backend: str, policy: Policy
+) -> None:
+    good, stuck = MemorySink(), StuckSink(after=2)
+    with anyio.fail_after(NEVER), anyio.CancelScope() as scope:
+        async with Pipeline(
+            good,
+            attach(stuck, policy=policy, buffer=64),
+            close_timeout=0.2,
+        ) as pipeline:
+            for event in EVENTS:
+                await pipeline.publish(event)
+                if len(good.events) >= 10:
+                    scope.cancel()
+                await anyio.sleep(0)
+    assert stuck.closed == 1  # its notice could not get through; it is closed all the same
+    assert good.closed == 1
+    assert isinstance(good.events[-1], StreamTruncated)
+
+
+sink_kinds = st.lists(
+    st.tuples(
+        st.sampled_from(["drop_oldest", "disconnect"]),
+        st.one_of(st.none(), st.integers(min_value=0, max_value=60)),  # stuck after n
+        st.integers(min_value=1, max_value=8),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(kinds=sink_kinds, cancel_after=st.one_of(st.none(), st.integers(0, len(EVENTS))))
+async def test_every_sink_is_closed_exactly_once_whatever_it_does(
+    anyio_backend: str, kinds: list[tuple[str, int | None, int]], cancel_after: int | None
+) -> None:
+    sinks = [MemorySink() if stuck is None else StuckSink(stuck) for _, stuck, _ in kinds]
+    block = MemorySink()  # a sink that keeps up, beside them
+    attached = [
+        attach(sink, policy=policy, buffer=buffer)  # type: ignore[arg-type]
+        for sink, (policy, _, buffer) in zip(sinks, kinds, strict=True)
+    ]
+    with anyio.fail_after(NEVER), anyio.CancelScope() as scope:
+        async with Pipeline(block, *attached, close_timeout=0.05) as pipeline:
+            for published, event in enumerate(EVENTS):
+                if published == cancel_after:
+                    scope.cancel()
+                await pipeline.publish(event)
+                await anyio.sleep(0)
+    for sink in [block, *sinks]:
+        assert sink.closed == 1
+        cursors = [respflow.parse_cursor(e.cursor) for e in sink.events]
+        assert cursors == sorted(cursors)
+    if cancel_after is None:
+        assert block.events == EVENTS
+    else:
+        assert isinstance(block.events[-1], StreamTruncated)
+    for sink, (policy, stuck, _) in zip(sinks, kinds, strict=True):
+        if stuck is None and cancel_after is None and policy == "drop_oldest":
+            got = [e for e in sink.events if not isinstance(e, StreamDropped | StreamError)]
+            assert got[-1] == EVENTS[-1]  # a sink that keeps taking gets the end
+
+
+# -- 12: typed errors before the first event ---------------------------------------------
+
+
+async def test_a_wrong_key_through_deliver_is_authentication_failed_itself(
+    anyio_backend: str,
+) -> None:
+    async with (
+        MockServer(SAMPLE) as mock,
+        openai.AsyncOpenAI(base_url=mock.openai_base_url, api_key="sk-wrong", max_retries=0) as sdk,
+    ):
+        sink = MemorySink()
+        with pytest.raises(AuthenticationFailed, match="HTTP 401"):
+            await deliver(respflow.stream(sdk, model="m", input="x"), sink)
+        assert sink.events == []
+        assert sink.closed == 1
+        # Through a processor that runs its own tasks (the file fetcher) too.
+        with pytest.raises(AuthenticationFailed, match="HTTP 401"):
+            await deliver(
+                respflow.stream(sdk, model="m", input="x"), sink, processors=[FileFetcher(sdk)]
+            )
+        with pytest.raises(respflow.ConnectionFailed):
+            async with openai.AsyncOpenAI(
+                base_url="http://127.0.0.1:9/v1", api_key="sk-mock-openai", max_retries=0
+            ) as nowhere:
+                await deliver(respflow.stream(nowhere, model="m", input="x"), MemorySink())
