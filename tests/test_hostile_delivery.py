@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 
 import anyio
+import httpx2
 import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,15 +17,18 @@ import respflow
 from respflow import (
     AuthenticationFailed,
     FileFetcher,
+    Hub,
+    Lagged,
     Pipeline,
     Policy,
     StreamDropped,
     StreamError,
     StreamTruncated,
+    TooOld,
     attach,
     deliver,
 )
-from respflow.testing import MemorySink, MockServer, Recording
+from respflow.testing import LoopbackServer, MemorySink, MockServer, Recording
 
 pytestmark = pytest.mark.anyio
 
@@ -172,3 +176,106 @@ async def test_a_wrong_key_through_deliver_is_authentication_failed_itself(
                 base_url="http://127.0.0.1:9/v1", api_key="sk-mock-openai", max_retries=0
             ) as nowhere:
                 await deliver(respflow.stream(nowhere, model="m", input="x"), MemorySink())
+
+
+# -- 14: the hub keeps live responses and says when a cursor is too old ------------------
+
+RID = EVENTS[0].response_id
+
+
+def _as(response_id: str, events: list[respflow.Event] = EVENTS) -> list[respflow.Event]:
+    return [
+        respflow.decode_event(respflow.encode_event(e).replace(RID.encode(), response_id.encode()))
+        for e in events
+    ]
+
+
+async def _read(reader: AsyncIterator[respflow.Event]) -> list[respflow.Event]:
+    return [event async for event in reader]
+
+
+async def test_subscribing_to_unknown_responses_evicts_no_live_one(anyio_backend: str) -> None:
+    hub = Hub(max_responses=2)
+    got: list[respflow.Event] = []
+
+    async def follow() -> None:
+        got.extend(await _read(hub.subscribe(RID)))
+
+    async with anyio.create_task_group() as group:
+        await hub.send(EVENTS[0])
+        group.start_soon(follow)
+        await anyio.sleep(0)
+        for n in range(5_000):  # anyone may ask for ids that never come
+            hub.subscribe(f"resp_unknown_{n}")
+        for event in EVENTS[1:]:
+            await hub.send(event)
+    assert got == EVENTS  # the live response's reader got its end
+    assert hub.responses() == [RID]  # asking for an id stores nothing
+    assert await _read(hub.subscribe(RID, after=EVENTS[9].cursor)) == EVENTS[10:]
+
+
+async def test_a_reader_waiting_for_a_response_gets_it_when_it_comes(anyio_backend: str) -> None:
+    hub = Hub(max_responses=1)
+    got: list[respflow.Event] = []
+    later = "resp_later"
+
+    async def follow() -> None:
+        got.extend(await _read(hub.subscribe(later, after=None)))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(follow)
+        await anyio.sleep(0)
+        for event in EVENTS:  # another response comes and goes first
+            await hub.send(event)
+        for event in _as(later):
+            await hub.send(event)
+    assert got == _as(later)
+
+
+async def test_a_live_response_pushed_out_by_newer_ones_tells_its_readers(
+    anyio_backend: str,
+) -> None:
+    hub = Hub(max_responses=1)
+    reader = hub.subscribe(RID)
+    for event in EVENTS[:10]:
+        await hub.send(event)
+    for event in _as("resp_newer"):  # a newer response takes the only place
+        await hub.send(event)
+    with pytest.raises(Lagged, match="reconnect"):
+        await _read(reader)  # never a silent end without an end event
+    for event in EVENTS[10:]:  # the first response goes on; its start is gone
+        await hub.send(event)
+    with pytest.raises(TooOld):
+        hub.subscribe(RID, after=EVENTS[3].cursor)
+    assert await _read(hub.subscribe(RID, after=EVENTS[20].cursor)) == EVENTS[21:]
+
+
+async def test_a_cursor_older_than_what_the_hub_saw_is_too_old_even_if_it_was_waiting(
+    anyio_backend: str,
+) -> None:
+    hub = Hub()
+    reader = hub.subscribe(RID, after=EVENTS[3].cursor)  # the hub has not seen it yet
+    for event in EVENTS[10:]:  # it only ever sees the response from the middle
+        await hub.send(event)
+    with pytest.raises(TooOld):
+        await _read(reader)
+    # From the start of what it has, or from a cursor it has: exactly the rest.
+    assert await _read(hub.subscribe(RID)) == EVENTS[10:]
+    assert await _read(hub.subscribe(RID, after=EVENTS[10].cursor)) == EVENTS[11:]
+
+
+async def test_a_browser_waiting_with_an_old_cursor_hears_it_is_too_old(
+    anyio_backend: str,
+) -> None:
+    hub = Hub()
+    app = respflow.events_app(hub, authorize=lambda request, rid: True)
+    async with (
+        LoopbackServer(app) as server,
+        httpx2.AsyncClient(base_url=server.url) as http,
+        http.stream("GET", f"/events/{RID}", headers={"last-event-id": EVENTS[3].cursor}) as sse,
+    ):
+        for event in EVENTS[10:]:  # the hub only ever sees the response from the middle
+            await hub.send(event)
+        body = (await sse.aread()).decode()
+    assert "event: too_old" in body
+    assert "data: {" not in body  # no event that would hide the gap

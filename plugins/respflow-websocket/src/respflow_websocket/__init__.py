@@ -79,6 +79,9 @@ def websocket_route(
         except Lagged as exc:
             await websocket.close(code=LAGGED, reason=str(exc)[:120])
             return
+        except TooOld as exc:  # the response came, but only from past the cursor
+            await websocket.close(code=BAD_CURSOR, reason=str(exc)[:120])
+            return
         await websocket.close(code=1000)
 
     return WebSocketRoute(path, endpoint)
