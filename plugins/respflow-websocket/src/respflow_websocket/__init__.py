@@ -52,6 +52,8 @@ def websocket_route(
 
     Each event is one text message (its JSON). The client may pass ``?after=<cursor>``
     to resume. ``authorize(websocket, response_id)`` runs before anything is sent.
+    Refusals are close codes after a completed handshake: 4403 (not allowed), 4400
+    (``after`` is no cursor, or older than the history), 4008 (too slow).
     """
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
@@ -61,6 +63,9 @@ def websocket_route(
         allowed = authorize(websocket, response_id)
         if inspect.isawaitable(allowed):
             allowed = await allowed
+        # A close before the handshake reaches the client as HTTP 403 whatever its code:
+        # the handshake completes first (nothing is sent), so the code is what it sees.
+        await websocket.accept()
         if allowed is not True:
             await websocket.close(code=FORBIDDEN, reason="forbidden")
             return
@@ -72,7 +77,6 @@ def websocket_route(
         except (ValueError, TooOld) as exc:
             await websocket.close(code=BAD_CURSOR, reason=str(exc)[:120])
             return
-        await websocket.accept()
         try:
             async for event in reader:
                 await websocket.send_text(encode_event(event).decode())
@@ -93,7 +97,8 @@ async def read_events(
     """The events a ``websocket_route`` sends, until the response ends.
 
     Raises :class:`Closed` with the server's code if it closes early (4403: not
-    allowed; 4008: too slow, resume with the last cursor).
+    allowed; 4400: a cursor the server cannot resume after; 4008: too slow, resume with
+    the last cursor).
     """
     if after is not None:
         url += ("&" if "?" in url else "?") + "after=" + after
