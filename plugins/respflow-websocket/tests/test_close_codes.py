@@ -30,7 +30,7 @@ ALICE = {"authorization": "Bearer alice"}
 
 
 def _allow(websocket: Any, response_id: str) -> bool:
-    return websocket.headers.get("authorization") == "Bearer alice"
+    return bool(websocket.headers.get("authorization") == "Bearer alice")
 
 
 async def _filled() -> Hub:
