@@ -28,7 +28,7 @@ from respflow import (
     attach,
     deliver,
 )
-from respflow.testing import LoopbackServer, MemorySink, MockServer, Recording
+from respflow.testing import LoopbackServer, MemorySink, MockServer, Recording, StreamBuilder
 
 pytestmark = pytest.mark.anyio
 
@@ -279,3 +279,69 @@ async def test_a_browser_waiting_with_an_old_cursor_hears_it_is_too_old(
         body = (await sse.aread()).decode()
     assert "event: too_old" in body
     assert "data: {" not in body  # no event that would hide the gap
+
+
+# -- 21: a response id that cannot go into a URL -----------------------------------------
+
+FAST = respflow.Reconnect(attempts=2, initial_delay=0.0)
+
+
+def _recording(response_id: str) -> Recording:
+    built = StreamBuilder(response_id=response_id, background=True)
+    return Recording.from_events(built.code_call("print(1)", logs="1\n").message("one").events())
+
+
+async def _cut_background_stream(response_id: str) -> list[respflow.Event]:
+    async with (
+        MockServer(_recording(response_id), cut_after=5) as mock,
+        openai.AsyncOpenAI(
+            base_url=mock.openai_base_url, api_key="sk-mock-openai", max_retries=0
+        ) as sdk,
+        respflow.stream(sdk, model="m", input="x", background=True, reconnect=FAST) as events,
+    ):
+        return [event async for event in events]
+
+
+def _ends_once_and_last(got: list[respflow.Event]) -> None:
+    ends = [e for e in got if isinstance(e, respflow.END_TYPES)]
+    assert len(ends) == 1
+    assert got[-1] is ends[0]
+
+
+@pytest.mark.parametrize("response_id", [".", ".."])
+async def test_a_cut_stream_whose_id_cannot_be_a_url_segment_ends_with_an_error_event(
+    anyio_backend: str, response_id: str
+) -> None:
+    got = await _cut_background_stream(response_id)
+    assert got[0].type == "response.started"
+    _ends_once_and_last(got)
+    assert isinstance(got[-1], StreamTruncated)
+    [error] = [e for e in got if isinstance(e, StreamError)]
+    assert error.code == "resume_failed"
+    assert "cannot be resumed" in error.message
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(response_id=st.one_of(st.sampled_from([".", "..", "a/..", "%2e%2e"]), st.text(max_size=12)))
+async def test_any_server_chosen_id_ends_a_cut_stream_with_one_end_and_no_exception(
+    anyio_backend: str, response_id: str
+) -> None:
+    _ends_once_and_last(await _cut_background_stream(response_id))
+
+
+async def test_resume_and_cancel_refuse_an_id_that_cannot_be_a_url_segment(
+    anyio_backend: str,
+) -> None:
+    async with (
+        MockServer(SAMPLE) as mock,
+        openai.AsyncOpenAI(base_url=mock.openai_base_url, api_key="sk-mock-openai") as sdk,
+    ):
+        for bad in (".", "..", "", "a/../b"):
+            with pytest.raises(respflow.UsageError, match="response id"):
+                await respflow.cancel(sdk, bad)
+            with pytest.raises(respflow.UsageError, match="response id"):
+                async with respflow.resume(sdk, bad) as events:
+                    await events.__anext__()
+        assert mock.requests == []  # nothing went out
