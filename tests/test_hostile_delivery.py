@@ -3,22 +3,27 @@ secrets that must not reach a log, readers the hub must not lose, ids a URL cann
 
 from __future__ import annotations
 
+import base64
+import logging
 from collections.abc import AsyncIterator
 from importlib import resources
 
 import anyio
 import httpx2
+import msgspec
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import respflow
 from respflow import (
     AuthenticationFailed,
+    CallbackSink,
     FileFetcher,
     Hub,
     Lagged,
+    LogSink,
     Pipeline,
     Policy,
     StreamDropped,
@@ -28,6 +33,7 @@ from respflow import (
     attach,
     deliver,
 )
+from respflow._delivery.sinks import redact
 from respflow.testing import LoopbackServer, MemorySink, MockServer, Recording, StreamBuilder
 
 pytestmark = pytest.mark.anyio
@@ -345,3 +351,214 @@ async def test_resume_and_cancel_refuse_an_id_that_cannot_be_a_url_segment(
                 async with respflow.resume(sdk, bad) as events:
                     await events.__anext__()
         assert mock.requests == []  # nothing went out
+
+
+# -- 13: no secret in any log, no number taken for one -----------------------------------
+
+_TOKEN = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    min_size=16,
+    max_size=40,
+)
+_B64URL = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+    min_size=8,
+    max_size=40,
+)
+
+
+@st.composite
+def _secrets(draw: st.DrawFn) -> tuple[str, str]:
+    """A secret as it shows up in real text, and the part that must not survive."""
+    token = draw(_TOKEN)
+    kind = draw(st.integers(0, 11))
+    if kind == 0:
+        return f"sk-proj-{token}", token
+    if kind == 1:
+        scheme = draw(st.sampled_from(["Bearer", "bearer", "BEARER", "Authorization: Bearer"]))
+        return f"{scheme} {token}", token
+    if kind == 2:  # an Entra ID token
+        header, payload, signature = draw(_B64URL), draw(_B64URL), draw(_B64URL)
+        jwt = f"eyJ{header}.eyJ{payload}.{signature}"
+        return jwt, f"{payload}.{signature}"
+    if kind == 3:
+        basic = base64.b64encode(f"alice:{token}".encode()).decode()
+        return f"Authorization: Basic {basic}", basic
+    if kind == 4:
+        scheme = draw(st.sampled_from(["https", "wss", "ws", "redis"]))
+        return f"{scheme}://alice:{token}@example.com:8443/in", token
+    if kind == 5:
+        return f"{draw(st.sampled_from(['wss', 'https']))}://{token}@example.com/", token
+    if kind == 6:  # Azure's key in a URL, and other query credentials
+        name = draw(st.sampled_from(["api-key", "api_key", "key", "token", "sig", "access_token"]))
+        return f"https://r.openai.azure.com/openai/v1/responses?x=1&{name}={token}", token
+    if kind == 7:
+        name = draw(st.sampled_from(["api-key", "x-api-key", "Authorization", "Cookie"]))
+        return f"{name}: {token}", token
+    if kind == 8:
+        name = draw(st.sampled_from(["api-key", "authorization", "client_secret", "password"]))
+        quote = draw(st.sampled_from(['"', "'"]))
+        return f"{{{quote}{name}{quote}: {quote}{token}{quote}}}", token
+    if kind == 9:
+        name = draw(
+            st.sampled_from(["OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN"])
+        )
+        return f"{name}={token}", token
+    if kind == 10:
+        return f"sess-{token}", token
+    return f"password={token}", token
+
+
+_SEPARATORS = st.sampled_from([" ", "\n", ", ", " (", "\t", "; "])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    before=st.text(max_size=40),
+    secret=_secrets(),
+    after=st.text(max_size=40),
+    left=_SEPARATORS,
+    right=_SEPARATORS,
+)
+def test_a_secret_anywhere_in_text_is_gone(
+    before: str, secret: tuple[str, str], after: str, left: str, right: str
+) -> None:
+    shown, hidden = secret
+    assume(hidden not in before and hidden not in after)
+    text = before + left + shown + right + after
+    redacted = redact(text)
+    assert hidden not in redacted
+    assert redact(redacted) == redacted  # and redacting twice changes nothing more
+
+
+_USAGE_KEYS = st.sampled_from(
+    [
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "max_output_tokens",
+        "token",
+        "tokens",
+        "api_key",
+        "key",
+        "count",
+        "seconds",
+    ]
+)
+_NUMBERS = st.recursive(
+    st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(_USAGE_KEYS, inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_NUMBERS, n=st.integers(min_value=0), m=st.integers(min_value=0))
+def test_numbers_and_usage_are_never_redacted(value: object, n: int, m: int) -> None:
+    assert redact(value) == value
+    usage = {
+        "input_tokens": n,
+        "input_tokens_details": {"cached_tokens": m},
+        "output_tokens": m,
+        "output_tokens_details": {"reasoning_tokens": n},
+        "total_tokens": n + m,
+    }
+    assert redact({"usage": usage}) == {"usage": usage}
+    text = f"usage input_tokens={n}, output_tokens: {m}, max_tokens={n}, total_tokens {m}"
+    assert redact(text) == text
+    code = f"sorted(rows, key=len)[:{n}]"  # code that says key= holds no secret
+    assert redact(code) == code
+
+
+LEAKY = [
+    "Bearer abcdefghijklmnop",  # the one case the old code caught
+    "bearer lowercasebearertoken",
+    "https://r.openai.azure.com/openai/v1/responses?api-key=azurekeyvalue123",
+    "eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiJlbnRyYXRva2VuIn0.c2lnbmF0dXJlc2lnbmF0dXJl",
+    "Authorization: Basic " + base64.b64encode(b"alice:basicpassword").decode(),
+    "wss://alice:userinfopassword@example.com/in",
+    "https://example.com/feed?key=querykeyvalue",
+]
+SECRET_PARTS = [
+    "abcdefghijklmnop",
+    "lowercasebearertoken",
+    "azurekeyvalue123",
+    "eyJvaWQiOiJlbnRyYXRva2VuIn0",
+    base64.b64encode(b"alice:basicpassword").decode(),
+    "userinfopassword",
+    "querykeyvalue",
+]
+USAGE = {
+    "input_tokens": 812,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 377,
+    "output_tokens_details": {"reasoning_tokens": 128},
+    "total_tokens": 1189,
+}
+
+
+def _leaky_events() -> list[respflow.Event]:
+    errors = [
+        StreamError(
+            response_id=RID, sequence_number=1, cursor=f"1-{k}", code="x", message=text, fatal=False
+        )
+        for k, text in enumerate(LEAKY)
+    ]
+    completed = respflow.ResponseCompleted(
+        response_id=RID, sequence_number=2, cursor="2-0", status="completed", usage=USAGE
+    )
+    return [*errors, completed]
+
+
+async def _leaky() -> AsyncIterator[respflow.Event]:
+    for event in _leaky_events():
+        yield event
+
+
+def _no_secret_in(text: str) -> None:
+    for part in SECRET_PARTS:
+        assert part not in text
+
+
+async def test_the_log_sink_redacts_every_shape_on_stdlib_logging(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("test.hostile.events")
+    with caplog.at_level(logging.INFO, logger="test.hostile.events"):
+        await deliver(_leaky(), LogSink(logger))
+    fields = [record.respflow for record in caplog.records]  # type: ignore[attr-defined]
+    _no_secret_in(msgspec.json.encode(fields).decode())
+    assert fields[-1]["usage"] == USAGE  # what teams log for cost is kept, as numbers
+
+
+async def test_the_log_sink_redacts_every_shape_on_structlog(anyio_backend: str) -> None:
+    import structlog.testing
+
+    with structlog.testing.capture_logs() as logs:
+        await deliver(_leaky(), LogSink())
+    _no_secret_in(repr(logs))
+    assert logs[-1]["usage"] == USAGE
+
+
+class _Leaky(Exception):
+    pass
+
+
+async def test_what_respflow_itself_logs_about_a_sink_holds_no_secret(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail(event: respflow.Event) -> None:
+        raise _Leaky(" ".join(LEAKY))  # a sink's error quoting its URL and headers
+
+    other = MemorySink()
+    with caplog.at_level(logging.INFO, logger="respflow"):
+        failures = await deliver(_events(pause=0.001), other, CallbackSink(fail))
+    assert failures
+    assert "sink CallbackSink failed" in caplog.text
+    _no_secret_in(caplog.text)
+    [report] = [e for e in other.events if isinstance(e, StreamError)]
+    _no_secret_in(report.message)  # nor does the stream.error the other sinks get

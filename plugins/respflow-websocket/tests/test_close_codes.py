@@ -3,6 +3,8 @@ tell "you may not follow this" (4403) from "that cursor is no good" (4400)."""
 
 from __future__ import annotations
 
+import logging
+import socket
 from importlib import resources
 from typing import Any
 
@@ -12,14 +14,15 @@ from respflow_websocket import (
     FORBIDDEN,
     Closed,
     Connection,
+    WebSocketSink,
     read_events,
     websocket_route,
 )
 from starlette.applications import Starlette
 
 import respflow
-from respflow import Hub
-from respflow.testing import LoopbackServer
+from respflow import Hub, Reconnect
+from respflow.testing import LoopbackServer, MemorySink
 
 pytestmark = pytest.mark.anyio
 
@@ -104,3 +107,47 @@ async def test_the_websockets_librarys_own_client_sees_the_codes(anyio_backend: 
                     await ws.recv()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == code
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_token_in_the_sink_url_reaches_no_log_and_no_event(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"ws://alice:userinfosecret@127.0.0.1:{_closed_port()}/in?token=querysecret&x=1"
+    sink = WebSocketSink(url, reconnect=Reconnect(attempts=1, initial_delay=0.0))
+    other = MemorySink()
+    with caplog.at_level(logging.INFO, logger="respflow"):
+        failures = await respflow.deliver(_events(), other, sink)
+    [(_, error)] = failures
+    reports = [e.message for e in other.events if isinstance(e, respflow.StreamError)]
+    told = [caplog.text, str(error), *reports]
+    assert "reconnecting" in caplog.text
+    assert "sink WebSocketSink failed" in caplog.text
+    for text in told:
+        assert "userinfosecret" not in text
+        assert "querysecret" not in text
+    assert "127.0.0.1" in str(error)  # still says where it tried
+
+
+async def _events() -> Any:
+    for event in EVENTS:
+        yield event
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ws://alice:pwsecret@host:99999/in?token=querysecret",
+        "ws://alice:pwsecret@/in?token=querysecret",
+    ],
+)
+def test_an_unusable_sink_url_is_refused_without_repeating_its_credential(spec: str) -> None:
+    with pytest.raises(respflow.UsageError, match="use ws://host/path") as refused:
+        respflow.sink_from_spec(spec)
+    assert "pwsecret" not in str(refused.value)
+    assert "querysecret" not in str(refused.value)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,12 +27,14 @@ from anyio.abc import TaskGroup
 from .. import _events as ev
 from .._core.stamp import Stamper
 from .._exceptions import RespflowError, UsageError
+from .redaction import redact_text, redacting_logger
 
 __all__ = ["Attached", "Pipeline", "Policy", "Sink", "SinkFailed", "attach", "deliver"]
 
 Policy = Literal["block", "drop_oldest", "disconnect"]
 
-_log = logging.getLogger("respflow")
+# Sink errors carry URLs and headers: everything logged here is redacted first.
+_log = redacting_logger("respflow")
 
 
 @runtime_checkable
@@ -184,7 +185,9 @@ class Pipeline:
             sequence_number=last.sequence_number if last else -1,
             cursor="",
             code="sink_failed",
-            message=f"the sink {outlet.name} failed ({exc!r}) and was closed; the others go on",
+            message=redact_text(
+                f"the sink {outlet.name} failed ({exc!r}) and was closed; the others go on"
+            ),
             fatal=False,
         )
         self._reports.append((outlet, report))

@@ -10,8 +10,11 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import anyio
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
 
 import respflow
 from respflow import Event, Hub, Lagged, Reconnect, TooOld, encode_event, parse_cursor
@@ -133,6 +136,17 @@ class WebSocketSink:
         self.url = url
         self.headers = dict(headers or {})
         self.reconnect = reconnect or Reconnect()
+        # URLs often carry the credential (?token=, user:pass@): messages show this instead.
+        self._shown = _shown_url(url)
+        try:
+            parse_uri(url)
+        except (InvalidURI, ValueError) as exc:
+            # InvalidURI's own message repeats the whole URL, credential and all.
+            why = "not a valid URI" if isinstance(exc, InvalidURI) else str(exc)
+            raise respflow.UsageError(
+                f"the websocket sink's URL {self._shown} is unusable ({why}): "
+                "use ws://host/path or wss://host/path"
+            ) from None
         self._connection: Connection | None = None
         self._recent: deque[str] = deque(maxlen=resend)
         self._dropped = False
@@ -163,9 +177,9 @@ class WebSocketSink:
                 failures += 1
                 if failures > self.reconnect.attempts:
                     raise Closed(
-                        None, f"{self.url} unreachable after {failures} tries: {exc}"
+                        None, f"{self._shown} unreachable after {failures} tries: {exc}"
                     ) from exc
-                _log.info("respflow: websocket sink reconnecting to %s: %s", self.url, exc)
+                _log.info("respflow: websocket sink reconnecting to %s: %s", self._shown, exc)
                 await anyio.sleep(self.reconnect.delay(failures))
 
     async def aclose(self) -> None:
@@ -175,6 +189,21 @@ class WebSocketSink:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.aclose()
+
+
+def _shown_url(url: str) -> str:
+    """``url`` fit for a log line: no user or password, and no query values."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "<a URL that does not parse>"
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    names = parse_qs(parts.query, keep_blank_values=True)
+    query = "?" + "&".join(f"{name}=..." for name in names) if parts.query else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", "")) + query
 
 
 def sink_from_spec(spec: str) -> WebSocketSink:
