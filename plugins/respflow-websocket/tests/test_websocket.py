@@ -80,8 +80,9 @@ async def test_an_unauthorized_client_receives_nothing(anyio_backend: str) -> No
         async with LoopbackServer(app) as server:
             url = f"ws://127.0.0.1:{server.port}/ws/{RID}"
             received: list[respflow.Event] = []
-            with pytest.raises(Closed, match="handshake failed"):
+            with pytest.raises(Closed, match="forbidden") as closed:
                 await _read_into(received, url, headers={"authorization": "Bearer eve"})
+            assert closed.value.code == 4403
             assert received == []
 
 

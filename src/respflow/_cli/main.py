@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -18,7 +20,7 @@ from .._sources.recording import replay
 from .render import PrettyRenderer
 
 if TYPE_CHECKING:
-    from .._delivery.pipeline import Sink
+    from .._delivery.pipeline import Attached
 
 # anyio, the pipeline, the openai SDK and the servers are imported by the commands that
 # use them: `respflow replay` starts in the time it takes to import the core.
@@ -66,7 +68,10 @@ def _add_files_dir(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _add_color(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--color", choices=("auto", "always", "never"), default="auto", help="ANSI colours"
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="ANSI colours (default: %(default)s: when writing to a terminal)",
     )
 
 
@@ -76,9 +81,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Normalized events from OpenAI Responses API streams.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        help="on failure, show the traceback and respflow's own log, not just one line",
+    )
 
     play = commands.add_parser(
         "replay",
+        parents=[common],
         help="replay a recorded stream (SSE, JSONL or Response JSON) as normalized events",
         description=(
             "Replay a recorded Responses API stream. The format (raw SSE, JSONL of events, "
@@ -97,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
+        parents=[common],
         help="the whole path on this machine: mock API, openai SDK over HTTP, live rendering",
         description=(
             "Start a mock Responses API on loopback with respflow's sample Code Interpreter "
@@ -105,13 +118,18 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument(
-        "--pace", type=float, default=0.02, metavar="SECONDS", help="delay between events"
+        "--pace",
+        type=float,
+        default=0.02,
+        metavar="SECONDS",
+        help="delay between events (default: %(default)s)",
     )
     _add_files_dir(demo, "where the run's files are saved (default: ./respflow-files)")
     _add_color(demo)
 
     mock = commands.add_parser(
         "mock-server",
+        parents=[common],
         help="serve a recording as a mock Responses API (OpenAI and Azure paths)",
         description=(
             "Serve a recording on POST /v1/responses and /openai/v1/responses, with resume, "
@@ -121,15 +139,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     mock.add_argument("--fixture", type=Path, metavar="FILE", help="SSE, JSONL or Response JSON")
     mock.add_argument("--files", type=Path, metavar="DIR", help="files to serve as container files")
-    mock.add_argument("--port", type=int, default=0, help="0 (the default) for any free port")
-    mock.add_argument("--pace", type=float, default=0.0, metavar="SECONDS")
-    mock.add_argument("--cut-after", type=int, metavar="N", help="drop streams after N events")
-    mock.add_argument("--container-ttl", type=float, metavar="SECONDS")
-    mock.add_argument("--openai-key", default="sk-mock-openai", help="Bearer key for /v1")
-    mock.add_argument("--azure-key", default="mock-azure-key", help="api-key for /openai/v1")
+    mock.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port on 127.0.0.1, 0-65535 (default: %(default)s, any free port)",
+    )
+    mock.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay between streamed events (default: %(default)s)",
+    )
+    mock.add_argument(
+        "--cut-after", type=int, metavar="N", help="drop streams after N events (default: never)"
+    )
+    mock.add_argument(
+        "--container-ttl",
+        type=float,
+        metavar="SECONDS",
+        help="idle seconds before a container's files answer 404 (default: never)",
+    )
+    mock.add_argument(
+        "--openai-key",
+        default="sk-mock-openai",
+        metavar="KEY",
+        help="the api_key OpenAI clients must use, sent as Bearer on /v1 (default: %(default)s)",
+    )
+    mock.add_argument(
+        "--azure-key",
+        default="mock-azure-key",
+        metavar="KEY",
+        help="the api_key Azure clients must use, sent as api-key or Bearer on /openai/v1 "
+        "(default: %(default)s)",
+    )
 
     live = commands.add_parser(
         "stream",
+        parents=[common],
         help="run a prompt against the real API and render its events",
         description=(
             "Create a response and render its stream. Uses OPENAI_API_KEY (and "
@@ -153,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from .serve import add_parser as add_serve
 
-    add_serve(commands)
+    add_serve(commands, parents=[common])
     return parser
 
 
@@ -225,15 +273,13 @@ def _replay_delivering(args: argparse.Namespace, data: bytes) -> int:
 
     import anyio
 
-    from .._delivery.pipeline import deliver
-
     async def run() -> None:
         sinks = _sinks(args)
         if not args.fetch_files:
-            await deliver(recorded(), *sinks)
+            await _deliver_all(recorded(), sinks)
             return
         async with _client_from_environment() as client:
-            await deliver(recorded(), *sinks, processors=_fetching(args, client))
+            await _deliver_all(recorded(), sinks, processors=_fetching(args, client))
 
     try:
         anyio.run(run)
@@ -251,12 +297,35 @@ def _fetching(args: argparse.Namespace, client: Any) -> list[Any]:
     return [FileFetcher(client, LocalStorage(args.files_dir))] if args.fetch_files else []
 
 
-def _sinks(args: argparse.Namespace) -> list[Sink]:
-    """The terminal, then each ``--sink`` (an unknown one fails before any request)."""
+def _sinks(args: argparse.Namespace) -> list[Attached]:
+    """The terminal, then each ``--sink`` (an unknown one fails before any request), each
+    named by its spec, without the credential a URL may carry."""
+    from .._delivery.pipeline import attach
     from .._delivery.plugins import sink_from_spec
+    from .._delivery.redaction import redact_text
     from .._delivery.sinks import CallbackSink
 
-    return [CallbackSink(_renderer(args, sys.stdout)), *map(sink_from_spec, args.sink)]
+    terminal = attach(CallbackSink(_renderer(args, sys.stdout)), name="the terminal")
+    return [terminal, *(attach(sink_from_spec(s), name=redact_text(s)) for s in args.sink)]
+
+
+async def _deliver_all(
+    events: AsyncIterable[Event], sinks: list[Attached], processors: Sequence[Any] = ()
+) -> None:
+    """Deliver ``events``; a sink that failed makes the command fail, once all is done."""
+    from .._delivery.pipeline import deliver
+    from .._delivery.redaction import redact_text
+
+    failures = await deliver(events, *sinks, processors=processors)
+    # A reader that went away (`| head`) is no failure of the command's.
+    failed = [(name, exc) for name, exc in failures if not isinstance(exc, BrokenPipeError)]
+    if failed:
+        said = "; ".join(f"the sink {name} failed ({_described(exc)})" for name, exc in failed)
+        raise RespflowError(redact_text(f"{said}; the other outputs went on to the end"))
+
+
+def _described(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -291,6 +360,13 @@ def _mock_server(args: argparse.Namespace) -> int:
     if args.files is not None and not args.files.is_dir():
         print(f"respflow mock-server: --files {args.files} is not a folder", file=sys.stderr)
         return 1
+    if not 0 <= args.port <= 65535:
+        print(
+            f"respflow mock-server: --port {args.port} is no port: use 0-65535 "
+            "(--port 0 picks any free one)",
+            file=sys.stderr,
+        )
+        return 1
 
     async def serve(folder: Path | None) -> None:
         server = MockServer(
@@ -307,10 +383,14 @@ def _mock_server(args: argparse.Namespace) -> int:
         # in the background by a shell that has no job control inherits an ignored SIGINT.
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with server as mock:
+                # The keys are the mock's own (--openai-key, --azure-key), not secrets: a
+                # client must send them, so they are shown.
                 print(
                     f"respflow mock-server: listening on {mock.url}\n"
-                    f"  OpenAI: base_url={mock.openai_base_url!r}, the --openai-key as api_key\n"
-                    f"  Azure:  base_url={mock.azure_base_url!r}, the --azure-key as api_key\n"
+                    f"  OpenAI: base_url={mock.openai_base_url!r}, api_key={args.openai_key!r}\n"
+                    f"  Azure:  base_url={mock.azure_base_url!r}, api_key={args.azure_key!r}\n"
+                    f"  e.g. OPENAI_BASE_URL={mock.openai_base_url} "
+                    f"OPENAI_API_KEY={args.openai_key} respflow stream --model m 'hi'\n"
                     "  Ctrl+C to stop",
                     flush=True,
                 )
@@ -325,6 +405,16 @@ def _mock_server(args: argparse.Namespace) -> int:
                 anyio.run(serve, folder)
     except KeyboardInterrupt:
         pass
+    except OSError as exc:  # the port: taken, or not ours to take
+        if args.debug:
+            raise
+        busy = " (in use)" if exc.errno == errno.EADDRINUSE else ""
+        print(
+            f"respflow mock-server: cannot listen on 127.0.0.1:{args.port}{busy}: "
+            f"{exc.strerror or exc}; choose another --port, or --port 0 for any free one",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -357,7 +447,6 @@ def _client_from_environment() -> Any:
 def _stream(args: argparse.Namespace) -> int:
     import anyio
 
-    from .._delivery.pipeline import deliver
     from .._sources.openai import stream
 
     params: dict[str, Any] = {"model": args.model, "input": args.prompt}
@@ -369,15 +458,9 @@ def _stream(args: argparse.Namespace) -> int:
     async def run() -> None:
         sinks = _sinks(args)
         async with _client_from_environment() as client, stream(client, **params) as events:
-            await deliver(events, *sinks, processors=_fetching(args, client))
+            await _deliver_all(events, sinks, processors=_fetching(args, client))
 
-    try:
-        anyio.run(run)
-    except RespflowError as exc:
-        print(f"respflow stream: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    anyio.run(run)  # a failure is main's to report, in one line
     return 0
 
 
@@ -412,6 +495,111 @@ def _missing_extra(args: argparse.Namespace) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _logging_for(args: argparse.Namespace) -> Iterator[None]:
+    """respflow's own log only with --debug (the command says what failed, in one line);
+    ``--sink log`` to stderr, never into stdout where ``--format jsonl`` goes. Undone
+    after the command, for a caller that runs ``main`` in its own process."""
+    if not _may_log(args):  # plain replay: nothing logs, and importing logging costs time
+        yield
+        return
+    import logging
+
+    touched = [logging.getLogger("respflow"), logging.getLogger("respflow.events")]
+    saved = [(log, list(log.handlers), log.level, log.propagate) for log in touched]
+    own = touched[0]
+    own.propagate = False
+    handler: logging.Handler = logging.NullHandler()
+    if args.debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+        own.setLevel(logging.DEBUG)
+    own.addHandler(handler)
+    configured = False
+    if any(spec.partition(":")[0] == "log" for spec in getattr(args, "sink", ())):
+        configured = _log_events_to_stderr()
+    try:
+        yield
+    finally:
+        for log, handlers, level, propagate in saved:
+            log.handlers[:] = handlers
+            log.setLevel(level)
+            log.propagate = propagate
+        if configured:
+            import structlog
+
+            structlog.reset_defaults()
+
+
+def _may_log(args: argparse.Namespace) -> bool:
+    delivering = bool(getattr(args, "sink", None) or getattr(args, "fetch_files", False))
+    return args.debug or args.command != "replay" or delivering
+
+
+def _log_events_to_stderr() -> bool:
+    """Send ``LogSink``'s records to stderr; True if that configured structlog."""
+    import logging
+
+    try:
+        import structlog
+    except ImportError:
+        events = logging.getLogger("respflow.events")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_event_line())
+        events.addHandler(handler)
+        events.setLevel(logging.INFO)
+        events.propagate = False
+        return False
+    if structlog.is_configured():  # the application's own setup: left as it is
+        return False
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # not stdout
+    return True
+
+
+def _event_line() -> Any:
+    """A formatter showing a ``LogSink`` record on one line with its fields, as structlog
+    would (made here: ``logging`` is imported only when a command logs)."""
+    import logging
+
+    import msgspec
+
+    class EventLine(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            fields = getattr(record, "respflow", {})
+            said = " ".join(
+                f"{name}={msgspec.json.encode(value).decode()}"
+                for name, value in fields.items()
+                if value not in (None, "", [], {})
+            )
+            return f"{record.levelname.lower():<7} {record.getMessage()} {said}".rstrip()
+
+    return EventLine()
+
+
+def _one_line(command: str, exc: BaseException) -> str:
+    """What went wrong, as one line without a secret in it."""
+    from .._delivery.redaction import redact_text
+
+    inner = _innermost(exc)
+    if isinstance(inner, RespflowError):
+        said = str(inner)
+    else:
+        said = (
+            f"unexpected {_described(inner)}; run it again with --debug for the traceback, "
+            "and please report it"
+        )
+    return redact_text(f"respflow {command}: " + " ".join(said.split()))
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The error a group stands for: its first respflow error, else its first error."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves = [_innermost(inner) for inner in exc.exceptions]
+    ours = [leaf for leaf in leaves if isinstance(leaf, RespflowError)]
+    return (ours or leaves)[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     missing = _missing_extra(args)
@@ -419,6 +607,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(missing, file=sys.stderr)
         return 1
     try:
-        return _COMMANDS[args.command](args)
+        with _logging_for(args):
+            return _COMMANDS[args.command](args)
     except BrokenPipeError:  # e.g. piped into head
         return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(_one_line(args.command, exc), file=sys.stderr)
+        return 1

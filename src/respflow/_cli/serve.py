@@ -20,9 +20,10 @@ __all__ = ["add_parser", "serve"]
 SAMPLE = "code_interpreter.sse"
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "serve",
+        parents=parents,
         help="serve responses over HTTP: start them, follow them from browsers, get their files",
         description=(
             "Run the respflow app: POST /responses starts a response (Authorization: Bearer "

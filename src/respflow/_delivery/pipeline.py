@@ -7,14 +7,14 @@ files, logs); ``drop_oldest`` drops what it has not taken yet and tells it so wi
 with its cursor). A sink that raises is closed and reported to the others as a
 ``stream.error``; a ``required`` sink failing stops the pipeline instead. Every sink is
 closed exactly once, after the response's end, or on cancellation after a
-``stream.truncated`` that says so.
+``stream.truncated`` that says so, whatever it does: a sink that hangs on that notice is
+closed all the same, and one the stream never waited for does not hold up the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,12 +27,14 @@ from anyio.abc import TaskGroup
 from .. import _events as ev
 from .._core.stamp import Stamper
 from .._exceptions import RespflowError, UsageError
+from .redaction import redact_text, redacting_logger
 
 __all__ = ["Attached", "Pipeline", "Policy", "Sink", "SinkFailed", "attach", "deliver"]
 
 Policy = Literal["block", "drop_oldest", "disconnect"]
 
-_log = logging.getLogger("respflow")
+# Sink errors carry URLs and headers: everything logged here is redacted first.
+_log = redacting_logger("respflow")
 
 
 @runtime_checkable
@@ -84,8 +86,10 @@ class Pipeline:
         processors: steps between the events and the sinks, in order: an object with
             ``process(events)`` (an async context manager, like :class:`respflow.FileFetcher`)
             or with ``feed(event) -> list[Event]`` (like :class:`respflow.LinkRewriter`).
-        close_timeout: seconds each sink gets to take its last event and close when the
-            pipeline is cancelled.
+        close_timeout: seconds a sink that never holds the stream back (``drop_oldest``,
+            ``disconnect``) may go without taking an event once the stream has ended
+            before it is let go; and, at the end, the seconds a sink gets to take the
+            ``stream.truncated`` that says it was cut short, then again to close.
     """
 
     def __init__(
@@ -129,6 +133,11 @@ class Pipeline:
             failed, rest = group.split(SinkFailed)
             if failed is not None and rest is None:
                 raise failed.exceptions[0] from None
+            # The sinks' tasks never raise: a lone error is the stream's own (a wrong key,
+            # an unreachable API), and `except AuthenticationFailed` must catch it.
+            sole = _sole(group)
+            if sole is not None:
+                raise sole from sole.__cause__
             raise
         if self._failed is not None:  # it cancelled the pipeline: this is what happened
             raise self._failed
@@ -176,7 +185,9 @@ class Pipeline:
             sequence_number=last.sequence_number if last else -1,
             cursor="",
             code="sink_failed",
-            message=f"the sink {outlet.name} failed ({exc!r}) and was closed; the others go on",
+            message=redact_text(
+                f"the sink {outlet.name} failed ({exc!r}) and was closed; the others go on"
+            ),
             fatal=False,
         )
         self._reports.append((outlet, report))
@@ -199,6 +210,19 @@ async def deliver(
     async with Pipeline(*sinks, processors=processors) as pipeline:
         await pipeline.run(events)
     return pipeline.failures
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception ``group`` holds, however deeply nested, or None if it holds more."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending and len(leaves) < 2:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        else:
+            leaves.append(current)
+    return leaves[0] if len(leaves) == 1 and not pending else None
 
 
 async def _fed(
@@ -226,7 +250,10 @@ class _Outlet:
         self._open = True
         self._failed = False
         self._disconnected = False
+        self._stuck = False
         self._first_missed: ev.Event | None = None
+        # Bounds the sends after the stream ended, for a sink the stream never waits for.
+        self._after_end = anyio.CancelScope()
         self._dropped = 0
         self._dropped_first: ev.Event | None = None
         self._dropped_last: ev.Event | None = None
@@ -266,27 +293,17 @@ class _Outlet:
     def end(self) -> None:
         self._ending = True
         self._readable.set()
+        if self.policy != "block":
+            # The stream never waited for this sink, and the end does not either: it may
+            # take what is left while it keeps taking, but one stuck send is let go.
+            self._after_end.deadline = anyio.current_time() + self._pipeline._close_timeout
 
     async def run(self) -> None:
         try:
-            while True:
-                if not self._items and self._open and not self._ending:
-                    self._readable = anyio.Event()
-                    await self._readable.wait()
-                    continue
-                if not self._open or not self._items:
-                    break
-                # The notice and the next event are taken together: everything the notice
-                # counts is older than that event, and drops during the sends below are
-                # newer, for the next notice.
-                notice = self._take_dropped() if self._dropped else None
-                event = self._items.popleft()
-                self._writable.set()
-                if notice is not None:
-                    await self._send(notice)
-                await self._send(event)
-            if self._dropped and self._open:
-                await self._send(self._take_dropped())
+            with self._after_end:
+                await self._drain()
+            if self._after_end.cancelled_caught:
+                self._let_go_stuck()
         except Exception as exc:  # any sink bug: isolate it
             self._failed = True
             self._open = False
@@ -296,9 +313,42 @@ class _Outlet:
             self._writable.set()
             await self._close()
 
+    async def _drain(self) -> None:
+        while True:
+            if not self._items and self._open and not self._ending:
+                self._readable = anyio.Event()
+                await self._readable.wait()
+                continue
+            if not self._open or not self._items:
+                break
+            # The notice and the next event are taken together: everything the notice
+            # counts is older than that event, and drops during the sends below are
+            # newer, for the next notice.
+            notice = self._take_dropped() if self._dropped else None
+            event = self._items.popleft()
+            self._writable.set()
+            if notice is not None:
+                await self._send(notice)
+            await self._send(event)
+        if self._dropped and self._open:
+            await self._send(self._take_dropped())
+
     async def _send(self, event: ev.Event) -> None:
         await self.sink.send(event)
         self.last = event
+        if self._ending and self.policy != "block":
+            self._after_end.deadline = anyio.current_time() + self._pipeline._close_timeout
+
+    def _let_go_stuck(self) -> None:
+        self._stuck = True
+        self._open = False
+        timeout = self._pipeline._close_timeout
+        stuck = TimeoutError(
+            f"the sink {self.name} took no event for {timeout:g} s after the stream ended "
+            f"(policy {self.policy}); it was let go and closed"
+        )
+        self._pipeline.failures.append((self.name, stuck))
+        _log.warning("respflow: %s", stuck)
 
     def _take_dropped(self) -> ev.StreamDropped:
         first, last = self._dropped_first, self._dropped_last
@@ -316,15 +366,26 @@ class _Outlet:
         )
 
     async def _close(self) -> None:
-        """The sink's end: a ``stream.truncated`` if its response did not end, then aclose."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self._pipeline._close_timeout):
-            last = self.last
-            notice = self._last_word(last) if not isinstance(last, ev.END_TYPES) else None
-            if notice is not None and not self._failed:
+        """The sink's end: a ``stream.truncated`` if its response did not end, then aclose.
+
+        Each step has its own bound, so a sink that hangs on its notice is still closed.
+        """
+        timeout = self._pipeline._close_timeout
+        last = self.last
+        notice = self._last_word(last) if not isinstance(last, ev.END_TYPES) else None
+        if notice is not None and not (self._failed or self._stuck):
+            with anyio.CancelScope(shield=True), anyio.move_on_after(timeout) as waited:
                 try:
                     await self.sink.send(notice)
                 except Exception as exc:
                     _log.warning("respflow: sink %s failed on its last event: %r", self.name, exc)
+            if waited.cancelled_caught:
+                _log.warning(
+                    "respflow: sink %s did not take its stream.truncated within %g s",
+                    self.name,
+                    timeout,
+                )
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
             try:
                 await _maybe_await(self.sink.aclose())
             except Exception as exc:

@@ -19,6 +19,7 @@ from typing import Any
 
 from .._exceptions import UsageError
 from .pipeline import Sink
+from .redaction import redact_text
 from .sinks import jsonl_sink, log_sink
 
 __all__ = ["available_sinks", "sink_from_spec"]
@@ -69,7 +70,9 @@ def sink_from_spec(spec: str) -> Sink:
     except UsageError:
         raise
     except Exception as exc:
-        raise UsageError(f"the sink {name!r} refused {argument!r}: {exc}") from exc
+        # A spec may be a URL with its credential in it: the message never repeats one.
+        refused = redact_text(f"the sink {name!r} refused {argument!r}: {exc}")
+        raise UsageError(refused) from exc
     if not isinstance(sink, Sink):
         raise UsageError(f"the sink plugin {name!r} made {sink!r}, which has no send/aclose")
     return sink

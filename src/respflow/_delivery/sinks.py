@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import msgspec
 from .. import _events as ev
 from .._events import encode_event
 from .._exceptions import UsageError
+from .redaction import redact, redacting_logger
 
 __all__ = ["CallbackSink", "JsonlSink", "LogSink", "redact"]
 
@@ -65,31 +65,16 @@ class JsonlSink:
             view = view[os.write(self._fd, view) :]
 
 
-_SECRET_KEYS = re.compile(r"api[-_]?key|authorization|secret|token|password", re.IGNORECASE)
-_SECRET_VALUES = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|Bearer\s+[A-Za-z0-9._~+/=-]{8,})")
-
-
-def redact(value: Any) -> Any:
-    """``value`` with secrets replaced: values under secret-sounding keys, and strings
-    that look like API keys or bearer tokens."""
-    if isinstance(value, dict):
-        return {
-            k: "[redacted]" if _SECRET_KEYS.search(str(k)) else redact(v) for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    if isinstance(value, str) and ("sk-" in value or "Bearer" in value):
-        return _SECRET_VALUES.sub("[redacted]", value)
-    return value
-
-
 class LogSink:
     """Each event a structured log entry, with its response and item ids bound.
 
     Uses structlog when it is installed (``logger`` may be a structlog logger), else the
     standard ``logging`` module with the fields in ``extra``. Calls are synchronous, so
     it works the same on asyncio and trio. Deltas are left out unless ``deltas=True``:
-    the finished code and text are logged whole. Secrets are redacted.
+    the finished code and text are logged whole. Secrets are redacted on both paths, by
+    shape (keys, bearer and basic credentials, JWTs, credentials and key parameters in
+    URLs) and by field name (``api_key``, ``authorization`` ...); numbers never are, so
+    token usage is logged as it is.
     """
 
     def __init__(self, logger: Any = None, *, deltas: bool = False) -> None:
@@ -98,7 +83,7 @@ class LogSink:
             try:
                 import structlog
             except ImportError:
-                logger = logging.getLogger("respflow.events")
+                logger = redacting_logger("respflow.events")
             else:
                 logger = structlog.get_logger("respflow.events")
         self._logger = logger

@@ -79,19 +79,20 @@ def events_app(
 async def _frames(reader: Any, heartbeat: float) -> AsyncIterator[bytes]:
     yield b"retry: 1000\n\n"
     while True:
-        event = lagged = None
+        event = refused = None
         finished = False
         with anyio.move_on_after(heartbeat):  # nothing is yielded inside the scope
             try:
                 event = await reader.__anext__()
             except StopAsyncIteration:
                 finished = True
-            except Lagged as exc:
-                lagged = exc
+            except (Lagged, TooOld) as exc:  # TooOld: the response came, past the cursor
+                refused = exc
         if finished:
             return
-        if lagged is not None:
-            yield b"event: lagged\ndata: " + str(lagged).encode() + b"\n\n"
+        if refused is not None:
+            name = b"lagged" if isinstance(refused, Lagged) else b"too_old"
+            yield b"event: " + name + b"\ndata: " + str(refused).encode() + b"\n\n"
             return
         if event is None:
             yield b": keepalive\n\n"

@@ -186,6 +186,7 @@ def resume(
     what this process rebuilds starts there. Without it the stream is replayed from the
     start. Raises :class:`respflow.ResumeExpired` if the API no longer has the response.
     """
+    _check_response_id(response_id)
     assembler = Assembler(starting_after=starting_after, response_id=response_id)
     wanted = list(include or ())
 
@@ -209,6 +210,7 @@ async def cancel(client: AsyncOpenAI, response_id: str, /) -> dict[str, Any]:
 
     Cancelling a finished response is harmless: the API returns it as it ended.
     """
+    _check_response_id(response_id)
     action = f"cancelling response {response_id}"
     try:
         raw = await client.responses.with_raw_response.cancel(response_id)
@@ -289,15 +291,21 @@ async def _follow(
     attempt = 0
     yielded = False
     while True:
-        manager = opener()
         try:
+            manager = opener()
             response = await manager.__aenter__()
         except Exception as exc:
             error = _translate(client, exc, action)
-            if error is None:
-                raise
             if not yielded:
+                if error is None:
+                    raise
                 raise error from exc
+            if error is None:  # once events flow nothing raises: the stream ends instead
+                for event in asm.transport_error(f"{action} failed: {exc!r}", code="resume_failed"):
+                    yield event
+                for event in asm.close():
+                    yield event
+                return
             attempt += 1
             if isinstance(error, NotFound | AuthenticationFailed) or attempt > policy.attempts:
                 code = "resume_expired" if isinstance(error, NotFound) else "resume_failed"
@@ -347,6 +355,14 @@ async def _follow(
             for event in asm.close():
                 yield event
             return
+        unusable = _unusable_id(asm.response_id)
+        if unusable is not None:
+            message = f"the connection dropped and {unusable}"
+            for event in asm.transport_error(message, code="resume_failed"):
+                yield event
+            for event in asm.close():
+                yield event
+            return
         attempt += 1
         if attempt > policy.attempts:
             why = f" ({failure!r})" if failure is not None else ""
@@ -369,6 +385,29 @@ async def _follow(
 
         def opener(rid: str = rid, after: int | None = after) -> AbstractAsyncContextManager[Any]:
             return _retrieve(client, rid, after, include)
+
+
+def _unusable_id(response_id: str) -> str | None:
+    """Why ``response_id`` cannot name a response in a URL, or None if it can.
+
+    The id comes from the server; as a path segment, ``..`` or a slash would address
+    another resource than the response (and the SDK refuses dot segments with a bare
+    ValueError).
+    """
+    if response_id in ("", ".", ".."):
+        return f"the response id {response_id!r} cannot be put in a URL, so it cannot be resumed"
+    if any(c in response_id for c in "/\\?#") or not response_id.isprintable():
+        return (
+            f"the response id {response_id!r} holds characters a URL path segment cannot, "
+            "so it cannot be resumed"
+        )
+    return None
+
+
+def _check_response_id(response_id: str) -> None:
+    unusable = _unusable_id(response_id)
+    if unusable is not None:
+        raise UsageError(unusable + "; pass the id the API gave (resp_...)")
 
 
 async def _run_out(chunks: AsyncIterator[bytes]) -> None:

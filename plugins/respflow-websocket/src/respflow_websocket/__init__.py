@@ -10,8 +10,11 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import anyio
+from websockets.exceptions import InvalidURI
+from websockets.uri import parse_uri
 
 import respflow
 from respflow import Event, Hub, Lagged, Reconnect, TooOld, encode_event, parse_cursor
@@ -52,6 +55,8 @@ def websocket_route(
 
     Each event is one text message (its JSON). The client may pass ``?after=<cursor>``
     to resume. ``authorize(websocket, response_id)`` runs before anything is sent.
+    Refusals are close codes after a completed handshake: 4403 (not allowed), 4400
+    (``after`` is no cursor, or older than the history), 4008 (too slow).
     """
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
@@ -61,6 +66,9 @@ def websocket_route(
         allowed = authorize(websocket, response_id)
         if inspect.isawaitable(allowed):
             allowed = await allowed
+        # A close before the handshake reaches the client as HTTP 403 whatever its code:
+        # the handshake completes first (nothing is sent), so the code is what it sees.
+        await websocket.accept()
         if allowed is not True:
             await websocket.close(code=FORBIDDEN, reason="forbidden")
             return
@@ -72,12 +80,14 @@ def websocket_route(
         except (ValueError, TooOld) as exc:
             await websocket.close(code=BAD_CURSOR, reason=str(exc)[:120])
             return
-        await websocket.accept()
         try:
             async for event in reader:
                 await websocket.send_text(encode_event(event).decode())
         except Lagged as exc:
             await websocket.close(code=LAGGED, reason=str(exc)[:120])
+            return
+        except TooOld as exc:  # the response came, but only from past the cursor
+            await websocket.close(code=BAD_CURSOR, reason=str(exc)[:120])
             return
         await websocket.close(code=1000)
 
@@ -90,7 +100,8 @@ async def read_events(
     """The events a ``websocket_route`` sends, until the response ends.
 
     Raises :class:`Closed` with the server's code if it closes early (4403: not
-    allowed; 4008: too slow, resume with the last cursor).
+    allowed; 4400: a cursor the server cannot resume after; 4008: too slow, resume with
+    the last cursor).
     """
     if after is not None:
         url += ("&" if "?" in url else "?") + "after=" + after
@@ -125,6 +136,17 @@ class WebSocketSink:
         self.url = url
         self.headers = dict(headers or {})
         self.reconnect = reconnect or Reconnect()
+        # URLs often carry the credential (?token=, user:pass@): messages show this instead.
+        self._shown = _shown_url(url)
+        try:
+            parse_uri(url)
+        except (InvalidURI, ValueError) as exc:
+            # InvalidURI's own message repeats the whole URL, credential and all.
+            why = "not a valid URI" if isinstance(exc, InvalidURI) else str(exc)
+            raise respflow.UsageError(
+                f"the websocket sink's URL {self._shown} is unusable ({why}): "
+                "use ws://host/path or wss://host/path"
+            ) from None
         self._connection: Connection | None = None
         self._recent: deque[str] = deque(maxlen=resend)
         self._dropped = False
@@ -155,9 +177,9 @@ class WebSocketSink:
                 failures += 1
                 if failures > self.reconnect.attempts:
                     raise Closed(
-                        None, f"{self.url} unreachable after {failures} tries: {exc}"
+                        None, f"{self._shown} unreachable after {failures} tries: {exc}"
                     ) from exc
-                _log.info("respflow: websocket sink reconnecting to %s: %s", self.url, exc)
+                _log.info("respflow: websocket sink reconnecting to %s: %s", self._shown, exc)
                 await anyio.sleep(self.reconnect.delay(failures))
 
     async def aclose(self) -> None:
@@ -167,6 +189,21 @@ class WebSocketSink:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.aclose()
+
+
+def _shown_url(url: str) -> str:
+    """``url`` fit for a log line: no user or password, and no query values."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "<a URL that does not parse>"
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    names = parse_qs(parts.query, keep_blank_values=True)
+    query = "?" + "&".join(f"{name}=..." for name in names) if parts.query else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", "")) + query
 
 
 def sink_from_spec(spec: str) -> WebSocketSink:
