@@ -39,13 +39,14 @@ async def test_files_are_listed_and_served_under_the_cited_ids(anyio_backend: st
 
 async def test_files_are_gone_once_the_container_expires(anyio_backend: str) -> None:
     async with (
-        MockServer(SAMPLE, files=FILES, container_ttl=0.2) as mock,
+        MockServer(SAMPLE, files=FILES, container_ttl=1.5) as mock,
         openai.AsyncOpenAI(
             base_url=mock.openai_base_url, api_key="sk-mock-openai", max_retries=0
         ) as sdk,
     ):
-        await sdk.containers.files.list("cntr_sample")  # alive, and now used
-        await anyio.sleep(0.3)
+        # Alive, and now used (a lifetime long enough for a busy machine to get here).
+        await sdk.containers.files.list("cntr_sample")
+        await anyio.sleep(2.0)
         with pytest.raises(openai.NotFoundError):
             await sdk.containers.files.content.retrieve(
                 "cfile_sample_rolls", container_id="cntr_sample"
