@@ -94,6 +94,19 @@ class Containers:
         """Expire every container now, as ~20 idle minutes would."""
         self._expired.update(self._used)
 
+    def add(self, container_id: str, local: Path) -> ContainerFile:
+        """Serve ``local`` in ``container_id`` from now on, as code saving a file there would."""
+        self._used.setdefault(container_id, time.monotonic())
+        added = ContainerFile(
+            id=f"cfile_added_{len(self._files):04d}",
+            container_id=container_id,
+            path=f"/mnt/data/{local.name}",
+            local=local,
+            created_at=int(time.time()),
+        )
+        self._files[(container_id, added.id)] = added
+        return added
+
     def files(self, container_id: str) -> list[ContainerFile]:
         return [f for (cid, _), f in sorted(self._files.items()) if cid == container_id]
 
