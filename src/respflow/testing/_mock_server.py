@@ -82,7 +82,7 @@ class RecordedRequest:
 class _Failure:
     status: int
     message: str
-    retry_after: float | None
+    retry_after: float | str | None
     times: int
 
 
@@ -190,10 +190,11 @@ class MockServer:
         status: int,
         *,
         times: int = 1,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         message: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``: seconds,
+        or a string sent as it is)."""
         text = message or {
             401: "Incorrect API key provided.",
             404: "Not found.",
@@ -643,5 +644,7 @@ def _auth_error(api: str) -> dict[str, Any]:
     return _error("Incorrect API key provided.", 401)
 
 
-def _number(value: float) -> str:
+def _number(value: float | str) -> str:
+    if isinstance(value, str):  # sent as it is: an HTTP date, or anything a server might say
+        return value
     return str(int(value)) if value == int(value) else str(value)
