@@ -224,10 +224,11 @@ async def test_two_images_of_a_call_with_a_very_long_id_each_get_an_outcome(
         got = await _run(mock, LocalStorage(tmp_path))
     _ends_last_once(got)
     files = _files(got)
-    assert len(files) == 2
-    assert isinstance(files[0], FileSaved)
-    if isinstance(files[1], FileFailed):
-        assert files[1].hint
+    assert len(files) == 2  # one each: both saved, or one refused by the storage's naming
+    assert any(isinstance(e, FileSaved) for e in files)
+    for failed in files:
+        if isinstance(failed, FileFailed):
+            assert "storage" in failed.hint
 
 
 async def test_a_response_folder_that_links_out_of_the_root_is_a_file_failed(
