@@ -321,7 +321,7 @@ async def test_files_of_one_name_in_two_containers_and_two_folders_each_get_thei
             local.write_bytes(data)
             cited = (container_id, path) == ("cntr_b", "/mnt/data/report.csv")
             mock.containers.add(
-                container_id, path, local, file_id="cfile_b_report" if cited else None
+                container_id, local, path=path, file_id="cfile_b_report" if cited else None
             )
         got = await _run(mock, LocalStorage(tmp_path / "files"), LinkRewriter())
     answers = [e.text for e in got if isinstance(e, ev.MessageCompleted)]

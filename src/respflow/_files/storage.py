@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Protocol
@@ -80,14 +81,51 @@ class LocalStorage:
         self._saved: dict[tuple[str, str], StoredFile] = {}
         self._lock = anyio.Lock()
         self._loaded: set[str] = set()
+        # Bytes counted against each response's cap: its saved files, and the downloads
+        # still under way, which share what is left of it.
+        self._bytes_saved: dict[str, int] = {}
+        self._bytes_coming: dict[str, int] = {}
 
     async def find(self, response_id: str, key: str) -> StoredFile | None:
-        if (response_id, key) not in self._saved:
-            await anyio.to_thread.run_sync(self._load_index, response_id)
+        """The file saved under ``key``, by this run or an earlier one.
+
+        Raises:
+            RespflowError: the response's folder leads out of the root (a link).
+        """
+        if (response_id, key) not in self._saved and response_id not in self._loaded:
+            earlier = await anyio.to_thread.run_sync(self._read_index, response_id)
+            self._take_in(response_id, earlier)
         return self._saved.get((response_id, key))
 
-    def _stored_bytes(self, response_id: str) -> int:
-        return sum(s.size for (rid, _), s in self._saved.items() if rid == response_id)
+    def _take_in(self, response_id: str, earlier: dict[str, StoredFile]) -> None:
+        """Add what an earlier run saved, once: two finds may have read the index at once."""
+        if response_id in self._loaded:
+            return
+        self._loaded.add(response_id)
+        for key, stored in earlier.items():
+            if (response_id, key) not in self._saved:
+                self._saved[(response_id, key)] = stored
+                self._count(response_id, stored)
+
+    def _count(self, response_id: str, stored: StoredFile) -> None:
+        self._bytes_saved[response_id] = self._bytes_saved.get(response_id, 0) + stored.size
+
+    def _reserve(self, response_id: str, size: int, filename: str) -> None:
+        """Count ``size`` more bytes of a download against the response's cap."""
+        used = self._bytes_saved.get(response_id, 0) + self._bytes_coming.get(response_id, 0)
+        if used + size > self.max_response_bytes:
+            raise FileTooLarge(
+                f"{filename!r} would take response {response_id} past "
+                f"max_response_bytes ({self.max_response_bytes})"
+            )
+        self._bytes_coming[response_id] = self._bytes_coming.get(response_id, 0) + size
+
+    def _release(self, response_id: str, size: int) -> None:
+        left = self._bytes_coming.get(response_id, 0) - size
+        if left:
+            self._bytes_coming[response_id] = left
+        else:
+            self._bytes_coming.pop(response_id, None)
 
     def _folder(self, response_id: str) -> Path:
         return self._inside(self.root / safe_filename(response_id, fallback="response"))
@@ -97,26 +135,24 @@ class LocalStorage:
         ``LinkRewriter`` links it): what links can point at before it is saved."""
         return self._folder(response_id) / safe_filename(filename)
 
-    def _load_index(self, response_id: str) -> None:
-        """Take in what an earlier run saved for this response, if its files are still there."""
-        if response_id in self._loaded:
-            return
-        self._loaded.add(response_id)
+    def _read_index(self, response_id: str) -> dict[str, StoredFile]:
+        """What an earlier run saved for this response, if its files are still there."""
         folder = self._folder(response_id)
         try:
             index = msgspec.json.decode((folder / _INDEX).read_bytes(), type=dict[str, StoredFile])
         except (OSError, msgspec.DecodeError):
-            return
-        for key, stored in index.items():
-            path = folder / stored.filename
-            safe = stored.filename == safe_filename(stored.filename)
-            if safe and path.is_file() and path.stat().st_size == stored.size:
-                self._saved[(response_id, key)] = msgspec.structs.replace(
-                    stored, location=str(path)
-                )
+            return {}
+        return {
+            key: msgspec.structs.replace(stored, location=str(folder / stored.filename))
+            for key, stored in index.items()
+            if _still_there(folder, stored)
+        }
 
-    def _write_index(self, response_id: str, folder: Path) -> None:
-        index = {key: stored for (rid, key), stored in self._saved.items() if rid == response_id}
+    def _index(self, response_id: str) -> dict[str, StoredFile]:
+        return {key: stored for (rid, key), stored in self._saved.items() if rid == response_id}
+
+    @staticmethod
+    def _write_index(folder: Path, index: dict[str, StoredFile]) -> None:
         temp = folder / f".{secrets.token_hex(8)}.part"
         temp.write_bytes(msgspec.json.encode(index))
         os.replace(temp, folder / _INDEX)
@@ -143,20 +179,15 @@ class LocalStorage:
         temp = folder / f".{secrets.token_hex(8)}.part"
         digest = hashlib.sha256()
         size = 0
-        budget = self.max_response_bytes - self._stored_bytes(response_id)
         try:
             async with await anyio.open_file(temp, "xb") as out:
                 async for chunk in chunks:
-                    size += len(chunk)
-                    if size > self.max_file_bytes:
+                    if size + len(chunk) > self.max_file_bytes:
                         raise FileTooLarge(
                             f"{filename!r} is larger than max_file_bytes ({self.max_file_bytes})"
                         )
-                    if size > budget:
-                        raise FileTooLarge(
-                            f"{filename!r} would take response {response_id} past "
-                            f"max_response_bytes ({self.max_response_bytes})"
-                        )
+                    self._reserve(response_id, len(chunk), filename)
+                    size += len(chunk)
                     digest.update(chunk)
                     await out.write(chunk)
                 await out.flush()
@@ -167,10 +198,15 @@ class LocalStorage:
                     return found
                 final = await anyio.to_thread.run_sync(_link_free_name, temp, folder, filename)
                 stored = StoredFile(str(final), final.name, size, digest.hexdigest(), media_type)
+                self._release(response_id, size)
+                size = 0
                 self._saved[(response_id, key)] = stored
-                await anyio.to_thread.run_sync(self._write_index, response_id, folder)
+                self._count(response_id, stored)
+                index = self._index(response_id)  # taken here: the thread must not see it change
+                await anyio.to_thread.run_sync(self._write_index, folder, index)
                 return stored
         finally:
+            self._release(response_id, size)
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
 
@@ -179,6 +215,17 @@ class LocalStorage:
         if not resolved.is_relative_to(self.root):
             raise RespflowError(f"refusing to write outside the storage root: {path}")
         return resolved
+
+
+def _still_there(folder: Path, stored: StoredFile) -> bool:
+    """Whether an indexed file is still in ``folder`` as it was saved."""
+    if stored.filename != safe_filename(stored.filename):
+        return False
+    try:
+        found = (folder / stored.filename).stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and found.st_size == stored.size
 
 
 def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:

@@ -76,13 +76,20 @@ class Containers:
                 )
 
     def add(
-        self, container_id: str, path: str, local: Path, *, file_id: str | None = None
+        self,
+        container_id: str,
+        local: Path,
+        *,
+        path: str | None = None,
+        file_id: str | None = None,
     ) -> ContainerFile:
-        """Serve ``local`` at ``path`` in ``container_id``, whatever the recording cites: two
-        containers, or two folders, may then hold files of one name with different bytes."""
+        """Serve ``local`` in ``container_id`` from now on (at ``path``, by default
+        ``/mnt/data/<its name>``), as code saving a file there would: whatever the recording
+        cites, so two containers, or two folders, may hold files of one name."""
         file_id = file_id or f"cfile_added_{len(self._files):04d}"
         self._used.setdefault(container_id, time.monotonic())
-        added = ContainerFile(file_id, container_id, path, local, int(time.time()))
+        where = path or f"/mnt/data/{local.name}"
+        added = ContainerFile(file_id, container_id, where, local, int(time.time()))
         self._files[(container_id, file_id)] = added
         return added
 

@@ -82,7 +82,7 @@ class RecordedRequest:
 class _Failure:
     status: int
     message: str
-    retry_after: float | None
+    retry_after: float | str | None
     times: int
 
 
@@ -110,6 +110,14 @@ class MockServer:
         file_delay: seconds each file download waits before its answer.
         cut_files_after: drop file downloads after this many bytes (``max_cuts`` counts
             these too).
+        listing_delay: seconds each container file listing waits before its answer.
+        cut_listings_after: drop container file listings after this many bytes of their
+            body (``max_cuts`` counts these too).
+        listing_body: answer every container file listing with these bytes, status 200,
+            whatever they are (a broken gateway, a hostile server).
+        endless_listing: every listing page says ``has_more``, with a new file on each.
+        redirect_containers_to: answer every container request with a redirect
+            (``redirect_status``) to this URL followed by the request's path and query.
         openai_api_key: the Bearer key ``/v1/...`` accepts.
         azure_api_key: the key ``/openai/v1/...`` accepts (``api-key`` header or Bearer).
         azure_ad_token: an Entra token ``/openai/v1/...`` accepts as Bearer.
@@ -128,6 +136,12 @@ class MockServer:
         container_ttl: float | None = None,
         file_delay: float = 0.0,
         cut_files_after: int | None = None,
+        listing_delay: float = 0.0,
+        cut_listings_after: int | None = None,
+        listing_body: bytes | None = None,
+        endless_listing: bool = False,
+        redirect_containers_to: str | None = None,
+        redirect_status: int = 302,
         openai_api_key: str = "sk-mock-openai",
         azure_api_key: str = "mock-azure-key",
         azure_ad_token: str | None = None,
@@ -152,6 +166,14 @@ class MockServer:
         self.active_downloads = 0
         self.peak_downloads = 0
         """The most file downloads that were served at once."""
+        self.listing_delay = listing_delay
+        self.cut_listings_after = cut_listings_after
+        self.listing_body = listing_body
+        self.endless_listing = endless_listing
+        self.redirect_containers_to = redirect_containers_to
+        self.redirect_status = redirect_status
+        self.listing_pages = 0
+        """How many container file listing pages were asked for."""
         self.containers = Containers(
             Path(files) if files is not None else None, recording, ttl=container_ttl
         )
@@ -168,10 +190,11 @@ class MockServer:
         status: int,
         *,
         times: int = 1,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         message: str | None = None,
     ) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``: seconds,
+        or a string sent as it is)."""
         text = message or {
             401: "Incorrect API key provided.",
             404: "Not found.",
@@ -271,6 +294,9 @@ class MockServer:
             await self._answer(
                 request, send, failure.status, _error(failure.message, failure.status), extra=extra
             )
+            return
+        if self.redirect_containers_to and rest.startswith("/containers/"):
+            await self._redirect(request, send, self.redirect_containers_to)
             return
         for method, pattern, name in _ROUTES:
             match = pattern.fullmatch(rest)
@@ -450,18 +476,87 @@ class MockServer:
     # -- containers ---------------------------------------------------------------------
 
     async def _on_list_files(self, request: _Request, send: Send, cid: str) -> None:
+        self.listing_pages += 1
+        if self.listing_delay:
+            await anyio.sleep(self.listing_delay)
         if not self.containers.alive(cid):
             await self._answer(request, send, 404, _error(f"Container with id '{cid}' not found."))
             return
-        data = [f.to_json() for f in self.containers.files(cid)]
+        if self.listing_body is not None:
+            await self._send_listing(request, send, self.listing_body)
+            return
+        if self.endless_listing:
+            entry = {
+                "id": f"cfile_page_{self.listing_pages:06d}",
+                "object": "container.file",
+                "container_id": cid,
+                "path": f"/mnt/data/page_{self.listing_pages:06d}.txt",
+                "bytes": 1,
+                "created_at": 0,
+                "source": "assistant",
+            }
+            page = {
+                "object": "list",
+                "data": [entry],
+                "first_id": entry["id"],
+                "last_id": entry["id"],
+                "has_more": True,
+            }
+            await self._send_listing(request, send, msgspec.json.encode(page))
+            return
+        files = [f.to_json() for f in self.containers.files(cid)]
+        ids = [f["id"] for f in files]
+        after = request.query.get("after", [""])[0]
+        if after in ids:
+            files = files[ids.index(after) + 1 :]
+        limit = request.query.get("limit", ["20"])[0]
+        size = min(max(int(limit), 1), 100) if limit.isdigit() else 20
+        data = files[:size]
         page = {
             "object": "list",
             "data": data,
             "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None,
-            "has_more": False,
+            "has_more": len(files) > size,
         }
-        await self._answer(request, send, 200, page)
+        await self._send_listing(request, send, msgspec.json.encode(page))
+
+    async def _send_listing(self, request: _Request, send: Send, body: bytes) -> None:
+        self._log(request, 200)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", self._request_id()),
+                ],
+            }
+        )
+        cut = self.cut_listings_after
+        if cut is not None and (self.max_cuts is None or self.cuts < self.max_cuts):
+            await send({"type": "http.response.body", "body": body[:cut], "more_body": True})
+            self.cuts += 1
+            raise _Cut(f"dropped the listing after {cut} bytes (cut_listings_after)")
+        await send({"type": "http.response.body", "body": body})
+
+    async def _redirect(self, request: _Request, send: Send, base: str) -> None:
+        query = request.scope.get("query_string", b"")
+        target = base.rstrip("/") + request.scope["path"] + ("?" + query.decode() if query else "")
+        self._log(request, self.redirect_status)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.redirect_status,
+                "headers": [
+                    (b"location", target.encode()),
+                    (b"content-length", b"0"),
+                    (b"x-request-id", self._request_id()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
 
     async def _on_file(self, request: _Request, send: Send, cid: str, fid: str) -> None:
         found = self.containers.file(cid, fid) if self.containers.alive(cid) else None
@@ -549,5 +644,7 @@ def _auth_error(api: str) -> dict[str, Any]:
     return _error("Incorrect API key provided.", 401)
 
 
-def _number(value: float) -> str:
+def _number(value: float | str) -> str:
+    if isinstance(value, str):  # sent as it is: an HTTP date, or anything a server might say
+        return value
     return str(int(value)) if value == int(value) else str(value)
