@@ -562,3 +562,25 @@ async def test_what_respflow_itself_logs_about_a_sink_holds_no_secret(
     _no_secret_in(caplog.text)
     [report] = [e for e in other.events if isinstance(e, StreamError)]
     _no_secret_in(report.message)  # nor does the stream.error the other sinks get
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "-3"}, None),
+        ({"retry-after-ms": "inf", "retry-after": "2"}, 2.0),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 -0000"}, 0.0),  # a date with no zone
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_a_retry_after_header_is_read_or_ignored_never_raises(
+    headers: dict[str, str], seconds: float | None
+) -> None:
+    from respflow._sources.openai import _retry_after
+
+    assert _retry_after(headers) == seconds

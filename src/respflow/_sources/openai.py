@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -469,26 +470,36 @@ def _origin(client: Any) -> str:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asks to wait (``retry-after-ms``, or ``retry-after`` in seconds
+    or as an HTTP date); None when it says nothing usable (NaN, infinite, negative)."""
     ms = headers.get("retry-after-ms")
     if ms is not None:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
+        seconds = _seconds(ms)
+        if seconds is not None:
+            return seconds / 1000
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     from datetime import datetime
 
+    if when.tzinfo is None:  # "-0000" dates parse without a zone; HTTP dates are GMT
+        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _from_bytes(sdk_stream: Any, body: Any, asm: Assembler) -> AsyncIterator[Event]:
