@@ -760,3 +760,22 @@ async def test_every_announced_file_gets_one_outcome_and_the_end_comes_last(
     assert len(outcomes) == len(cited) + len(links) + len(shown)
     saved = [e for e in outcomes if isinstance(e, FileSaved)]
     assert sum(e.size for e in saved) <= (cap or 10**9)
+
+
+async def test_a_wrong_key_through_fetch_files_alone_is_authentication_failed_itself(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    recording = Recording.from_bytes(SAMPLES.joinpath("code_interpreter.sse").read_bytes())
+
+    async def fetch_all(client: openai.AsyncOpenAI) -> None:
+        events = respflow.stream(client, model="m", input="x")
+        async with respflow.fetch_files(events, client, LocalStorage(tmp_path)) as out:
+            async for _ in out:
+                pass
+
+    async with (
+        MockServer(recording, files=FILES) as mock,
+        openai.AsyncOpenAI(base_url=mock.openai_base_url, api_key="sk-no", max_retries=0) as bad,
+    ):
+        with pytest.raises(respflow.AuthenticationFailed):
+            await fetch_all(bad)

@@ -142,3 +142,20 @@ class RateLimited(HTTPStatusError):
 
 class ServerError(HTTPStatusError):
     hint = "the API failed; the client's own retries (max_retries) were used up, try again later"
+
+
+def sole_exception(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception ``group`` holds, however deeply nested, or None if it holds more.
+
+    Task groups wrap what their tasks raise; a caller that wrote ``except
+    AuthenticationFailed`` must still catch a lone typed error as itself.
+    """
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending and len(leaves) < 2:
+        current = pending.pop()
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        else:
+            leaves.append(current)
+    return leaves[0] if len(leaves) == 1 and not pending else None

@@ -26,7 +26,7 @@ from anyio.abc import TaskGroup
 
 from .. import _events as ev
 from .._core.stamp import Stamper
-from .._exceptions import RespflowError, UsageError
+from .._exceptions import RespflowError, UsageError, sole_exception
 from .redaction import redact_text, redacting_logger
 
 __all__ = ["Attached", "Pipeline", "Policy", "Sink", "SinkFailed", "attach", "deliver"]
@@ -135,7 +135,7 @@ class Pipeline:
                 raise failed.exceptions[0] from None
             # The sinks' tasks never raise: a lone error is the stream's own (a wrong key,
             # an unreachable API), and `except AuthenticationFailed` must catch it.
-            sole = _sole(group)
+            sole = sole_exception(group)
             if sole is not None:
                 raise sole from sole.__cause__
             raise
@@ -210,19 +210,6 @@ async def deliver(
     async with Pipeline(*sinks, processors=processors) as pipeline:
         await pipeline.run(events)
     return pipeline.failures
-
-
-def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception ``group`` holds, however deeply nested, or None if it holds more."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending and len(leaves) < 2:
-        current = pending.pop()
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
-        else:
-            leaves.append(current)
-    return leaves[0] if len(leaves) == 1 and not pending else None
 
 
 async def _fed(

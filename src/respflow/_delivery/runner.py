@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from .. import _events as ev
-from .._exceptions import LeaseLost, RespflowError, UsageError
+from .._exceptions import LeaseLost, RespflowError, UsageError, sole_exception
 from .broker import Broker, Lease
 from .pipeline import Pipeline, attach
 
@@ -215,7 +215,8 @@ class Runner:
                 announced = True
         except Exception as exc:
             if not announced:
-                raise _single(exc) from None
+                sole = sole_exception(exc) if isinstance(exc, BaseExceptionGroup) else exc
+                raise (sole or exc) from None
             # One response's failure must not take the runner's other responses with it.
             _log.exception("respflow: running response %s failed", response_id)
         finally:
@@ -283,10 +284,3 @@ async def _prepend(first: ev.Event, rest: AsyncIterator[ev.Event]) -> AsyncItera
     yield first
     async for event in rest:
         yield event
-
-
-def _single(exc: BaseException) -> BaseException:
-    """The one exception inside nested groups of one, so callers catch the typed error."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc

@@ -27,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .. import _events as ev
 from .._core.stamp import Stamper
+from .._exceptions import sole_exception
 from .._sources.openai import Reconnect, _retry_after, _run_out
 from .names import FileNames
 from .storage import FileTooLarge, LocalStorage, Storage, StoredFile
@@ -158,13 +159,21 @@ class FileFetcher:
     ) -> AsyncIterator[AsyncIterator[ev.Event]]:
         """``async with fetcher.process(events) as out: async for event in out: ...``"""
         send, receive = anyio.create_memory_object_stream[ev.Event | _Made](64)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._pump, events, send, group)
-            try:
-                yield _stamped(receive)
-            finally:
-                group.cancel_scope.cancel()
-                receive.close()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._pump, events, send, group)
+                try:
+                    yield _stamped(receive)
+                finally:
+                    group.cancel_scope.cancel()
+                    receive.close()
+        except BaseExceptionGroup as failed:
+            # A lone error is the stream's own (a wrong key before the first event): it
+            # reaches the caller as itself, not inside a group.
+            sole = sole_exception(failed)
+            if sole is None:
+                raise
+            raise sole from sole.__cause__
 
     # -- the event pump ----------------------------------------------------------------
 
