@@ -9,6 +9,7 @@ import anyio
 import openai
 import pytest
 
+import respflow
 from respflow.testing import MockServer, Recording
 
 pytestmark = pytest.mark.anyio
@@ -83,3 +84,31 @@ async def test_expire_containers_now(anyio_backend: str) -> None:
         mock.expire_containers()
         with pytest.raises(openai.NotFoundError):
             await sdk.containers.files.list("cntr_sample")
+
+
+async def test_with_fresh_ids_every_run_has_its_own_ids_and_files(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    async with (
+        MockServer(SAMPLE, files=FILES, fresh_ids=True) as mock,
+        openai.AsyncOpenAI(
+            base_url=mock.openai_base_url, api_key="sk-mock-openai", max_retries=0
+        ) as sdk,
+    ):
+        runs = []
+        for n in range(2):
+            storage = respflow.LocalStorage(tmp_path / str(n))
+            events = respflow.stream(sdk, model="m", input="x")
+            async with respflow.fetch_files(events, sdk, storage) as out:
+                runs.append([e async for e in out])
+    ids = [{e.response_id for e in run} for run in runs]
+    assert len(ids[0]) == len(ids[1]) == 1
+    assert ids[0] != ids[1]
+    assert SAMPLE.response_id not in ids[0] | ids[1]
+    cited = [[e for e in run if isinstance(e, respflow.FileCited)] for run in runs]
+    assert cited[0][0].container_id != cited[1][0].container_id
+    assert cited[0][0].file_id != cited[1][0].file_id
+    for run in runs:  # each run's files download under its own ids
+        saved = {e.filename for e in run if isinstance(e, respflow.FileSaved)}
+        assert {"dice_rolls.csv", "dice_chart.png"} <= saved
+        assert isinstance(run[-1], respflow.ResponseCompleted)

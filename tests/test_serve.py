@@ -94,7 +94,12 @@ async def test_the_serve_contract(served: Served, anyio_backend: str) -> None:
         assert (await http.post("/responses", json=BODY, headers=wrong)).status_code == 401
 
         started = await _start(http)
+        again = await _start(http)  # the mock gives every run its own ids: no collision
+        assert again["response_id"] != started["response_id"]
         events = await _follow(http, started["events_url"])
+        assert isinstance(
+            (await _follow(http, again["events_url"]))[-1], respflow.ResponseCompleted
+        )
         assert isinstance(events[-1], respflow.ResponseCompleted)
         assert {e.response_id for e in events} == {started["response_id"]}
 

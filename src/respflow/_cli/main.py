@@ -174,6 +174,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the api_key Azure clients must use, sent as api-key or Bearer on /openai/v1 "
         "(default: %(default)s)",
     )
+    mock.add_argument(
+        "--keep-ids",
+        action="store_true",
+        help="replay the recording's own response, container and file ids (byte-for-byte "
+        "replays); by default each request gets new ones, so runs never collide",
+    )
 
     live = commands.add_parser(
         "stream",
@@ -378,6 +384,7 @@ def _mock_server(args: argparse.Namespace) -> int:
             openai_api_key=args.openai_key,
             azure_api_key=args.azure_key,
             port=args.port,
+            fresh_ids=not args.keep_ids,
         )
         # Stop on SIGINT or SIGTERM whatever disposition was inherited: a process started
         # in the background by a shell that has no job control inherits an ignored SIGINT.

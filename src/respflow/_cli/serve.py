@@ -156,5 +156,7 @@ async def _client(args: argparse.Namespace, stack: contextlib.AsyncExitStack) ->
     samples = resources.files("respflow").joinpath("samples")
     recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())
     folder = stack.enter_context(resources.as_file(samples.joinpath("files")))
-    mock = await stack.enter_async_context(MockServer(recording, files=folder, pace=0.02))
+    mock = await stack.enter_async_context(
+        MockServer(recording, files=folder, pace=0.02, fresh_ids=True)
+    )
     return openai.AsyncOpenAI(base_url=mock.openai_base_url, api_key=mock.openai_api_key)

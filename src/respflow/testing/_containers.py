@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from .._core import wire
 from ._recorded import Recording
 
 __all__ = ["ContainerFile", "Containers"]
@@ -93,6 +94,26 @@ class Containers:
         self._files[(container_id, file_id)] = added
         return added
 
+    def copy_as(self, container_id: str, new_id: str, file_ids: dict[str, str]) -> None:
+        """Serve ``container_id``'s files again as a new container ``new_id``, each file
+        under the id ``file_ids`` maps it to (or its own), as a new run of the same code
+        would leave them: the mock's fresh ids per request."""
+        now = time.monotonic()
+        self._used[new_id] = now
+        for (cid, fid), known in list(self._files.items()):
+            if cid == container_id:
+                copied = ContainerFile(
+                    file_ids.get(fid, fid), new_id, known.path, known.local, int(time.time())
+                )
+                self._files[(new_id, copied.id)] = copied
+
+    def containers(self) -> list[str]:
+        """The containers served, in the order they became known."""
+        return list(self._used)
+
+    def file_ids(self, container_id: str) -> list[str]:
+        return [fid for cid, fid in self._files if cid == container_id]
+
     def alive(self, container_id: str) -> bool:
         used = self._used.get(container_id)
         if used is None or container_id in self._expired:
@@ -141,7 +162,7 @@ def _scan(recording: Recording) -> tuple[list[tuple[str, str, str]], set[str]]:
 
     for event in recording.events:
         try:
-            walk(msgspec.json.decode(event.payload))
+            walk(wire.decode_json(event.payload))
         except (msgspec.DecodeError, UnicodeDecodeError):
             continue
     return cited, containers

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,9 @@ class MockServer:
         azure_api_key: the key ``/openai/v1/...`` accepts (``api-key`` header or Bearer).
         azure_ad_token: an Entra token ``/openai/v1/...`` accepts as Bearer.
         port: 0 for any free port.
+        fresh_ids: give every ``POST /responses`` new response, container and file ids
+            (its container files served under them too), so runs never collide; False
+            (the default) replays the recording's own ids, byte for byte.
     """
 
     def __init__(
@@ -146,8 +150,10 @@ class MockServer:
         azure_api_key: str = "mock-azure-key",
         azure_ad_token: str | None = None,
         port: int = 0,
+        fresh_ids: bool = False,
     ) -> None:
         self.recording = recording
+        self.fresh_ids = fresh_ids
         self.pace = pace
         self.cut_after = cut_after
         self.max_cuts = max_cuts
@@ -181,6 +187,8 @@ class MockServer:
         self._stored: dict[str, _Stored] = {}
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1)
+        self._minted = itertools.count(1)
+        self._recorded_containers = list(self.containers.containers())
         self._server: LoopbackServer
 
     # -- controls -----------------------------------------------------------------------
@@ -371,7 +379,7 @@ class MockServer:
         if not isinstance(params, dict):
             await self._answer(request, send, 400, _error("The body must be a JSON object.", 400))
             return
-        recording = self.recording
+        recording = self._fresh(self.recording) if self.fresh_ids else self.recording
         background = bool(params.get("background"))
         if background:
             recording = recording.in_background()
@@ -385,6 +393,24 @@ class MockServer:
             await self._answer(request, send, 200, queued)
         else:
             await self._answer(request, send, 200, recording.response or {})
+
+    def _fresh(self, recording: Recording) -> Recording:
+        """The recording under new response, container and file ids, its container files
+        served under them too: two runs never share an id."""
+        n = next(self._minted)
+        ids: dict[str, str] = {}
+        if recording.response_id:
+            ids[recording.response_id] = f"resp_mock_{n:04d}_{secrets.token_hex(6)}"
+        for cid in self._recorded_containers:
+            new_cid = f"cntr_mock_{n:04d}_{secrets.token_hex(4)}"
+            files = {
+                fid: f"cfile_mock_{n:04d}_{secrets.token_hex(4)}"
+                for fid in self.containers.file_ids(cid)
+            }
+            self.containers.copy_as(cid, new_cid, files)
+            ids[cid] = new_cid
+            ids.update(files)
+        return recording.with_ids(ids)
 
     async def _on_retrieve(self, request: _Request, send: Send, rid: str) -> None:
         stored = self._stored.get(rid)

@@ -90,6 +90,28 @@ class Recording:
         response = {**self.response, "background": True} if self.response else None
         return Recording(events=tuple(events), response=response)
 
+    def with_ids(self, ids: dict[str, str]) -> Recording:
+        """The same exchange under other ids: every JSON string equal to a key of ``ids``
+        (a response, container or file id) becomes its value."""
+        if not ids:
+            return self
+        quoted = [
+            (b'"' + old.encode() + b'"', b'"' + new.encode() + b'"') for old, new in ids.items()
+        ]
+
+        def renamed(payload: bytes) -> bytes:
+            for old, new in quoted:
+                payload = payload.replace(old, new)
+            return payload
+
+        events = tuple(
+            RecordedEvent(renamed(e.payload), e.type, e.sequence_number) for e in self.events
+        )
+        response = None
+        if self.response is not None:
+            response = msgspec.json.decode(renamed(msgspec.json.encode(self.response)))
+        return Recording(events=events, response=response)
+
     @classmethod
     def from_file(cls, path: str | Path) -> Recording:
         return cls.from_bytes(Path(path).read_bytes())
