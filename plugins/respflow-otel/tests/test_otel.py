@@ -2,19 +2,26 @@
 in-memory exporter, on asyncio and trio.
 
 Streams are the bundled sample and streams written with StreamBuilder, replayed by
-respflow and delivered by its pipeline, as an application would.
+respflow and delivered by its pipeline, as an application would; then live responses from
+the mock Responses API over loopback HTTP, through the openai SDK and respflow.stream with
+their files fetched, with and without the official OpenAI instrumentation
+(opentelemetry-instrumentation-genai-openai) instrumenting the SDK.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import anyio
+import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,16 +32,22 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from respflow_otel import OtelSink
+from respflow_otel import SCOPE, OtelSink, official_instrumentation_active
 
 import respflow
 from respflow import CodeCompleted, CodeLogs, CodeStarted, FileFailed, FileSaved
-from respflow.testing import MemorySink, StreamBuilder, to_sse
+from respflow.testing import MemorySink, MockServer, Recording, StreamBuilder, to_sse
 
 pytestmark = pytest.mark.anyio
 
 SAMPLES = resources.files("respflow").joinpath("samples")
 SAMPLE = SAMPLES.joinpath("code_interpreter.sse").read_bytes()
+FILES = Path(str(SAMPLES.joinpath("files")))
+CI_TOOLS = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+OFFICIAL = "opentelemetry.instrumentation.genai.openai"
+DEPRECATED = "opentelemetry.instrumentation.openai_v2"
+# .ci/run's main job sets this, so there a missing instrumentation fails instead of skipping.
+REQUIRED = os.environ.get("RESPFLOW_OTEL_INSTRUMENTATION_TEST") == "required"
 Json = dict[str, Any]
 
 
@@ -636,3 +649,167 @@ async def test_the_otel_sink_spec() -> None:
     assert content.capture_content
     with pytest.raises(respflow.UsageError, match="otel:content"):
         respflow.sink_from_spec("otel:everything")
+
+
+# -- live, over the mock Responses API ------------------------------------------------------
+
+
+@pytest.fixture
+async def mock(anyio_backend: str) -> AsyncIterator[MockServer]:
+    async with MockServer(Recording.from_bytes(SAMPLE), files=FILES) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(mock: MockServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(
+        base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
+    ) as sdk:
+        yield sdk
+
+
+async def _traced_run(
+    client: openai.AsyncOpenAI,
+    sink: OtelSink,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+) -> list[ReadableSpan]:
+    """The spans one live response makes, files fetched on the way."""
+    before = len(exporter.get_finished_spans())
+    fetcher = respflow.FileFetcher(client, respflow.LocalStorage(tmp_path))
+    async with respflow.stream(client, model="gpt-5", input="Roll dice", tools=CI_TOOLS) as events:
+        assert await respflow.deliver(events, sink, processors=[fetcher]) == []
+    return list(exporter.get_finished_spans()[before:])
+
+
+def _scope(span: ReadableSpan) -> str:
+    assert span.instrumentation_scope is not None
+    return span.instrumentation_scope.name
+
+
+def _chats(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+    return [
+        span
+        for span in spans
+        if span.attributes and span.attributes.get("gen_ai.operation.name") == "chat"
+    ]
+
+
+async def test_a_live_response_is_traced_with_the_files_its_call_made(
+    client: openai.AsyncOpenAI,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+) -> None:
+    spans = await _traced_run(client, OtelSink(tracer_provider=provider), exporter, tmp_path)
+    [chat] = _chats(spans)
+    assert chat.name == "chat gpt-5"
+    assert chat.kind is SpanKind.CLIENT
+    assert chat.attributes is not None
+    assert chat.attributes["gen_ai.usage.input_tokens"] == 812
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 377
+    [tool] = [span for span in spans if span.name == "execute_tool code_interpreter"]
+    assert tool.parent is not None
+    assert chat.context is not None
+    assert tool.parent.span_id == chat.context.span_id
+    saved = {
+        (event.attributes or {}).get("respflow.file.resolved_by"): event
+        for event in tool.events
+        if event.name == "respflow.file.saved"
+    }
+    assert set(saved) == {"citation", "link", "image"}
+    csv = dict(saved["citation"].attributes or {})
+    assert csv["respflow.file.name"] == "dice_rolls.csv"
+    assert csv["respflow.file.size"] == (FILES / "dice_rolls.csv").stat().st_size
+    assert Path(str(csv["respflow.file.location"])).is_relative_to(tmp_path)
+
+
+async def test_an_expired_container_is_a_failed_file_on_the_call(
+    mock: MockServer,
+    client: openai.AsyncOpenAI,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+) -> None:
+    mock.expire_containers()
+    spans = await _traced_run(client, OtelSink(tracer_provider=provider), exporter, tmp_path)
+    [tool] = [span for span in spans if span.name == "execute_tool code_interpreter"]
+    failed = [dict(e.attributes or {}) for e in tool.events if e.name == "respflow.file.failed"]
+    assert [f["respflow.file.status"] for f in failed] == [404, 404]
+    assert all(f["respflow.container.id"] == "cntr_sample" for f in failed)
+    assert "error.type" not in (tool.attributes or {})
+
+
+def _instrumentor(module: str) -> Any:
+    """The instrumentation's OpenAIInstrumentor, or a skip saying why it is not here."""
+    try:
+        return importlib.import_module(module).OpenAIInstrumentor()
+    except ImportError as exc:
+        if REQUIRED and module == OFFICIAL:
+            raise
+        pytest.skip(f"{module} cannot be imported here: {exc}")
+
+
+async def test_with_the_official_instrumentation_its_chat_span_is_the_only_one(
+    client: openai.AsyncOpenAI,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+) -> None:
+    instrumentor = _instrumentor(OFFICIAL)
+    sink = OtelSink(tracer_provider=provider)
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        assert official_instrumentation_active()
+        spans = await _traced_run(client, sink, exporter, tmp_path)
+    finally:
+        instrumentor.uninstrument()
+    [chat] = _chats(spans)
+    assert _scope(chat) == OFFICIAL
+    assert chat.kind is SpanKind.CLIENT
+    [tool] = [span for span in spans if span.name == "execute_tool code_interpreter"]
+    assert _scope(tool) == SCOPE
+    assert {e.name for e in tool.events} == {"respflow.file.saved"}
+
+    # Without it, in the same process, respflow's own chat span is back, with the usage.
+    assert not official_instrumentation_active()
+    spans = await _traced_run(client, sink, exporter, tmp_path)
+    [chat] = _chats(spans)
+    assert _scope(chat) == SCOPE
+    assert chat.attributes is not None
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 377
+
+
+async def test_chat_span_true_or_false_overrides_the_detection(
+    client: openai.AsyncOpenAI,
+    provider: TracerProvider,
+    exporter: InMemorySpanExporter,
+    tmp_path: Path,
+) -> None:
+    instrumentor = _instrumentor(OFFICIAL)
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        forced = await _traced_run(
+            client, OtelSink(tracer_provider=provider, chat_span=True), exporter, tmp_path
+        )
+    finally:
+        instrumentor.uninstrument()
+    assert sorted(_scope(chat) for chat in _chats(forced)) == sorted([OFFICIAL, SCOPE])
+    never = await _traced_run(
+        client, OtelSink(tracer_provider=provider, chat_span=False), exporter, tmp_path
+    )
+    assert _chats(never) == []
+    assert [span.name for span in never] == ["execute_tool code_interpreter"]
+
+
+async def test_the_deprecated_instrumentation_is_detected_too(
+    provider: TracerProvider, anyio_backend: str
+) -> None:
+    instrumentor = _instrumentor(DEPRECATED)
+    assert not official_instrumentation_active()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        assert official_instrumentation_active()
+    finally:
+        instrumentor.uninstrument()
+    assert not official_instrumentation_active()
