@@ -1,0 +1,599 @@
+"""The UI protocols: respflow events as AG-UI 1.0 events and Vercel UI message stream chunks.
+
+What a client of either protocol sees is checked by the protocols' own code, in Node
+(tests/node/check.mjs: ``uiMessageChunkSchema`` and ``readUIMessageStream`` from ``ai``,
+``EventSchema``, ``enforceEvents``, ``verifyEvents`` and a real agent's reducer from
+``@ag-ui/client``), once per set of streams: every real recording in
+``../shared/fixtures/external``, the bundled sample, generated streams (shell calls,
+errors, truncation, hostile event orders), whole and resumed from every cursor, and the
+streams ``respflow.app`` serves over loopback HTTP. Those tests need ``npm ci`` in
+tests/node; without it they are skipped, unless ``RESPFLOW_NODE_TEST=required``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import respflow
+from respflow import _events as ev
+from respflow._protocols._steps import dump_json
+from respflow._protocols.agui import AGUIEncoder
+from respflow._protocols.stream import ProtocolStream
+from respflow._protocols.vercel import VercelEncoder
+from respflow.testing import StreamBuilder, to_sse
+
+from .external import recordings
+
+Json = dict[str, Any]
+T = TypeVar("T")
+
+NODE_DIR = Path(__file__).parent / "node"
+NODE = shutil.which("node")
+SAMPLES = resources.files("respflow").joinpath("samples")
+SAMPLE_SSE = SAMPLES.joinpath("code_interpreter.sse").read_bytes()
+FILES = Path(str(SAMPLES.joinpath("files")))
+TOKEN = "test-token-123"
+SECRET = "a-secret-of-32-bytes-for-tests!!"
+BODY = {
+    "model": "gpt-5",
+    "input": "Roll two dice 100 times",
+    "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}],
+}
+
+# .ci/run sets RESPFLOW_NODE_TEST=required (after `npm ci` in tests/node): there a missing
+# Node or node_modules is a failure, not a skip.
+needs_node = pytest.mark.skipif(
+    os.environ.get("RESPFLOW_NODE_TEST") != "required"
+    and (NODE is None or not (NODE_DIR / "node_modules").is_dir()),
+    reason="the protocols' own validators are not installed: run `npm ci` in tests/node "
+    "(Node 20+); RESPFLOW_NODE_TEST=required makes this a failure",
+)
+
+
+# -- running the protocols' own code ------------------------------------------------------
+
+
+async def node_check(doc: Json) -> Json:
+    """tests/node/check.mjs over ``doc`` (one Node process for the whole set); fails the
+    test with every failure it reports."""
+    assert NODE is not None, "node is not installed"
+    done = await anyio.run_process(
+        [NODE, str(NODE_DIR / "check.mjs")],
+        input=dump_json(doc),
+        cwd=NODE_DIR,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-4000:]
+    report: Json = json.loads(done.stdout)
+    failures = report["failures"]
+    shown = "\n".join(f"{f['name']}: {f['check']}: {f['error'][:600]}" for f in failures[:15])
+    assert not failures, f"{len(failures)} failures, the first:\n{shown}"
+    return report
+
+
+def by_response(events: Sequence[ev.Event]) -> list[list[ev.Event]]:
+    """The events of each response, in order (as the app serves them: one per URL)."""
+    groups: dict[str, list[ev.Event]] = {}
+    for event in events:
+        groups.setdefault(event.response_id, []).append(event)
+    return list(groups.values())
+
+
+def vercel_chunks(events: Sequence[ev.Event], **options: Any) -> list[Json]:
+    encoder = VercelEncoder(**options)
+    return [chunk for event in events for chunk in encoder.feed(event)] + encoder.close()
+
+
+def agui_run(
+    name: str,
+    events: Sequence[ev.Event],
+    *,
+    apply: Callable[[int], bool] = lambda _: False,
+    every: bool = True,
+) -> Json:
+    """One response as AG-UI, with the prelude a reader gets resuming after each event
+    (``every``), or after those where a real agent's result is compared (``apply``).
+
+    A prelude's snapshot is checked against the schema where what is open changes; between
+    those (a run of deltas) it differs only in the length of a text, and the run is still
+    verified at every cursor."""
+    encoder = AGUIEncoder()
+    whole: list[Json] = []
+    resumes = []
+    schema = turns(max(1, len(events)))(events)
+    for n, event in enumerate(events):
+        whole += encoder.feed(event)
+        if every or apply(n):
+            prelude = encoder.resume(event.response_id)
+            resume = {"at": len(whole), "prelude": prelude, "apply": apply(n)}
+            resumes.append({**resume, "schema": n in schema})
+    whole += encoder.close()
+    return {"name": name, "events": whole, "resumes": resumes}
+
+
+def protocol_doc(
+    streams: Mapping[str, Sequence[ev.Event]],
+    *,
+    applied: Callable[[Sequence[ev.Event]], set[int]] = lambda _: set(),
+) -> Json:
+    """Everything check.mjs should check of these event streams: each whole stream in both
+    protocols, and each of its responses as an AG-UI run resumed after every event; at the
+    positions ``applied`` picks, also what a real agent ends with (three runs a cursor)."""
+    doc: Json = {"vercel": [], "agui": []}
+    for name, events in streams.items():
+        doc["vercel"].append({"name": name, "chunks": vercel_chunks(events)})
+        encoder = AGUIEncoder()
+        whole = [e for event in events for e in encoder.feed(event)] + encoder.close()
+        doc["agui"].append({"name": f"{name} (whole)", "events": whole})
+        for n, response in enumerate(by_response(events)):
+            chosen = applied(response)
+            doc["agui"].append(agui_run(f"{name} #{n}", response, apply=chosen.__contains__))
+    return doc
+
+
+_DELTAS = (ev.TextDelta, ev.CodeDelta, ev.ReasoningDelta, ev.CodeOutput)
+
+
+def turns(most: int) -> Callable[[Sequence[ev.Event]], set[int]]:
+    """Up to ``most`` positions, spread out, next to which what is open changes (between
+    them a resume differs only in how much text came before)."""
+
+    def pick(events: Sequence[ev.Event]) -> set[int]:
+        marks = {j for i, e in enumerate(events) if not isinstance(e, _DELTAS) for j in (i - 1, i)}
+        found = sorted(marks & set(range(len(events))))
+        return set(found[:: max(1, -(-len(found) // most))])
+
+    return pick
+
+
+# -- streams to check ----------------------------------------------------------------------
+
+
+def replayed(data: bytes, **options: Any) -> list[ev.Event]:
+    return list(respflow.replay(data, **options))
+
+
+def builder_streams() -> dict[str, list[ev.Event]]:
+    """Generated streams: every item kind, each way a response can end, and the cut-offs."""
+
+    def full(response_id: str) -> StreamBuilder:
+        b = StreamBuilder(response_id=response_id)
+        b.reasoning("Plan: list the files, then chart them.")
+        b.shell_call(
+            ["ls -la /mnt/data", 'python -c "print(\\"hi\\")"'],
+            outputs=[("total 8\nreport.csv\n", "", 0), ("", "Traceback: boom\n", 1)],
+        )
+        b.code_call(
+            'print("a \\"quoted\\" line")\n# ünïcödé ✓ \\ backslash',
+            logs='a "quoted" line\n',
+            images=["data:image/png;base64,iVBORw0KGgo=", "https://example.test/chart.png"],
+        )
+        b.message(
+            "See [the report](sandbox:/mnt/data/report.csv) and "
+            "[a source](https://example.test/page).",
+            annotations=[
+                {
+                    "type": "container_file_citation",
+                    "container_id": "cntr_sample",
+                    "file_id": "cfile_1",
+                    "filename": "report.csv",
+                    "start_index": 4,
+                    "end_index": 47,
+                },
+                {
+                    "type": "url_citation",
+                    "url": "https://example.test/page",
+                    "title": "A page",
+                    "start_index": 52,
+                    "end_index": 90,
+                },
+            ],
+        )
+        return b
+
+    streams: dict[str, list[ev.Event]] = {}
+    for end in ("completed", "incomplete", "failed", None):
+        events = full(f"resp_{end}").events(end=end)
+        streams[f"generated, ends {end}"] = replayed(to_sse(events))
+        if end == "completed":  # cut at every third wire event: truncated mid-item
+            for cut in range(3, len(events) - 1, 3):
+                streams[f"generated, cut after {cut}"] = replayed(to_sse(events[:cut]))
+    local = StreamBuilder(response_id="resp_local").shell_call(["echo hi"], outputs=None)
+    streams["generated, local shell"] = replayed(to_sse(local.message("done").events()))
+    failing = full("resp_error").events(end=None)
+    failing.append(
+        {
+            "type": "error",
+            "sequence_number": len(failing),
+            "code": "server_error",
+            "message": "boom",
+        }
+    )
+    streams["generated, API error mid-stream"] = replayed(to_sse(failing))
+    background = StreamBuilder(response_id="resp_bg", background=True, include_outputs=False)
+    background.code_call("print(1)", logs="1\n").message("one")
+    streams["generated, background without outputs"] = replayed(to_sse(background.events()))
+    response = full("resp_whole").response()
+    streams["generated, non-streaming response"] = replayed(
+        json.dumps(response).encode(), format="response"
+    )
+    return streams
+
+
+TEXTS = ["", "a", "héllo ✓", 'say "hi"\n', "back\\slash", "\u2028", "tab\there", "x" * 40]
+
+
+def hostile_events(draw: Callable[[Sequence[Any]], Any], response_id: str) -> list[ev.Event]:
+    """A response's events in an order the assembler would never produce, from a small pool
+    of ids and positions: repeats, deltas after their done, items never added, text that
+    disagrees with its deltas, an end or none, events after the end, ids shared by items."""
+    events: list[ev.Event] = []
+
+    def add(cls: type[ev.Event], **fields: Any) -> None:
+        seq = len(events)
+        events.append(
+            cls(response_id=response_id, sequence_number=seq, cursor=f"{seq}-0", **fields)
+        )
+
+    ids = ["item_a", "item_b", ""]
+    if draw([True, False]):
+        add(ev.ResponseStarted, model=draw(["gpt-5", None]))
+    for _ in range(draw([0, 2, 5, 9, 14])):
+        oi = draw([0, 1, 2])
+        item = {"item_id": draw(ids), "output_index": oi}
+        kind = draw(
+            [
+                "text.delta", "text.done", "message.completed", "reasoning.delta",
+                "reasoning.done", "item.completed", "code.started", "code.delta", "code.done",
+                "code.output", "code.completed", "file.saved", "file.cited", "file.link",
+                "stream.error", "stream.gap", "unknown",
+            ]
+        )  # fmt: skip
+        text = draw(TEXTS)
+        if kind == "text.delta":
+            add(ev.TextDelta, **item, content_index=draw([0, 1]), delta=text)
+        elif kind == "text.done":
+            add(ev.TextDone, **item, content_index=draw([0, 1]), text=text)
+        elif kind == "message.completed":
+            notes = draw(
+                [[], [{"type": "url_citation", "url": "https://example.test", "title": "t"}]]
+            )
+            add(ev.MessageCompleted, **item, status="completed", text=text, annotations=notes)
+        elif kind == "reasoning.delta":
+            add(ev.ReasoningDelta, **item, delta=text, index=draw([0, 1]))
+        elif kind == "reasoning.done":
+            add(ev.ReasoningDone, **item, text=text, index=draw([0, 1]))
+        elif kind == "item.completed":
+            itype = draw(["reasoning", "web_search_call"])
+            add(ev.ItemCompleted, **item, item_type=itype, status=None, item={"type": itype})
+        elif kind == "code.started":
+            add(
+                ev.CodeStarted,
+                **item,
+                container_id=draw(["cntr_1", None]),
+                tool=draw(["shell", "code_interpreter"]),
+            )
+        elif kind == "code.delta":
+            add(ev.CodeDelta, **item, delta=text)
+        elif kind == "code.done":
+            add(ev.CodeDone, **item, code=text)
+        elif kind == "code.output":
+            add(ev.CodeOutput, **item, delta=text, stream=draw(["stdout", "stderr"]))
+        elif kind == "code.completed":
+            outputs = draw(
+                [
+                    None,
+                    [],
+                    [
+                        {"type": "logs", "logs": text},
+                        {"type": "image", "url": "data:image/png;base64,AA=="},
+                    ],
+                ]
+            )
+            add(
+                ev.CodeCompleted,
+                **item,
+                status=draw(["completed", "failed", "incomplete"]),
+                code=text,
+                outputs=outputs,
+                container_id="cntr_1",
+            )
+        elif kind == "file.saved":
+            url = draw([None, "/files/resp/report.csv?sig=x", "/files/resp/chart.png?sig=y"])
+            add(
+                ev.FileSaved,
+                container_id=draw(["cntr_1", None]),
+                file_id="cfile_1",
+                filename=draw(["report.csv", "chart.png", "noext"]),
+                location=url or "/srv/x",
+                size=3,
+                sha256="0" * 64,
+                url=url,
+            )
+        elif kind == "file.cited":
+            add(
+                ev.FileCited,
+                **item,
+                content_index=0,
+                kind="container_file_citation",
+                file_id="cfile_1",
+                filename=draw(["report.csv", None]),
+                start_index=0,
+                end_index=1,
+                container_id="cntr_1",
+            )
+        elif kind == "file.link":
+            add(
+                ev.FileLink,
+                **item,
+                content_index=0,
+                path="/mnt/data/report.csv",
+                start_index=0,
+                end_index=1,
+                container_id="cntr_1",
+            )
+        elif kind == "stream.error":
+            add(ev.StreamError, code="boom", message=text or "boom", fatal=draw([True, False]))
+        elif kind == "stream.gap":
+            add(ev.StreamGap, expected=1, received=3)
+        else:
+            add(ev.Unknown, raw={"type": "response.something_new"})
+    end = draw(["completed", "incomplete", "failed", "truncated", None])
+    if end == "completed":
+        add(ev.ResponseCompleted, usage={"input_tokens": 3, "output_tokens": 4, "total_tokens": 7})
+    elif end == "incomplete":
+        add(ev.ResponseIncomplete, incomplete_details={"reason": "max_output_tokens"})
+    elif end == "failed":
+        add(ev.ResponseFailed, error=draw([None, {"code": "server_error", "message": "it broke"}]))
+    elif end == "truncated":
+        add(ev.StreamTruncated, last_sequence_number=3, message="cut")
+    if end is not None and draw([False, True]):
+        add(ev.TextDelta, item_id="late", output_index=5, content_index=0, delta="after the end")
+    return events
+
+
+def hostile_streams(count: int, seed: int = 14) -> dict[str, list[ev.Event]]:
+    rnd = random.Random(seed)
+    return {f"hostile {n}": hostile_events(rnd.choice, f"resp_h{n}") for n in range(count)}
+
+
+# -- the protocols' rules, in Python (for properties over many inputs) --------------------
+
+_AGUI_KINDS = {
+    "TEXT_MESSAGE": "text",
+    "TOOL_CALL": "call",
+    "REASONING_MESSAGE": "reasoning",
+}
+
+
+def agui_problems(events: Sequence[Json]) -> list[str]:
+    """What ``verifyEvents`` would refuse in ``events`` (the rules respflow's runs touch):
+    a run starts first and ends once, every START has its END before the run ends, and
+    nothing continues what is not open."""
+    problems: list[str] = []
+    state = "before"
+    open_: dict[str, set[str]] = {"text": set(), "call": set(), "reasoning": set(), "span": set()}
+    for n, event in enumerate(events):
+        kind = event["type"]
+        if kind == "RUN_STARTED":
+            if state == "running":
+                problems.append(f"{n}: RUN_STARTED in a running run")
+            state = "running"
+            for ids in open_.values():
+                ids.clear()
+            continue
+        if state != "running":
+            problems.append(f"{n}: {kind} outside a run")
+            continue
+        if kind in {"RUN_FINISHED", "RUN_ERROR"}:
+            if kind == "RUN_FINISHED" and any(open_.values()):
+                problems.append(f"{n}: RUN_FINISHED with {open_} open")
+            state = "ended"
+            continue
+        family, _, step = kind.rpartition("_")
+        group = "span" if kind in {"REASONING_START", "REASONING_END"} else _AGUI_KINDS.get(family)
+        if group is None or step not in {"START", "CONTENT", "ARGS", "END"}:
+            continue
+        key = str(event.get("messageId", event.get("toolCallId")))
+        if step == "START":
+            if key in open_[group]:
+                problems.append(f"{n}: {kind} {key} already open")
+            open_[group].add(key)
+        elif key not in open_[group]:
+            problems.append(f"{n}: {kind} {key} not open")
+        elif step == "END":
+            open_[group].discard(key)
+    if state == "running":
+        problems.append("the stream ends in a running run")
+    return problems
+
+
+def vercel_problems(chunks: Sequence[Json]) -> list[str]:
+    """What ``readUIMessageStream`` would refuse (or hang on): deltas of parts never
+    started, outputs of unknown calls, chunks after the end, and no end at all."""
+    problems: list[str] = []
+    texts: set[str] = set()
+    reasoning: set[str] = set()
+    inputs: set[str] = set()
+    calls: set[str] = set()
+    ended = failed = False
+    for n, chunk in enumerate(chunks):
+        kind = chunk["type"]
+        if kind == "start":
+            ended = failed = False
+            continue
+        if ended:
+            problems.append(f"{n}: {kind} after the end")
+        if kind in {"finish", "abort"}:
+            ended = True
+        elif kind == "error":
+            failed = True  # the client stops here; a finish may follow
+        elif kind in {"text-start", "reasoning-start"}:
+            (texts if kind == "text-start" else reasoning).add(chunk["id"])
+        elif kind in {"text-delta", "text-end", "reasoning-delta", "reasoning-end"}:
+            active = texts if kind.startswith("text") else reasoning
+            if chunk["id"] not in active:
+                problems.append(f"{n}: {kind} of {chunk['id']} not started")
+            elif kind.endswith("end"):
+                active.discard(chunk["id"])
+        elif kind == "tool-input-start":
+            inputs.add(chunk["toolCallId"])
+            calls.add(chunk["toolCallId"])
+        elif kind == "tool-input-delta" and chunk["toolCallId"] not in inputs:
+            problems.append(f"{n}: input delta of {chunk['toolCallId']} not streaming")
+        elif kind == "tool-input-available":
+            inputs.discard(chunk["toolCallId"])
+        elif kind == "tool-output-available" and chunk["toolCallId"] not in calls:
+            problems.append(f"{n}: output of unknown call {chunk['toolCallId']}")
+    if chunks and not (ended or failed):
+        problems.append("no end")
+    return problems
+
+
+def sse_frames(data: bytes) -> list[tuple[str | None, str]]:
+    """(id, data) of each frame of a server-sent event stream with data."""
+    frames = []
+    for block in data.decode().split("\n\n"):
+        # Lines end at \n only: str.splitlines would also split at U+2028 inside the JSON.
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+        if "data" in fields:
+            frames.append((fields.get("id"), fields["data"]))
+    return frames
+
+
+# -- properties ----------------------------------------------------------------------------
+
+
+@st.composite
+def hostile(draw: st.DrawFn) -> list[ev.Event]:
+    return hostile_events(lambda options: draw(st.sampled_from(list(options))), "resp_h")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile())
+def test_any_event_order_gives_streams_both_protocols_accept(events: list[ev.Event]) -> None:
+    chunks = vercel_chunks(events)
+    assert vercel_problems(chunks) == [], chunks
+    run = agui_run("hostile", events, apply=lambda _: False)
+    assert agui_problems(run["events"]) == [], run["events"]
+    for resume in run["resumes"]:
+        resumed = resume["prelude"] + run["events"][resume["at"] :]
+        assert agui_problems(resumed) == [], (resume, run["events"])
+
+
+@st.composite
+def generated(draw: st.DrawFn) -> list[ev.Event]:
+    streams = builder_streams_cached()
+    return streams[draw(st.sampled_from(sorted(streams)))]
+
+
+_BUILT: dict[str, list[ev.Event]] = {}
+
+
+def builder_streams_cached() -> dict[str, list[ev.Event]]:
+    if not _BUILT:
+        _BUILT.update(builder_streams())
+    return _BUILT
+
+
+@pytest.mark.parametrize("protocol", ["vercel", "ag-ui"])
+@settings(max_examples=80, deadline=None)
+@given(events=st.one_of(generated(), hostile()), data=st.data())
+def test_a_reader_resuming_after_any_frame_gets_exactly_what_it_missed(
+    protocol: str, events: list[ev.Event], data: st.DataObject
+) -> None:
+    whole_stream = ProtocolStream(protocol)
+    per_event = [sse_frames(whole_stream.feed(event)) for event in events]
+    tail = sse_frames(whole_stream.close())
+    ids = [frame_id for frames in per_event for frame_id, _ in frames]
+    assert None not in ids
+    assert len(ids) == len(set(ids)), "frame ids are unique"
+    if not ids:
+        return
+    last_id = data.draw(st.sampled_from(ids))
+    at = next(j for j, frames in enumerate(per_event) if last_id in [i for i, _ in frames])
+    n = [i for i, _ in per_event[at]].index(last_id)
+
+    stream = ProtocolStream(protocol, after=last_id)
+    resumed = sse_frames(b"".join(stream.feed(event) for event in events) + stream.close())
+
+    after = [frame for frames in per_event[at + 1 :] for frame in frames] + tail
+    if protocol == "vercel":  # exactly the frames after the last one it got
+        assert resumed == per_event[at][n + 1 :] + after
+        return
+    # AG-UI: the prelude of what came before (no ids: the reader keeps its place), then
+    # the events after its cursor; cut inside an event's frames, that event again.
+    whole_event_seen = n == len(per_event[at]) - 1
+    before = events[: at + 1] if whole_event_seen else events[:at]
+    earlier = AGUIEncoder()
+    for event in before:
+        earlier.feed(event)
+    prelude = [(None, st_dump(event)) for event in earlier.resume(events[at].response_id)]
+    assert resumed == prelude + (after if whole_event_seen else per_event[at] + after)
+
+
+def st_dump(payload: Json) -> str:
+    return dump_json(payload).decode()
+
+
+# -- the protocols' own code ---------------------------------------------------------------
+
+
+@functools.cache
+def recorded_streams() -> dict[str, list[ev.Event]]:
+    streams = {"the bundled sample": replayed(SAMPLE_SSE)}
+    for recording in recordings():
+        kind = "response" if recording.kind == "response" else None
+        streams[recording.source] = replayed(recording.data, format=kind)
+    return streams
+
+
+@needs_node
+@pytest.mark.anyio
+async def test_every_recording_and_generated_stream_is_what_the_protocols_own_code_accepts(
+    anyio_backend: str,
+) -> None:
+    """Every frame against the schemas; every AG-UI run through ``verifyEvents`` whole and
+    resumed after every event (its prelude, then the events after the cursor)."""
+    if anyio_backend != "asyncio":
+        pytest.skip("the streams are the same on every backend: checked once")
+    streams = {**recorded_streams(), **builder_streams_cached(), **hostile_streams(120)}
+    report = await node_check(protocol_doc(streams))
+    counts = report["counts"]
+    assert counts["vercelStreams"] == len(streams)
+    assert counts["aguiResumes"] == sum(len(events) for events in streams.values())
+
+
+@needs_node
+@pytest.mark.anyio
+async def test_a_resumed_ag_ui_client_ends_with_what_it_would_have_had(anyio_backend: str) -> None:
+    """A real agent (``runAgent``: enforcement, ``verifyEvents``, the default reducer) that
+    resumes, whether it kept its messages or lost them, ends with the same messages as one
+    that never left. Checked where what is open changes (between those, a resume differs
+    only in how much text came before) in the sample and the generated streams: reasoning,
+    shell and code calls, citations, every end, errors, cut-offs."""
+    if anyio_backend != "asyncio":
+        pytest.skip("the streams are the same on every backend: checked once")
+    generated = {"the bundled sample": replayed(SAMPLE_SSE), **builder_streams_cached()}
+    # The cut-offs are prefixes of one stream: a few of them say what all would.
+    chosen = {k: v for n, (k, v) in enumerate(generated.items()) if "cut" not in k or n % 6 == 0}
+    runs = []
+    for name, events in chosen.items():
+        for n, response in enumerate(by_response(events)):
+            where = turns(8)(response)
+            runs.append(agui_run(f"{name} #{n}", response, apply=where.__contains__, every=False))
+    report = await node_check({"agui": runs})
+    assert report["counts"]["aguiApplied"] >= 5 * len(chosen)
