@@ -17,23 +17,27 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import httpx2
+import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import respflow
+from respflow import MemoryBroker, Runner
 from respflow import _events as ev
 from respflow._protocols._steps import dump_json
 from respflow._protocols.agui import AGUIEncoder
 from respflow._protocols.stream import ProtocolStream
 from respflow._protocols.vercel import VercelEncoder
-from respflow.testing import StreamBuilder, to_sse
+from respflow.testing import LoopbackServer, MockServer, Recording, StreamBuilder, to_sse
 
 from .external import recordings
 
@@ -597,3 +601,148 @@ async def test_a_resumed_ag_ui_client_ends_with_what_it_would_have_had(anyio_bac
             runs.append(agui_run(f"{name} #{n}", response, apply=where.__contains__, every=False))
     report = await node_check({"agui": runs})
     assert report["counts"]["aguiApplied"] >= 5 * len(chosen)
+
+
+# -- through respflow.app, over real loopback HTTP -----------------------------------------
+
+
+@dataclass
+class Gateway:
+    http: httpx2.AsyncClient
+    app: respflow.App
+    url: str
+    files: Path
+
+    async def frames(self, form: str, **headers: str) -> tuple[httpx2.Headers, bytes]:
+        with anyio.fail_after(30):
+            answer = await self.http.get(f"{self.url}&format={form}", headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.headers, answer.content
+
+
+@pytest.fixture
+async def gateway(anyio_backend: str, tmp_path: Path) -> AsyncIterator[Gateway]:
+    broker = MemoryBroker()
+    async with (
+        MockServer(Recording.from_bytes(SAMPLE_SSE), files=FILES) as mock,
+        openai.AsyncOpenAI(
+            base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
+        ) as client,
+        Runner(client, broker) as runner,
+    ):
+        app = respflow.app(broker, runner=runner, files=tmp_path, secret=SECRET, token=TOKEN)
+        async with LoopbackServer(app) as server, httpx2.AsyncClient(base_url=server.url) as http:
+            started = await http.post(
+                "/responses", json=BODY, headers={"authorization": f"Bearer {TOKEN}"}
+            )
+            assert started.status_code == 201, started.text
+            url = started.json()["events_url"]
+            # Follow it to its end once, so every reader below reads a finished log.
+            await http.get(url)
+            yield Gateway(http, app, url, tmp_path)
+
+
+def _data(frames: list[tuple[str | None, str]]) -> list[Json]:
+    return [json.loads(data) for _, data in frames if data != "[DONE]"]
+
+
+@pytest.mark.anyio
+async def test_the_events_route_speaks_each_protocol_with_its_headers(gateway: Gateway) -> None:
+    headers, body = await gateway.frames("vercel")
+    assert headers["content-type"].startswith("text/event-stream")
+    assert headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert headers["cache-control"] == "no-cache"
+    assert body.endswith(b"data: [DONE]\n\n")
+    chunks = _data(sse_frames(body))
+    assert [chunks[0]["type"], chunks[-1]["type"]] == ["start", "finish"]
+    headers, body = await gateway.frames("ag-ui")
+    assert headers["content-type"].startswith("text/event-stream")
+    events = _data(sse_frames(body))
+    assert [events[0]["type"], events[-1]["type"]] == ["RUN_STARTED", "RUN_FINISHED"]
+    assert events[0]["protocolVersion"] == "1.0"
+    # Nothing the server keeps leaks, and no file travels as base64: files are served URLs.
+    for form in ("vercel", "ag-ui", "respflow"):
+        body = (await gateway.frames(form))[1]
+        assert str(gateway.files).encode() not in body
+        if form != "respflow":
+            assert b"base64" not in body
+    for bad in ("ag_ui", "json", ""):
+        answer = await gateway.http.get(f"{gateway.url}&format={bad}")
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "bad_format"
+    for bad_id in ("nope", "1-0:x", "1-0:-1", "1-0:"):
+        answer = await gateway.http.get(
+            f"{gateway.url}&format=ag-ui", headers={"last-event-id": bad_id}
+        )
+        assert answer.status_code == 400, bad_id
+
+
+@needs_node
+@pytest.mark.anyio
+async def test_the_apps_protocol_streams_whole_and_resumed_are_what_their_clients_accept(
+    gateway: Gateway,
+) -> None:
+    vercel = sse_frames((await gateway.frames("vercel"))[1])
+    agui = sse_frames((await gateway.frames("ag-ui"))[1])
+    agui_events = _data(agui)
+    resumes = []
+    for frames, form in ((vercel, "vercel"), (agui, "ag-ui")):
+        ids = [frame_id for frame_id, _ in frames if frame_id is not None]
+        # Every event's cursor would be ~120 requests a protocol; every 5th, and the ids
+        # inside an event's frames, keep it quick (every frame id is a property above).
+        for n, frame_id in enumerate(ids):
+            if n % 5 and ":" not in frame_id:
+                continue
+            resumed = sse_frames((await gateway.frames(form, **{"last-event-id": frame_id}))[1])
+            seen = [i for i, _ in frames].index(frame_id)
+            if form == "vercel":  # a reader that kept its state gets exactly the rest
+                assert resumed == frames[seen + 1 :]
+                continue
+            # AG-UI: a prelude without ids, then the events after the cursor (cut inside an
+            # event's frames: that whole event again).
+            first = seen + 1
+            if ":" in frame_id:
+                cursor = frame_id.split(":")[0]
+                first = min(i for i, (f, _) in enumerate(frames) if f and f.startswith(cursor))
+            prelude = resumed[: len(resumed) - len(frames[first:])]
+            assert resumed[len(prelude) :] == frames[first:]
+            assert [f for f, _ in prelude] == [None] * len(prelude)
+            assert [e["type"] for e in _data(prelude)][:2] == ["RUN_STARTED", "MESSAGES_SNAPSHOT"]
+            resumes.append({"at": first, "prelude": _data(prelude), "apply": True})
+    report = await node_check(
+        {
+            "vercel": [{"name": "app", "chunks": _data(vercel)}],
+            "agui": [{"name": "app", "events": agui_events, "resumes": resumes}],
+        }
+    )
+    # What useChat's reducer made of the stream: the code, its logs, the answer with
+    # served links, and each saved file as a file part whose URL serves its bytes.
+    message = report["finals"]["vercel"]["app"]
+    parts = message["parts"]
+    call = next(p for p in parts if p["type"] == "tool-code_interpreter")
+    assert call["state"] == "output-available"
+    assert call["providerExecuted"] is True
+    assert "rolls.to_csv(" in call["input"]["code"]
+    logs = [o["logs"] for o in call["output"]["outputs"] if o.get("type") == "logs"]
+    assert "mean      7.00" in logs[0]
+    text = "".join(p["text"] for p in parts if p["type"] == "text")
+    assert "The ten rolls average 7.0" in text
+    assert "sandbox:" not in text
+    files = {p["providerMetadata"]["respflow"]["filename"]: p for p in parts if p["type"] == "file"}
+    assert files["dice_rolls.csv"]["mediaType"] == "text/csv"
+    for part in files.values():
+        assert part["url"] in text or part["mediaType"].startswith("image/")
+        served = await gateway.http.get(part["url"])
+        assert served.status_code == 200
+    csv = await gateway.http.get(files["dice_rolls.csv"]["url"])
+    assert csv.content == (FILES / "dice_rolls.csv").read_bytes()
+    assert message["metadata"]["usage"]["totalTokens"] > 0
+    # And what an AG-UI agent made of it: the call, its logs, the answer, the files.
+    messages = report["finals"]["agui"]["app"]
+    results = [m for m in messages if m["role"] == "tool"]
+    assert any(part.get("text", "").startswith("count") for r in results for part in r["content"])
+    urls = [part["source"]["value"] for r in results for part in r["content"] if "source" in part]
+    assert {u.split("?")[0].rsplit("/", 1)[-1] for u in urls} >= {
+        "dice_rolls.csv",
+        "dice_chart.png",
+    }
