@@ -746,3 +746,56 @@ async def test_the_apps_protocol_streams_whole_and_resumed_are_what_their_client
         "dice_rolls.csv",
         "dice_chart.png",
     }
+
+
+@needs_node
+@pytest.mark.anyio
+async def test_an_ag_ui_http_agent_follows_a_response_of_the_app_end_to_end(
+    gateway: Gateway,
+) -> None:
+    """@ag-ui/client's HttpAgent, over HTTP, through its own parsing, verification and
+    reducer: the reasoning, the code call, its logs and files, the answer; and resumed
+    from the middle of the code with its last event id, the same messages."""
+    url = str(gateway.http.base_url).rstrip("/") + gateway.url + "&format=ag-ui"
+
+    async def run(*last_event_id: str) -> Json:
+        assert NODE is not None
+        done = await anyio.run_process(
+            [NODE, str(NODE_DIR / "agent.mjs"), url, *last_event_id], cwd=NODE_DIR, check=False
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        seen: Json = json.loads(done.stdout)
+        assert seen["warnings"] == []
+        return seen
+
+    whole = await run()
+    assert whole["events"][0] == "RUN_STARTED"
+    assert whole["events"][-1] == "RUN_FINISHED"
+    messages = whole["messages"]
+    roles = [m["role"] for m in messages]
+    assert roles[0] == "reasoning"
+    call = next(m for m in messages if m.get("toolCalls"))["toolCalls"][0]
+    assert call["function"]["name"] == "code_interpreter"
+    assert "rolls.to_csv(" in json.loads(call["function"]["arguments"])["code"]
+    results = [m for m in messages if m["role"] == "tool" and m["toolCallId"] == call["id"]]
+    texts = [part["text"] for m in results for part in m["content"] if part["type"] == "text"]
+    assert any("mean      7.00" in text for text in texts)
+    for part in (p for m in results for p in m["content"] if p["type"] != "text"):
+        assert part["source"]["type"] == "url"  # served, never inline
+        served = await gateway.http.get(part["source"]["value"])
+        assert served.status_code == 200
+    answer = messages[-1]
+    assert answer["role"] == "assistant"
+    assert "The ten rolls average 7.0" in answer["content"]
+    assert "sandbox:" not in answer["content"]
+
+    frames = sse_frames((await gateway.frames("ag-ui"))[1])
+    events = _data(frames)
+    mid_code = next(
+        frame_id
+        for (frame_id, _), event in zip(frames, events, strict=True)
+        if event["type"] == "TOOL_CALL_ARGS" and frame_id and ":" not in frame_id
+    )
+    resumed = await run(mid_code)
+    assert resumed["events"][:2] == ["RUN_STARTED", "MESSAGES_SNAPSHOT"]
+    assert resumed["messages"] == whole["messages"]
