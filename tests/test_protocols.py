@@ -13,6 +13,7 @@ tests/node; without it they are skipped, unless ``RESPFLOW_NODE_TEST=required``.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import random
@@ -799,3 +800,138 @@ async def test_an_ag_ui_http_agent_follows_a_response_of_the_app_end_to_end(
     resumed = await run(mid_code)
     assert resumed["events"][:2] == ["RUN_STARTED", "MESSAGES_SNAPSHOT"]
     assert resumed["messages"] == whole["messages"]
+
+
+# -- useChat in a real browser --------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+needs_browser = pytest.mark.skipif(
+    os.environ.get("RESPFLOW_BROWSER_TEST") != "required"
+    and (not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None),
+    reason="chromium and playwright are needed (apt-get install chromium; pip install -e "
+    "'.[browser]'); RESPFLOW_BROWSER_TEST=required makes this a failure",
+)
+PAGE = b"""<!doctype html>
+<html><head><meta charset="utf-8"><title>useChat on respflow</title></head>
+<body><div id="root"></div><script src="/chat.js"></script></body></html>"""
+
+
+def _use_chat(url: str) -> Json:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            page = browser.new_page(accept_downloads=True)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(url)
+            page.click("#run")
+            page.wait_for_function("document.getElementById('finished').textContent === '1'")
+            link = page.locator(".file a", has_text="dice_rolls.csv")
+            with page.expect_download() as caught:
+                link.click()
+            seen: Json = {
+                "code": page.locator("pre.code").inner_text(),
+                "logs": page.locator("pre.logs").inner_text(),
+                "answer": page.locator(".answer").all_inner_texts(),
+                "links": page.locator(".file a").evaluate_all("els => els.map(e => e.href)"),
+                "images": page.locator(".file img").evaluate_all(
+                    "els => els.map(e => e.complete && e.naturalWidth)"
+                ),
+                "download": Path(caught.value.path()).read_bytes(),
+                "error": page.locator("#error").inner_text(),
+            }
+            # useChat's resumeStream: the response replayed from its start replaces the
+            # message it had; the page does not grow a second answer.
+            page.click("#resume")
+            page.wait_for_function("document.getElementById('finished').textContent === '2'")
+            seen["messages after resume"] = page.locator("section.message").count()
+            seen["answer after resume"] = page.locator(".answer").all_inner_texts()
+            seen["errors"] = errors
+            return seen
+        finally:
+            browser.close()
+
+
+@needs_node
+@needs_browser
+@pytest.mark.anyio
+async def test_a_use_chat_page_shows_the_code_its_logs_the_answer_and_working_file_links(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    if anyio_backend != "asyncio":
+        pytest.skip("the page does not depend on the server's backend (its routes run on both)")
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Mount, Route
+
+    bundle = tmp_path / "chat.js"
+    esbuild = NODE_DIR / "node_modules" / ".bin" / "esbuild"
+    await anyio.run_process(
+        [
+            str(esbuild),
+            str(NODE_DIR / "chat-page.jsx"),
+            "--bundle",
+            "--format=iife",
+            "--jsx=automatic",
+            '--define:process.env.NODE_ENV="production"',
+            f"--outfile={bundle}",
+            "--log-level=warning",
+        ],
+        cwd=NODE_DIR,
+    )
+    script = bundle.read_bytes()
+    broker = MemoryBroker()
+    async with (
+        MockServer(Recording.from_bytes(SAMPLE_SSE), files=FILES, pace=0.002) as mock,
+        openai.AsyncOpenAI(
+            base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
+        ) as client,
+        Runner(client, broker) as runner,
+    ):
+        gateway = respflow.app(
+            broker,
+            runner=runner,
+            files=tmp_path / "files",
+            secret=SECRET,
+            authorize=lambda request: True,  # a test page on loopback: anyone may start
+            prepare=lambda request, body: {**BODY, "input": str(body.get("input", ""))},
+            prefix="/respflow",
+        )
+        site = Starlette(
+            routes=[
+                Route("/", lambda request: Response(PAGE, media_type="text/html")),
+                Route("/chat.js", lambda request: Response(script, media_type="text/javascript")),
+                Mount("/respflow", gateway),
+            ]
+        )
+        async with LoopbackServer(site) as server:
+            seen = await anyio.to_thread.run_sync(_use_chat, server.url)
+    assert seen["errors"] == []
+    assert seen["error"] == ""
+    assert "rolls.to_csv(" in seen["code"]  # the code, as it was written
+    assert "mean      7.00" in seen["logs"]  # what it printed
+    answer = "".join(seen["answer"])
+    assert "The ten rolls average 7.0" in answer
+    assert "sandbox:" not in answer
+    # Each saved file is a link to its served URL (the chart, the CSV and the image the
+    # code showed), and each image loads from it.
+    names = {link.split("?")[0].rsplit("/", 1)[-1] for link in seen["links"]}
+    assert {"dice_rolls.csv", "dice_chart.png"} <= names
+    assert all("/respflow/files/" in link for link in seen["links"])
+    assert seen["images"]
+    assert all(seen["images"])
+    assert seen["download"] == (FILES / "dice_rolls.csv").read_bytes()  # the right bytes
+    assert seen["messages after resume"] == 1
+    assert seen["answer after resume"] == seen["answer"]
