@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx2
+import msgspec
 import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -552,6 +553,53 @@ def test_a_reader_resuming_after_any_frame_gets_exactly_what_it_missed(
 
 def st_dump(payload: Json) -> str:
     return dump_json(payload).decode()
+
+
+# -- what a client shows ---------------------------------------------------------------------
+
+
+def shown(events: Sequence[ev.Event]) -> dict[str, Any]:
+    """What each protocol's client shows of ``events``: each text, reasoning and tool call
+    by id (the deltas joined), in Vercel and in AG-UI."""
+    vercel: dict[str, Any] = {}
+    for chunk in vercel_chunks(events):
+        kind = chunk["type"]
+        if kind in {"text-delta", "reasoning-delta"}:
+            vercel[chunk["id"]] = vercel.get(chunk["id"], "") + chunk["delta"]
+        elif kind == "tool-input-available":
+            vercel[chunk["toolCallId"]] = (chunk["toolName"], chunk["input"])
+    agui: dict[str, Any] = {}
+    encoder = AGUIEncoder()
+    for out in [e for event in events for e in encoder.feed(event)] + encoder.close():
+        if out["type"] in {"TEXT_MESSAGE_CONTENT", "REASONING_MESSAGE_CONTENT"}:
+            agui[out["messageId"]] = agui.get(out["messageId"], "") + out["delta"]
+        elif out["type"] == "TOOL_CALL_START":
+            agui[out["toolCallId"]] = out["toolCallName"]
+    return {"vercel": vercel, "agui": agui}
+
+
+def test_a_repeated_done_does_not_show_its_text_twice() -> None:
+    # Events from elsewhere (a JSONL a user wrote, two sources merged) may say a part is
+    # done twice; the client must not get its text a second time.
+    b = StreamBuilder(response_id="resp_twice").reasoning("Think once.").message("Say it once.")
+    events = replayed(to_sse(b.events()))
+    end = events.pop()
+    for event in [e for e in events if isinstance(e, ev.TextDone | ev.ReasoningDone)]:
+        seq = event.sequence_number
+        events.append(msgspec.structs.replace(event, cursor=f"{seq}-9"))
+    seen = shown([*events, end])
+    assert set(seen["vercel"].values()) == {"Think once.", "Say it once."}
+    assert set(seen["agui"].values()) == {"Think once.", "Say it once."}
+
+
+def test_a_non_streaming_response_shows_its_reasoning_and_names_its_shell_call() -> None:
+    b = StreamBuilder(response_id="resp_whole").reasoning("A plan.")
+    b.shell_call(["ls"], outputs=[("a.txt\n", "", 0)]).message("Done.")
+    seen = shown(replayed(json.dumps(b.response()).encode(), format="response"))
+    assert seen["vercel"]["rs_0000:summary:0"] == "A plan."
+    assert seen["vercel"]["sh_0001"] == ("shell", {"containerId": "cntr_sample", "code": "ls"})
+    assert seen["agui"]["rs_0000:summary:0"] == "A plan."
+    assert seen["agui"]["sh_0001"] == "shell"
 
 
 # -- the protocols' own code ---------------------------------------------------------------

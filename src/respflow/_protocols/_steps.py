@@ -311,8 +311,8 @@ class Translator:
                     part.pieces.append(delta)
                     steps.append(TextDelta(part.message_id, part.id, delta))
             case ev.TextDone(output_index=oi, content_index=ci, text=text):
-                part = self._text(steps, event.item_id, oi, ci)
-                self._close_text(steps, part, text)
+                if not self._closed(self._texts.get((oi, ci))):  # a repeat adds nothing
+                    self._close_text(steps, self._text(steps, event.item_id, oi, ci), text)
             case ev.MessageCompleted(output_index=oi, text=text):
                 self._complete_message(steps, event.item_id, oi, text, event.annotations)
             case ev.ReasoningDelta(output_index=oi, delta=delta):
@@ -321,9 +321,15 @@ class Translator:
                     part.pieces.append(delta)
                     steps.append(ReasoningDelta(part.id, delta))
             case ev.ReasoningDone(output_index=oi, text=text):
-                part = self._reasoning_part(steps, event.item_id, oi, event.part, event.index)
-                self._close_reasoning(steps, part, text)
+                if not self._closed(self._reasoning.get((oi, event.part, event.index))):
+                    part = self._reasoning_part(steps, event.item_id, oi, event.part, event.index)
+                    self._close_reasoning(steps, part, text)
             case ev.ItemCompleted(item_type="reasoning", output_index=oi):
+                if not any(index == oi for index, _, _ in self._reasoning):
+                    # Never streamed (a non-streaming response): its texts, from the item.
+                    for kind, index, text in _reasoning_texts(event.item):
+                        part = self._reasoning_part(steps, event.item_id or "", oi, kind, index)
+                        self._close_reasoning(steps, part, text)
                 self._close_span(steps, oi)
             case ev.CodeStarted(output_index=oi):
                 self._call(steps, event.item_id, oi, event.tool, event.container_id)
@@ -332,8 +338,10 @@ class Translator:
                 if delta and not call.input_done:
                     call.pieces.append(delta)
                     steps.append(ToolArgs(call.id, _json_text(delta)))
-            case ev.CodeDone(output_index=oi, code=code):
-                self._close_input(steps, self._call(steps, event.item_id, oi), code)
+            case ev.CodeDone(output_index=oi, code=code) if oi in self._calls:
+                self._close_input(steps, self._calls[oi], code)
+            case ev.CodeDone():
+                pass  # never started (a non-streaming response): code.completed says all
             case ev.CodeCompleted(output_index=oi):
                 call = self._call(steps, event.item_id, oi, event.tool, event.container_id)
                 self._close_input(steps, call, event.code)
@@ -355,6 +363,10 @@ class Translator:
                 self._end(steps, event, None)
             case _:
                 steps.append(self._extra(event))
+
+    @staticmethod
+    def _closed(part: _Part | None) -> bool:
+        return part is not None and not part.open
 
     def _extra(self, event: ev.Event) -> Extra:
         call_id = None
@@ -508,6 +520,22 @@ def _rest(pieces: list[str], whole: str | None) -> str:
         return ""
     streamed = "".join(pieces)
     return whole[len(streamed) :] if whole.startswith(streamed) else ""
+
+
+def _reasoning_texts(item: Json) -> list[tuple[str, int, str]]:
+    """A finished reasoning item's summary and reasoning texts: (part, index, text) each."""
+    found = []
+    for kind, key, wanted in (
+        ("summary", "summary", "summary_text"),
+        ("text", "content", "reasoning_text"),
+    ):
+        entries = item.get(key)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, dict) and entry.get("type") == wanted:
+                text = entry.get("text")
+                if isinstance(text, str) and text:
+                    found.append((kind, index, text))
+    return found
 
 
 def _inline_image(output: Json) -> bool:
