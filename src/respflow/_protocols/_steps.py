@@ -185,12 +185,15 @@ class Ids:
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        self._tried: dict[str, int] = {}
+        """The last suffix tried for each wanted id: many items of one id cost each one try."""
 
     def claim(self, wanted: str) -> str:
-        given, n = wanted, 1
+        given, n = wanted, self._tried.get(wanted, 1)
         while given in self._taken:
             n += 1
             given = f"{wanted}~{n}"
+        self._tried[wanted] = n
         self._taken.add(given)
         return given
 
