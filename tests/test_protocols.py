@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 import respflow
 from respflow import MemoryBroker, Runner
 from respflow import _events as ev
+from respflow._events import parse_cursor
 from respflow._protocols._steps import dump_json
 from respflow._protocols.agui import AGUIEncoder
 from respflow._protocols.stream import ProtocolStream
@@ -983,3 +984,44 @@ async def test_a_use_chat_page_shows_the_code_its_logs_the_answer_and_working_fi
     assert seen["download"] == (FILES / "dice_rolls.csv").read_bytes()  # the right bytes
     assert seen["messages after resume"] == 1
     assert seen["answer after resume"] == seen["answer"]
+
+
+@pytest.mark.anyio
+async def test_a_reader_resuming_while_the_response_runs_follows_it_to_its_end(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    broker = MemoryBroker()
+    async with (
+        MockServer(Recording.from_bytes(SAMPLE_SSE), files=FILES, pace=0.01) as mock,
+        openai.AsyncOpenAI(
+            base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
+        ) as client,
+        Runner(client, broker) as runner,
+    ):
+        app = respflow.app(broker, runner=runner, files=tmp_path, secret=SECRET, token=TOKEN)
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        async with LoopbackServer(app) as server, httpx2.AsyncClient(base_url=server.url) as http:
+            started = (await http.post("/responses", json=BODY, headers=auth)).json()
+            rid, url = started["response_id"], started["events_url"]
+            cursor = None
+            with anyio.fail_after(20):  # wait until the code streams (wire event 30 on)
+                while cursor is None or parse_cursor(cursor)[0] < 30:
+                    await anyio.sleep(0.01)
+                    status = await broker.status(rid)
+                    cursor = status.last_cursor if status else None
+            assert status is not None
+            assert not status.ended
+            live, whole = {}, {}
+            for form in ("ag-ui", "vercel"):
+                resumed = await http.get(f"{url}&format={form}", headers={"last-event-id": cursor})
+                live[form] = sse_frames(resumed.content)  # followed to the response's end
+                whole[form] = sse_frames((await http.get(f"{url}&format={form}")).content)
+    for form, frames in whole.items():
+        rest = frames[[frame_id for frame_id, _ in frames].index(cursor) + 1 :]
+        prelude = live[form][: len(live[form]) - len(rest)]
+        assert live[form][len(prelude) :] == rest
+        if form == "vercel":
+            assert prelude == []
+        else:
+            assert [e["type"] for e in _data(prelude)][:2] == ["RUN_STARTED", "MESSAGES_SNAPSHOT"]
+            assert agui_problems(_data(live[form])) == []
