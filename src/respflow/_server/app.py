@@ -364,7 +364,9 @@ async def _frames(
             if event is None:
                 yield b": keepalive\n\n"
             elif protocol is not None:
-                yield protocol.feed(view(event))
+                frames = protocol.feed(view(event))
+                if frames:  # nothing while a resumed reader's events are skipped
+                    yield frames
             else:
                 data = encode_event(view(event))
                 yield b"id: " + event.cursor.encode() + b"\ndata: " + data + b"\n\n"
