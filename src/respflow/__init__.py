@@ -74,6 +74,9 @@ if typing.TYPE_CHECKING:
     from ._files.rewrite import LinkRewriter
     from ._files.serving import files_app
     from ._files.storage import FileTooLarge, LocalStorage, Storage, StoredFile
+    from ._protocols.agui import AGUIEncoder
+    from ._protocols.stream import ProtocolStream
+    from ._protocols.vercel import VercelEncoder
     from ._server.app import App, app
     from ._server.events import Authorize, events_app
     from ._sources.bytes import aiter_events
@@ -134,6 +137,9 @@ _LAZY: dict[str, str] = {
     "CallbackSink": "_delivery.sinks",
     "JsonlSink": "_delivery.sinks",
     "LogSink": "_delivery.sinks",
+    "AGUIEncoder": "_protocols.agui",
+    "ProtocolStream": "_protocols.stream",
+    "VercelEncoder": "_protocols.vercel",
     "App": "_server.app",
     "app": "_server.app",
     "Authorize": "_server.events",
@@ -159,6 +165,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CODE_OUTPUTS",
     "END_TYPES",
+    "AGUIEncoder",
     "App",
     "Assembler",
     "Attached",
@@ -203,6 +210,7 @@ __all__ = [
     "OversizedFrame",
     "Pipeline",
     "Policy",
+    "ProtocolStream",
     "RateLimited",
     "Reader",
     "ReasoningDelta",
@@ -235,6 +243,7 @@ __all__ = [
     "TooOld",
     "Unknown",
     "UsageError",
+    "VercelEncoder",
     "__version__",
     "aiter_events",
     "app",

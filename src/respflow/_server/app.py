@@ -4,7 +4,9 @@
 ``GET  /healthz``                              200 once the app accepts work
 ``POST /responses``                            start a response (``responses.create`` args);
                                                201 ``{response_id, events_url, status}``
-``GET  /responses/{id}/events?exp=&sig=``      its events as server-sent events, resumable
+``GET  /responses/{id}/events?exp=&sig=``      its events as server-sent events, resumable;
+                                               ``&format=ag-ui`` or ``vercel`` for a UI
+                                               protocol (``respflow`` by default)
 ``POST /responses/{id}/cancel``                cancel it
 ``GET  /files/{id}/{filename}?exp=&sig=``      a file it made, as saved
 =============================================  =========================================
@@ -43,6 +45,7 @@ from .._exceptions import (
 )
 from .._files.serving import file_response
 from .._files.storage import LocalStorage
+from .._protocols.stream import ProtocolStream
 from .signing import Signer, events_grant, file_grant
 
 if TYPE_CHECKING:
@@ -268,21 +271,31 @@ class App:
         if denied is not None:
             return denied
         after = request.headers.get("last-event-id") or request.query_params.get("after")
-        if after:
-            try:
-                parse_cursor(after)
-            except ValueError:
-                return _error(400, "bad_cursor", f"{after!r} is not a respflow cursor")
+        form = request.query_params.get("format", "respflow")
+        protocol = None
         try:
-            subscription = await self.broker.subscribe(response_id, after=after or None)
+            if form == "ag-ui" or form == "vercel":
+                # Made from the whole log: a protocol's resume needs what came before the
+                # reader's id (AG-UI's snapshot), and its frame ids go below one event.
+                protocol = ProtocolStream(form, after=after, inline_images=self.storage is None)
+            elif form != "respflow":
+                return _error(400, "bad_format", "format is one of respflow, ag-ui, vercel")
+            elif after:
+                parse_cursor(after)
+        except ValueError:
+            return _error(400, "bad_cursor", f"{after!r} is not a respflow cursor")
+        try:
+            subscription = await self.broker.subscribe(
+                response_id, after=None if protocol else after or None
+            )
         except ResponseNotFound as exc:
             return _error(404, "not_found", str(exc))
         except TooOld as exc:
             return _error(410, "too_old", str(exc))
         return StreamingResponse(
-            _frames(subscription, self.heartbeat, self.browser_view),
+            _frames(subscription, self.heartbeat, self.browser_view, protocol),
             media_type="text/event-stream",
-            headers=_SSE_HEADERS,
+            headers=dict(protocol.headers) if protocol else _SSE_HEADERS,
         )
 
     async def _file(self, request: Request) -> Response:
@@ -322,30 +335,41 @@ class _FileUrls:
 
 
 async def _frames(
-    subscription: Subscription, heartbeat: float, view: Callable[[ev.Event], ev.Event]
+    subscription: Subscription,
+    heartbeat: float,
+    view: Callable[[ev.Event], ev.Event],
+    protocol: ProtocolStream | None = None,
 ) -> AsyncIterator[bytes]:
-    """SSE frames: ``id:`` the cursor, ``data:`` the event; a comment while idle."""
+    """SSE frames: ``id:`` the cursor, ``data:`` the event (or the ``protocol``'s frames of
+    it, and its end); a comment while idle."""
     yield b"retry: 1000\n\n"
     try:
         while True:
             event: ev.Event | None = None
             gone: Exception | None = None
+            over = False
             with anyio.move_on_after(heartbeat):  # nothing is yielded inside the scope
                 try:
                     event = await subscription.__anext__()
                 except StopAsyncIteration:
-                    return
+                    over = True
                 except (TooOld, ResponseNotFound) as exc:
                     gone = exc
-            if gone is not None:  # the reader reconnects with its last id, and is told
-                yield b"event: gone\ndata: " + str(gone).encode() + b"\n\n"
+            if over or gone is not None:  # the reader reconnects with its last id
+                if protocol is not None:
+                    yield protocol.close(None if gone is None else str(gone))
+                elif gone is not None:
+                    yield b"event: gone\ndata: " + str(gone).encode() + b"\n\n"
                 return
             if event is None:
                 yield b": keepalive\n\n"
-                continue
-            yield (
-                b"id: " + event.cursor.encode() + b"\ndata: " + encode_event(view(event)) + b"\n\n"
-            )
+            elif protocol is not None:
+                frames = protocol.feed(view(event))
+                if frames:  # nothing while a resumed reader's events are skipped
+                    yield frames
+            else:
+                data = encode_event(view(event))
+                yield b"id: " + event.cursor.encode() + b"\ndata: " + data + b"\n\n"
     finally:
         await subscription.aclose()
 
