@@ -569,6 +569,38 @@ async def test_the_broker_is_used_inside_its_async_with(redis_url: str, prefix: 
         await broker.publish(make_events(2))
 
 
+async def test_an_error_in_the_broker_s_block_comes_out_as_itself(
+    redis_url: str, prefix: str
+) -> None:
+    # coredis clients are task groups, which wrap what leaves them in exception groups.
+    async def fail_inside() -> None:
+        async with opened(redis_url, prefix) as broker:
+            await broker.publish(make_events(2))
+            raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        await fail_inside()
+
+
+async def test_closing_the_broker_ends_its_waiting_readers(redis_url: str, prefix: str) -> None:
+    events = make_events(6)
+    rid = events[0].response_id
+    got: list[Event] = []
+    async with opened(redis_url, prefix) as broker:
+        await broker.publish(events[:2])
+        subscription = await broker.subscribe(rid)
+
+        async def read() -> None:
+            got.extend([event async for event in subscription])
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+                await anyio.sleep(0.1)  # it waits on the follower's XREAD
+                await broker.aclose()
+    assert got == events[:2]
+
+
 @contextlib.contextmanager
 def socket_that_refuses() -> Any:
     """A loopback port nothing listens on."""
