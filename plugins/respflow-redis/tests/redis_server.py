@@ -4,6 +4,8 @@ Tests never touch a Redis they did not start: the server listens on a free loopb
 keeps nothing on disk, and each broker a test opens has a key prefix of its own.
 Without ``redis-server`` (``apt-get install redis-server``) the tests are skipped, unless
 ``RESPFLOW_REDIS_TEST=required`` (as CI sets) makes that a failure.
+``RESPFLOW_REDIS_SERVER`` names another server binary that takes the same options
+(``valkey-server``, a newer ``redis-server``).
 
 ``conftest.py`` only re-exports them: a module named ``conftest`` here would clash, for
 mypy, with the websocket plugin's, as both are checked in one run.
@@ -24,7 +26,11 @@ import pytest
 
 __all__ = ["anyio_backend", "prefix", "redis_url"]
 
-SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+SERVER = (
+    os.environ.get("RESPFLOW_REDIS_SERVER")
+    or shutil.which("redis-server")
+    or "/usr/bin/redis-server"
+)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -35,9 +41,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``redis://127.0.0.1:<port>/0`` of a redis-server this test session started."""
-    if not Path(SERVER).exists():
+    if shutil.which(SERVER) is None:
         reason = (
-            "redis-server is not installed (apt-get install redis-server); "
+            f"{SERVER} is not installed (apt-get install redis-server); "
             "set RESPFLOW_REDIS_TEST=required to make this a failure"
         )
         if os.environ.get("RESPFLOW_REDIS_TEST") == "required":
