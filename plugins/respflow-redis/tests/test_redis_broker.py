@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from respflow_redis import RedisBroker, RedisSubscription, broker_from_url
 
 from respflow import (
+    Broker,
     ConnectionFailed,
     Event,
     LeaseLost,
@@ -549,6 +550,7 @@ def test_brokers_are_found_by_url_scheme_through_the_entry_point() -> None:
     assert found["redis"] is found["rediss"] is found["unix"] is broker_from_url
     broker = found["redis"]("redis://localhost:6390/2", max_events=5, keep_after_end=9)
     assert isinstance(broker, RedisBroker)
+    assert isinstance(broker, Broker)
     assert (broker.max_events, broker.keep_after_end) == (5, 9)
     assert isinstance(broker_from_url("unix:///run/redis.sock?db=1"), RedisBroker)
     with pytest.raises(UsageError, match="not a Redis URL"):
