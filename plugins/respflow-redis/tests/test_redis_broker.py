@@ -198,11 +198,11 @@ async def test_renewing_a_lease_keeps_a_silent_running_response(
     events = make_events(6)
     rid = events[0].response_id
     log, _, _ = keys_of(prefix, rid)
-    async with opened(redis_url, prefix, keep_running=1) as broker:
+    async with opened(redis_url, prefix, keep_running=2) as broker:
         lease = await broker.claim(rid, "worker", ttl=5)
         assert lease is not None
         await broker.publish(events[:2], lease=lease)
-        for _ in range(6):  # code runs for a while, printing nothing
+        for _ in range(8):  # code runs for longer than keep_running, printing nothing
             await anyio.sleep(0.4)
             lease = await broker.renew(lease, ttl=5)
         assert await raw.exists([log])
