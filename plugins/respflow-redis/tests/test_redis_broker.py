@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import coredis
 import pytest
+from coredis.retry import NoRetryPolicy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from respflow_redis import RedisBroker, RedisSubscription, broker_from_url
@@ -380,6 +381,38 @@ async def test_a_cancelled_wait_loses_nothing_and_keeps_its_connection(
         with anyio.fail_after(10):
             got += [event async for event in subscription]
         assert got == events
+
+
+async def test_connections_dropped_while_readers_wait_lose_nothing(
+    redis_url: str, prefix: str, raw: coredis.Redis[bytes]
+) -> None:
+    events = make_events(12)
+    rid = events[0].response_id
+    name = f"rf-{uuid.uuid4().hex[:8]}"
+    got: list[Event] = []
+    # No retries inside coredis: the follower itself must get over the dropped XREAD.
+    options = {"client_name": name, "retry_policy": NoRetryPolicy()}
+    async with (
+        opened(redis_url, prefix) as producer,
+        opened(redis_url, prefix, client_options=options) as broker,
+    ):
+        await producer.publish(events[:2])
+        subscription = await broker.subscribe(rid)
+
+        async def read() -> None:
+            got.extend([event async for event in subscription])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            for start in (2, 6):
+                with anyio.fail_after(10):  # the reader waits in its follower's XREAD
+                    while not any(c["cmd"] == "xread" for c in await connections(raw, name)):
+                        await anyio.sleep(0.02)
+                for client in await connections(raw, name):  # Redis drops them all
+                    await raw.client_kill(identifier=int(client["id"]))
+                await producer.publish(events[start : start + 4])
+            await producer.publish(events[10:])
+    assert got == events
 
 
 async def test_many_readers_of_a_response_share_one_blocking_connection(
