@@ -100,27 +100,57 @@ def _refused(args: argparse.Namespace) -> str | None:
                 "with the memory broker each worker would see only its own responses"
             )
         return None
-    if args.broker.startswith(("redis://", "rediss://", "unix://")):
+    scheme = args.broker.partition("://")[0]
+    if "://" not in args.broker or _broker_factory(scheme) is None:
+        if scheme in {"redis", "rediss", "unix"}:
+            return (
+                f"--broker {scheme}://... needs the respflow-redis plugin, which is not "
+                "installed (pip install -e plugins/respflow-redis)"
+            )
+        return f"--broker {args.broker!r} is not a broker respflow knows (memory, redis://...)"
+    if args.workers > 1:
         return (
-            "the Redis broker comes with the respflow-redis plugin, which is not installed "
-            "(pip install -e plugins/respflow-redis)"
+            "--workers above 1 is not built yet: run several `respflow serve` with the same "
+            "--broker and --secret instead (each honours the others' URLs)"
         )
-    return f"--broker {args.broker!r} is not a broker respflow knows (memory, redis://...)"
+    return None
+
+
+def _broker_factory(scheme: str) -> Any:
+    """The factory a plugin registers for broker URLs of ``scheme``
+    (entry point group ``respflow.brokers``), or None."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="respflow.brokers"):
+        if point.name == scheme:
+            return point.load()
+    return None
+
+
+async def _open_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> Any:
+    from .._delivery.broker import MemoryBroker
+
+    if args.broker == "memory":
+        return MemoryBroker()
+    broker = _broker_factory(args.broker.partition("://")[0])(args.broker)
+    if hasattr(broker, "__aenter__"):
+        return await stack.enter_async_context(broker)
+    stack.push_async_callback(broker.aclose)
+    return broker
 
 
 async def _serve(args: argparse.Namespace, out: TextIO) -> None:
     import anyio
 
-    from .._delivery.broker import MemoryBroker
     from .._delivery.runner import Runner
     from .._server.app import app
     from .._server.hosting import Server
 
     token = args.token or secrets.token_urlsafe(24)
     secret = args.secret or secrets.token_urlsafe(32)
-    broker = MemoryBroker()
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with contextlib.AsyncExitStack() as stack:
+            broker = await _open_broker(args, stack)
             client = await stack.enter_async_context(await _client(args, stack))
             runner = await stack.enter_async_context(Runner(client, broker))
             gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)
