@@ -48,7 +48,7 @@ from .. import _events as ev
 from .._exceptions import UsageError
 from . import wire
 from .code_items import CodeItems
-from .items import ITEM_KINDS, Json, Record, type_of
+from .items import ITEM_KINDS, JOIN_EVERY, Json, Record, Streamed, type_of
 from .message_items import MessageItems
 from .sse import DEFAULT_MAX_FRAME_BYTES, Data, Frame, OversizedFrame, SSEDecoder
 
@@ -224,6 +224,7 @@ class Assembler(CodeItems, MessageItems):
         decode = wire.decode_known
         text_delta, code_delta = wire.TextDelta, wire.CodeDelta
         code_delta_dotted = wire.CodeDeltaDotted
+        join_every = JOIN_EVERY
         out = self._out  # the same list until feed() takes it
         expected, rid, records, final = self._next_in_line(), self._rid, self._items, self._final
         placed: int | None = None  # the last number placed here, not yet in self._last_seq
@@ -244,19 +245,23 @@ class Assembler(CodeItems, MessageItems):
                         delta = event.delta
                         if kind is text_delta:
                             index = event.content_index
-                            (record.parts.get(index) or record.part(index)).chunks.append(delta)
+                            streamed = (record.parts.get(index) or record.part(index)).streamed
                             out.append(
                                 ev.TextDelta(
                                     rid, seq, f"{seq}-0", record.item_id, record.index, index, delta
                                 )
                             )
                         else:
-                            record.code.append(delta)
+                            streamed = record.code
                             out.append(
                                 ev.CodeDelta(
                                     rid, seq, f"{seq}-0", record.item_id, record.index, delta
                                 )
                             )
+                        recent = streamed.recent
+                        recent.append(delta)
+                        if len(recent) >= join_every:
+                            streamed.join_recent()
                         continue
             if placed is not None:
                 self._placed_in_line(placed)
@@ -673,6 +678,7 @@ class Assembler(CodeItems, MessageItems):
         elif item.kind == "shell":
             self._complete_shell_call(item, final)
         else:
+            item.arguments = {}  # the item is finished: what streamed is read no more
             if item.kind == "shell_output":
                 self._complete_shell_output(item, final)
             self._emit(
@@ -689,23 +695,23 @@ class Assembler(CodeItems, MessageItems):
         rebuilt = dict(item.added)
         rebuilt["status"] = "incomplete"
         if item.kind == "code":
-            rebuilt["code"] = "".join(item.code)
+            rebuilt["code"] = item.code.text()
             rebuilt["outputs"] = None
         elif item.kind == "shell":
             action = dict(rebuilt.get("action") or {})
-            action["commands"] = "".join(item.code).split("\n") if item.code else []
+            action["commands"] = item.code.text().split("\n") if item.code else []
             rebuilt["action"] = action
         elif item.kind == "message":
             rebuilt["content"] = [
                 {
                     "type": "output_text",
-                    "text": part.text if part.text is not None else "".join(part.chunks),
+                    "text": part.text if part.text is not None else part.streamed.text(),
                     "annotations": [part.annotations[i] for i in sorted(part.annotations)],
                 }
                 for _, part in sorted(item.parts.items())
             ]
-        for field, chunks in item.arguments.items():
-            rebuilt[field] = "".join(chunks)
+        for field, streamed in item.arguments.items():
+            rebuilt[field] = streamed.text()
         return rebuilt
 
     # -- reasoning and pass-through items ----------------------------------------------------
@@ -730,11 +736,15 @@ class Assembler(CodeItems, MessageItems):
             return
         field = _ARGUMENT_FIELDS[type(event)]
         if isinstance(event, wire._ArgumentsDelta):
-            item.arguments.setdefault(field, []).append(event.delta)
+            streamed = item.arguments.get(field)
+            if streamed is None:
+                streamed = item.arguments[field] = Streamed()
+            streamed.add(event.delta)
         else:
             value = getattr(event, field)
             if isinstance(value, str):
-                item.arguments[field] = [value]
+                streamed = item.arguments[field] = Streamed()
+                streamed.replace(value)
 
 
 def _same_kind(final: Json, item: Record) -> bool:
