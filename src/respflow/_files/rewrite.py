@@ -284,6 +284,15 @@ class LinkRewriter:
 
     def feed(self, event: ev.Event) -> list[ev.Event]:
         """The events to pass on for ``event``, in order."""
+        if event.response_id == self._rid:
+            if type(event) is ev.TextDelta:
+                delta = self._without_links(event)
+                if delta is not None:
+                    if delta != event.delta:
+                        event = msgspec.structs.replace(event, delta=delta)
+                    return [self._stamper.passed(event)]
+            elif type(event) in _PASSED:
+                return [self._stamper.passed(event)]
         if event.response_id != self._rid:
             self._rid, self._state = event.response_id, _ResponseState()
         state = self._state
@@ -314,6 +323,49 @@ class LinkRewriter:
                 return [*released, self._stamper.passed(event)]
             case _:
                 return [self._stamper.passed(event)]
+
+    def _without_links(self, event: ev.TextDelta) -> str | None:
+        """What :meth:`_push` lets out for a delta in a part with no "/" in what it holds
+        and in the delta, moving the part on as _push would; None for any other delta.
+
+        Without "/" no link can be let out: only a start of "sandbox:" that ends the
+        text can be held, and only where a link may begin (see _MAY_START). So nearly
+        every delta costs a few string operations instead of the link scan.
+        """
+        part = self._state.parts.get((event.item_id, event.content_index))
+        delta = event.delta
+        if part is None or part.raw or not delta or "/" in delta:
+            return None
+        window, emitted = part.window, part.emitted
+        if emitted < len(window):
+            rest = window[emitted:] + delta
+            if "/" in rest:
+                return None
+        else:
+            rest = delta
+        hold = rest.rfind("s")
+        if hold >= 0 and len(rest) - hold <= len(_SANDBOX) and _SANDBOX.startswith(rest[hold:]):
+            before = rest[hold - 1] if hold else window[emitted - 1 : emitted]
+            if not before or not (before.isalnum() or before in "_/."):
+                return self._hold_from(part, delta, rest, hold)
+        part.held = None
+        part.out += len(rest)
+        part.at += emitted + len(rest) - 1
+        part.window, part.emitted = delta[-1], 1  # the context for what comes next
+        return rest
+
+    def _hold_from(self, part: _Part, delta: str, rest: str, hold: int) -> str:
+        """_without_links when ``rest[hold:]`` may begin a link: the text before it goes."""
+        out = rest[:hold]
+        part.held = None
+        part.out += len(out)
+        keep = part.emitted + len(out) - 1  # one character of context before what is held
+        text = part.window + delta
+        if keep > 0:
+            part.window, part.emitted, part.at = text[keep:], 1, part.at + keep
+        else:
+            part.window, part.emitted = text, part.emitted + len(out)
+        return out
 
     def _text_done(
         self, event: ev.TextDone, state: _ResponseState, part: _Part, text: str
@@ -448,6 +500,30 @@ class LinkRewriter:
             annotations.append(annotation)
         return msgspec.structs.replace(message, text=text, annotations=annotations)
 
+
+_SANDBOX = "sandbox:"
+# Events the rewriter passes on unchanged whatever its state: neither text, nor what names
+# files, nor what it holds back or releases.
+_PASSED = frozenset(
+    {
+        ev.ResponseStarted,
+        ev.CodeDelta,
+        ev.CodeDone,
+        ev.CodeInterpreting,
+        ev.CodeOutput,
+        ev.CodeLogs,
+        ev.CodeImage,
+        ev.CodeOutputsMissing,
+        ev.FileSaved,
+        ev.ReasoningDelta,
+        ev.ReasoningDone,
+        ev.ItemCompleted,
+        ev.StreamError,
+        ev.StreamGap,
+        ev.StreamDropped,
+        ev.Unknown,
+    }
+)
 
 # A link right after one of these is a Markdown link's target, an autolink, code or a
 # quoted string: it stays a plain URL.
