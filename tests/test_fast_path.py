@@ -262,6 +262,20 @@ def test_the_sse_builders_stream_goes_through_the_fast_path_unchanged() -> None:
     assert run(Assembler(), body, every(4096, body)) == run(FrameByFrame(), body, [])
 
 
+def test_a_whole_recording_at_once_with_a_keep_alive_now_and_then() -> None:
+    # Read in one piece (as respflow replay does), plain frames are cut some tens of
+    # kilobytes at a time; the frames that are not plain fall anywhere among them.
+    builder = StreamBuilder().code_call("print(1)\n" * 3000, logs="1\n", chunk=3)
+    frames = to_sse(builder.message("done " * 3000, chunk=2).events()).split(b"\n\n")
+    for at in range(7, len(frames), 97):
+        frames[at] = b": keep-alive\n\n" + frames[at]
+    for at in range(50, len(frames), 389):
+        frames[at] = frames[at].replace(b"\ndata:", b"\nid: 9\ndata:", 1)
+    body = b"\n\n".join(frames)
+    assert len(body) > 300_000
+    assert run(Assembler(), body, []) == run(FrameByFrame(), body, [])
+
+
 def test_a_large_event_is_decoded_from_the_bytes_it_was_gathered_in() -> None:
     # A 16 MB text.done in 4 KiB reads: the frame is gathered once, and not copied again
     # on its way to the decoder (the decoded text is the one other copy). Cut into lines,

@@ -35,6 +35,7 @@ _NAMES: dict[bytes, str] = {}  # event names seen, decoded once
 
 Data = bytes | bytearray
 """The data of a plain frame (a large one is handed over in the buffer it was built in)."""
+_REGION = 32 * 1024
 
 
 class Frame(msgspec.Struct, gc=False):
@@ -169,19 +170,29 @@ class SSEDecoder:
             return out + self._keep(chunk, start)
         if last - start + 1 > self._max:
             return out + self._feed_lines(chunk[start:])
-        region = chunk[start:last]
+        while start < last:
+            # A few tens of kilobytes at a time: the lines of a whole recording at once
+            # are slower to cut than the same lines in pieces.
+            end = chunk.find(b"\n\n", start + _REGION, last + 2)
+            end = last if end < 0 else end
+            out += self._frames_in(chunk[start:end])
+            start = end + 2
+        return out + self._keep(chunk, last + 2)
+
+    def _frames_in(self, region: bytes) -> list[Data | Frame | OversizedFrame]:
+        """The frames of complete lines between frames, cut off by a blank line."""
         data = _all_plain(region.split(b"\n"))
         if data is not None:
-            out += data
-        else:
-            for segment in region.split(b"\n\n"):
-                data = _all_plain(segment.split(b"\n"))
-                if data is not None:
-                    out += data
-                else:
-                    out += self._lines(segment.split(b"\n"))
-                    out += self._lines([b""])
-        return out + self._keep(chunk, last + 2)
+            return list(data)
+        out: list[Data | Frame | OversizedFrame] = []
+        for segment in region.split(b"\n\n"):
+            data = _all_plain(segment.split(b"\n"))
+            if data is not None:
+                out += data
+            else:
+                out += self._lines(segment.split(b"\n"))
+                out += self._lines([b""])
+        return out
 
     def _keep(self, chunk: bytes, start: int) -> list[Frame | OversizedFrame]:
         """The bytes after the last complete frame wait for the next chunk."""

@@ -8,9 +8,11 @@ comes from. Every field has a default: real streams omit fields the SDK calls re
 
 Types outside the union are either absorbed on purpose (:data:`ABSORBED_TYPES`: progress
 signals whose outcome the finished item carries) or really unknown and passed on raw.
-"""
 
-from __future__ import annotations
+This module does without ``from __future__ import annotations``: msgspec reads the
+Structs' annotations when the decoder is built, at import, and real types spare it
+evaluating some five hundred strings on every start of a process.
+"""
 
 import re
 from collections.abc import Callable
