@@ -341,7 +341,7 @@ def test_a_delta_with_nothing_to_rewrite_passes_as_it_is_for_a_few_lines_of_work
 class Unhurried(LinkRewriter):
     """Every delta through the general path."""
 
-    def _without_links(self, event: ev.TextDelta) -> str | None:
+    def _without_links(self, event: ev.TextDelta) -> ev.TextDelta | None:
         return None
 
 

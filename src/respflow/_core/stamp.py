@@ -15,6 +15,8 @@ __all__ = ["Stamper"]
 
 
 class Stamper:
+    __slots__ = ("_k", "_seq")
+
     def __init__(self) -> None:
         self._seq = -1
         self._k = 0
@@ -22,11 +24,14 @@ class Stamper:
     def passed(self, event: ev.Event) -> ev.Event:
         """An event from upstream, in its place."""
         seq = event.sequence_number
-        if seq != self._seq:
-            self._seq, self._k = seq, 0
-        k = self._k
-        self._k = k + 1
-        cursor = f"{seq}-{k}"
+        if seq != self._seq:  # most events are the first of their wire event
+            self._seq = seq
+            self._k = 1
+            cursor = f"{seq}-0"
+        else:
+            k = self._k
+            self._k = k + 1
+            cursor = f"{seq}-{k}"
         return event if event.cursor == cursor else msgspec.structs.replace(event, cursor=cursor)
 
     def made(self, event: ev.Event) -> ev.Event:
