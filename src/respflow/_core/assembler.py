@@ -48,9 +48,9 @@ from .. import _events as ev
 from .._exceptions import UsageError
 from . import wire
 from .code_items import CodeItems
-from .items import ITEM_KINDS, Json, Record, type_of
+from .items import ITEM_KINDS, JOIN_EVERY, Json, Record, Streamed, type_of
 from .message_items import MessageItems
-from .sse import DEFAULT_MAX_FRAME_BYTES, OversizedFrame, SSEDecoder
+from .sse import DEFAULT_MAX_FRAME_BYTES, Data, Frame, OversizedFrame, SSEDecoder
 
 __all__ = ["Assembler"]
 
@@ -113,6 +113,9 @@ class Assembler(CodeItems, MessageItems):
             it is taken for corrupt (reported, and not adopted unless the event after it
             confirms it).
     """
+
+    _started: bool
+    _ended: bool
 
     def __init__(
         self,
@@ -207,12 +210,91 @@ class Assembler(CodeItems, MessageItems):
     def feed(self, data: bytes) -> list[ev.Event]:
         """Feed raw event-stream bytes, cut anywhere; returns the events they completed."""
         self._check_open()
-        for frame in self._sse.feed(data):
-            if isinstance(frame, OversizedFrame):
-                self._oversized(frame)
-            else:
-                self._payload(frame.data, complete=frame.complete)
+        self._plain(self._sse.feed_data(data))
         return self._take()
+
+    def _plain(self, items: list[Data | Frame | OversizedFrame]) -> None:
+        """The hot path: frames' data from :meth:`SSEDecoder.feed_data`, decoded, and
+        text and code deltas for open items numbered next in line handled right here.
+
+        Everything else goes the general way (:meth:`_frame`, :meth:`_payload`,
+        :meth:`_dispatch`), which is what this path does too, only slower: so what is kept
+        in locals is written back before, and read again after, each detour.
+        """
+        decode = wire.decode_known
+        text_delta, code_delta = wire.TextDelta, wire.CodeDelta
+        code_delta_dotted = wire.CodeDeltaDotted
+        join_every = JOIN_EVERY
+        out = self._out  # the same list until feed() takes it
+        expected, rid, records, final = self._next_in_line(), self._rid, self._items, self._final
+        placed: int | None = None  # the last number placed here, not yet in self._last_seq
+        for item in items:
+            if isinstance(item, (bytes, bytearray)):
+                try:
+                    event: Any = decode(item)
+                except Exception:
+                    event = None
+                kind = type(event)
+                if (
+                    kind is text_delta or kind is code_delta or kind is code_delta_dotted
+                ) and event.sequence_number == expected:
+                    record = records.get(event.output_index)
+                    if record is not None and record.index not in final:
+                        seq = placed = event.sequence_number
+                        expected = seq + 1
+                        delta = event.delta
+                        if kind is text_delta:
+                            index = event.content_index
+                            streamed = (record.parts.get(index) or record.part(index)).streamed
+                            out.append(
+                                ev.TextDelta(
+                                    rid, seq, f"{seq}-0", record.item_id, record.index, index, delta
+                                )
+                            )
+                        else:
+                            streamed = record.code
+                            out.append(
+                                ev.CodeDelta(
+                                    rid, seq, f"{seq}-0", record.item_id, record.index, delta
+                                )
+                            )
+                        recent = streamed.recent
+                        recent.append(delta)
+                        if len(recent) >= join_every:
+                            streamed.join_recent()
+                        continue
+            if placed is not None:
+                self._placed_in_line(placed)
+                placed = None
+            if not isinstance(item, (bytes, bytearray)):
+                self._frame(item)
+            elif event is None or wire.kept_too_deep(event, item):
+                self._payload(item, complete=True)  # decoded again, to say what was wrong
+            else:
+                self._safely(event)
+            expected, rid, records, final = (
+                self._next_in_line(),
+                self._rid,
+                self._items,
+                self._final,
+            )
+        if placed is not None:
+            self._placed_in_line(placed)
+
+    def _next_in_line(self) -> int | None:
+        """The sequence number that :meth:`_placed` would take without a second look."""
+        last = self._last_seq
+        if self._ended or last is None or last < 0 or self._max_jump < 1:
+            return None
+        return last + 1
+
+    def _placed_in_line(self, seq: int) -> None:
+        """What :meth:`_placed` leaves after events numbered in line up to ``seq``, each
+        of which emitted one event."""
+        self._outlier = None
+        self._seq = self._last_seq = seq
+        self._k = 1
+        self._started = True
 
     def feed_event(self, payload: bytes | str | Mapping[str, Any]) -> list[ev.Event]:
         """Feed one wire event: a JSON object (bytes or str, e.g. a JSONL line) or a dict."""
@@ -277,10 +359,7 @@ class Assembler(CodeItems, MessageItems):
         if self._closed:
             return []
         for frame in self._sse.close():
-            if isinstance(frame, OversizedFrame):
-                self._oversized(frame)
-            else:
-                self._payload(frame.data, complete=frame.complete)
+            self._frame(frame)
         self._closed = True
         if not self._ended:
             self._truncate(self._truncation_message())
@@ -343,7 +422,13 @@ class Assembler(CodeItems, MessageItems):
             self._skipped("invalid_event", f"{what} is not JSON ({exc}); it was skipped")
         return None
 
-    def _payload(self, data: bytes | str, *, complete: bool) -> None:
+    def _frame(self, frame: Frame | OversizedFrame) -> None:
+        if isinstance(frame, OversizedFrame):
+            self._oversized(frame)
+        else:
+            self._payload(frame.data, complete=frame.complete)
+
+    def _payload(self, data: wire.Payload, *, complete: bool) -> None:
         if data == b"[DONE]" or data == "[DONE]":
             return
         try:
@@ -371,8 +456,15 @@ class Assembler(CodeItems, MessageItems):
             else:
                 self._skipped("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
             return
+        self._safely(event)
+
+    def _safely(self, event: wire.WireEvent | wire.Unrecognized, *, placed: bool = False) -> None:
+        """Dispatch ``event`` (to its handler only, if it was ``placed`` in the sequence)."""
         try:
-            self._dispatch(event)
+            if placed:
+                self._handlers[type(event)](event)
+            else:
+                self._dispatch(event)
         except Exception as exc:  # a bug must not lose what was already rebuilt
             self._error(
                 "unprocessable_event",
@@ -586,6 +678,7 @@ class Assembler(CodeItems, MessageItems):
         elif item.kind == "shell":
             self._complete_shell_call(item, final)
         else:
+            item.arguments = {}  # the item is finished: what streamed is read no more
             if item.kind == "shell_output":
                 self._complete_shell_output(item, final)
             self._emit(
@@ -602,23 +695,23 @@ class Assembler(CodeItems, MessageItems):
         rebuilt = dict(item.added)
         rebuilt["status"] = "incomplete"
         if item.kind == "code":
-            rebuilt["code"] = "".join(item.code)
+            rebuilt["code"] = item.code.text()
             rebuilt["outputs"] = None
         elif item.kind == "shell":
             action = dict(rebuilt.get("action") or {})
-            action["commands"] = "".join(item.code).split("\n") if item.code else []
+            action["commands"] = item.code.text().split("\n") if item.code else []
             rebuilt["action"] = action
         elif item.kind == "message":
             rebuilt["content"] = [
                 {
                     "type": "output_text",
-                    "text": part.text if part.text is not None else "".join(part.chunks),
+                    "text": part.text if part.text is not None else part.streamed.text(),
                     "annotations": [part.annotations[i] for i in sorted(part.annotations)],
                 }
                 for _, part in sorted(item.parts.items())
             ]
-        for field, chunks in item.arguments.items():
-            rebuilt[field] = "".join(chunks)
+        for field, streamed in item.arguments.items():
+            rebuilt[field] = streamed.text()
         return rebuilt
 
     # -- reasoning and pass-through items ----------------------------------------------------
@@ -643,11 +736,15 @@ class Assembler(CodeItems, MessageItems):
             return
         field = _ARGUMENT_FIELDS[type(event)]
         if isinstance(event, wire._ArgumentsDelta):
-            item.arguments.setdefault(field, []).append(event.delta)
+            streamed = item.arguments.get(field)
+            if streamed is None:
+                streamed = item.arguments[field] = Streamed()
+            streamed.add(event.delta)
         else:
             value = getattr(event, field)
             if isinstance(value, str):
-                item.arguments[field] = [value]
+                streamed = item.arguments[field] = Streamed()
+                streamed.replace(value)
 
 
 def _same_kind(final: Json, item: Record) -> bool:

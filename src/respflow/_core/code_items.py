@@ -48,7 +48,7 @@ class CodeItems(ItemState):
         item = self._item(event, "code")
         if item is None:
             return
-        item.code.append(event.delta)
+        item.code.add(event.delta)
         self._out.append(
             ev.CodeDelta(
                 response_id=self._rid,
@@ -64,8 +64,8 @@ class CodeItems(ItemState):
         item = self._item(event, "code")
         if item is None:
             return
-        code = event.code if event.code is not None else "".join(item.code)
-        item.code = [code]
+        code = event.code if event.code is not None else item.code.text()
+        item.code.replace(code)
         self._emit(
             ev.CodeDone,
             item_id=item.item_id,
@@ -77,7 +77,8 @@ class CodeItems(ItemState):
         status = str(final.get("status") or "completed")
         code = final.get("code")
         if not isinstance(code, str):
-            code = "".join(item.code)
+            code = item.code.text()
+        item.code.drop()  # the call is finished: what streamed is read no more
         outputs = final.get("outputs")
         if outputs is None and isinstance(final.get("results"), list):
             # Payloads from before mid-2025 carried logs in "results".
@@ -147,7 +148,7 @@ class CodeItems(ItemState):
             self._shell_delta(item, text)
 
     def _shell_delta(self, item: Record, delta: str) -> None:
-        item.code.append(delta)
+        item.code.add(delta)
         self._emit(ev.CodeDelta, item_id=item.item_id, output_index=item.index, delta=delta)
 
     def _on_shell_command_done(self, event: wire.ShellCommandDone) -> None:
@@ -194,8 +195,8 @@ class CodeItems(ItemState):
         if isinstance(commands, list) and all(isinstance(c, str) for c in commands):
             code = "\n".join(commands)
         else:
-            code = "".join(item.code)
-        item.code = [code]
+            code = item.code.text()
+        item.code.replace(code)
         if item.container_id:
             self._container_id = item.container_id
         self._emit(ev.CodeDone, item_id=item.item_id, output_index=item.index, code=code)
@@ -217,12 +218,14 @@ class CodeItems(ItemState):
             self._shell_completed(call, pending, outputs if isinstance(outputs, list) else None)
 
     def _shell_completed(self, item: Record, final: Json, outputs: list[Json] | None) -> None:
+        code = item.code.text()
+        item.code.drop()  # the call is finished: what streamed is read no more
         self._emit(
             ev.CodeCompleted,
             item_id=item.item_id,
             output_index=item.index,
             status=str(final.get("status") or "completed"),
-            code="".join(item.code),
+            code=code,
             outputs=outputs,
             container_id=item.container_id,
             tool="shell",

@@ -7,12 +7,13 @@ it; the item families (:mod:`._code_items`, :mod:`._message_items`) build on it,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, cast
 
 from .. import _events as ev
 from . import wire
 
-__all__ = ["ITEM_KINDS", "ItemState", "Json", "Part", "Record", "type_of"]
+__all__ = ["ITEM_KINDS", "ItemState", "Json", "Part", "Record", "Streamed", "type_of"]
 
 Json = dict[str, Any]
 
@@ -27,13 +28,86 @@ ITEM_KINDS = {
 _ITEM_TYPES = {kind: item_type for item_type, kind in ITEM_KINDS.items()}
 
 
-class Part:
-    """One content part of a message: its streamed chunks, final text, annotations."""
+JOIN_EVERY = 64
+"""How many deltas (or joined runs of them) are kept apart before they are joined: a small
+``str`` costs about 50 bytes besides its characters, so a long text in 8-character deltas
+kept one by one takes several times its own size."""
 
-    __slots__ = ("annotations", "chunks", "text")
+
+class Streamed:
+    """Text as it streamed, in deltas, held in about its own size.
+
+    Every :data:`JOIN_EVERY` deltas are joined into a run, and every :data:`JOIN_EVERY`
+    runs into a block, so each character is copied twice and each delta costs constant
+    work. It is true exactly when a list of the deltas would be: something (even an
+    empty delta) was added.
+    """
+
+    __slots__ = ("blocks", "recent", "runs")
 
     def __init__(self) -> None:
-        self.chunks: list[str] = []
+        self.blocks: list[str] = []
+        self.runs: list[str] = []
+        self.recent: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.blocks or self.runs or self.recent)
+
+    def add(self, delta: str) -> None:
+        recent = self.recent
+        recent.append(delta)
+        if len(recent) >= JOIN_EVERY:
+            self.join_recent()
+
+    def join_recent(self) -> None:
+        runs = self.runs
+        runs.append("".join(self.recent))
+        self.recent = []
+        if len(runs) >= JOIN_EVERY:
+            self.blocks.append("".join(runs))
+            self.runs = []
+
+    def text(self) -> str:
+        """All of it, as one string; kept as that one string, so asking again is free."""
+        if len(self.blocks) == 1 and not self.runs and not self.recent:
+            return self.blocks[0]
+        whole = "".join([*self.blocks, *self.runs, *self.recent])
+        self.replace(whole)
+        return whole
+
+    def replace(self, text: str) -> None:
+        self.blocks, self.runs, self.recent = [text], [], []
+
+    def settle(self, final: str) -> None:
+        """``final`` is the finished text: if it is what streamed, it is kept instead, so
+        the text is held once, not twice. Compared in place, without joining."""
+        if not self or sum(map(len, self)) != len(final):
+            return
+        at = 0
+        for piece in self:
+            if not final.startswith(piece, at):
+                return
+            at += len(piece)
+        self.replace(final)
+
+    def drop(self) -> None:
+        """Its item is finished and nothing reads what streamed any more."""
+        self.blocks, self.runs, self.recent = [], [], []
+
+    def __iter__(self) -> Iterator[str]:
+        """The text, in pieces."""
+        yield from self.blocks
+        yield from self.runs
+        yield from self.recent
+
+
+class Part:
+    """One content part of a message: its streamed text, final text, annotations."""
+
+    __slots__ = ("annotations", "streamed", "text")
+
+    def __init__(self) -> None:
+        self.streamed = Streamed()
         self.text: str | None = None
         self.annotations: dict[int, Json] = {}
 
@@ -68,9 +142,9 @@ class Record:
             environment = added.get("environment")
             if isinstance(environment, dict):
                 self.container_id = environment.get("container_id") or None
-        self.code: list[str] = []
+        self.code = Streamed()
         self.parts: dict[int, Part] = {}
-        self.arguments: dict[str, list[str]] = {}
+        self.arguments: dict[str, Streamed] = {}
         self.cited: set[tuple[int, int]] = set()
         self.linked: set[int] = set()
 

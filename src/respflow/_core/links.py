@@ -20,6 +20,8 @@ __all__ = ["SandboxLink", "find_links", "find_uncovered_links"]
 # it is not part of it. The look-behind keeps "foo/mnt/data/x" from matching.
 _LINK = re.compile(r"(?<![\w/.])(?:sandbox:)?/mnt/data/[^\s)\]\"'<>`]+")
 _TRAILING = ".,;:!?"
+_DIR = "/mnt/data/"
+_SCHEME = "sandbox:"
 
 
 class SandboxLink(NamedTuple):
@@ -31,15 +33,33 @@ class SandboxLink(NamedTuple):
 def find_links(text: str, start: int = 0, end: int | None = None) -> Iterator[SandboxLink]:
     """Links in ``text[start:end]``, judged in the whole text (what precedes ``start``
     decides whether a link may begin there); positions are in ``text``."""
-    if "/mnt/data/" not in text:
-        return
-    for match in _LINK.finditer(text, start, len(text) if end is None else end):
+    for match in _matches(text, start, len(text) if end is None else end):
         target = match.group().rstrip(_TRAILING)
         path = target.removeprefix("sandbox:")
         if path == "/mnt/data/":
             continue
         start = match.start()
         yield SandboxLink(unquote(path), start, start + len(target))
+
+
+def _matches(text: str, start: int, end: int) -> Iterator[re.Match[str]]:
+    """What ``_LINK.finditer(text, start, end)`` finds, tried only where ``/mnt/data/``
+    is: every link holds it at its start or after ``sandbox:``, and ``str.find`` passes
+    over the rest of a long answer at memory speed, where the pattern takes tens of
+    nanoseconds a character."""
+    at = text.find(_DIR, start, end)
+    while at >= 0:
+        match = None
+        if at - len(_SCHEME) >= start and text.startswith(_SCHEME, at - len(_SCHEME)):
+            match = _LINK.match(text, at - len(_SCHEME), end)
+        if match is None:
+            match = _LINK.match(text, at, end)
+        if match is None:
+            at = text.find(_DIR, at + 1, end)
+            continue
+        yield match
+        start = match.end()
+        at = text.find(_DIR, start, end)
 
 
 def find_uncovered_links(text: str, annotations: Iterable[Any]) -> list[SandboxLink]:

@@ -26,7 +26,7 @@ class MessageItems(ItemState):
         item = self._item(event, "message")
         if item is None:
             return
-        item.part(event.content_index).chunks.append(event.delta)
+        item.part(event.content_index).streamed.add(event.delta)
         self._out.append(
             ev.TextDelta(
                 response_id=self._rid,
@@ -46,10 +46,9 @@ class MessageItems(ItemState):
         part = item.part(event.content_index)
         if event.text is not None:
             text = event.text
+            part.streamed.settle(text)
         else:
-            # Kept as one chunk, so the next text.done without text costs nothing.
-            text = "".join(part.chunks)
-            part.chunks = [text]
+            text = part.streamed.text()
         part.text = text
         self._emit(
             ev.TextDone,
@@ -80,6 +79,7 @@ class MessageItems(ItemState):
         text = event.part.get("text")
         if isinstance(text, str):
             part.text = text
+            part.streamed.settle(text)
         annotations = event.part.get("annotations")
         if isinstance(annotations, list):
             for index, annotation in enumerate(annotations):
@@ -90,7 +90,7 @@ class MessageItems(ItemState):
     def _on_refusal_delta(self, event: wire.RefusalDelta) -> None:
         item = self._item(event, "message")
         if item is not None:
-            item.part(event.content_index).chunks.append(event.delta)
+            item.part(event.content_index).streamed.add(event.delta)
 
     def _on_refusal_done(self, event: wire.RefusalDone) -> None:
         item = self._item(event, "message")
@@ -126,7 +126,7 @@ class MessageItems(ItemState):
         if content_index in item.linked:
             return
         item.linked.add(content_index)
-        text = part.text if part.text is not None else "".join(part.chunks)
+        text = part.text if part.text is not None else part.streamed.text()
         for link in find_uncovered_links(text, part.annotations.values()):
             self._emit(
                 ev.FileLink,
@@ -149,7 +149,7 @@ class MessageItems(ItemState):
                 continue
             part = item.part(content_index)
             text = raw.get("text")
-            part.text = text if isinstance(text, str) else "".join(part.chunks)
+            part.text = text if isinstance(text, str) else part.streamed.text()
             anns = raw.get("annotations")
             for index, annotation in enumerate(anns if isinstance(anns, list) else ()):
                 part.annotations.setdefault(index, annotation)
@@ -158,6 +158,8 @@ class MessageItems(ItemState):
             self._link(item, content_index, part)
             texts.append(part.text)
             offset += len(part.text)
+        for part in item.parts.values():
+            part.streamed.drop()  # the message is finished: what streamed is read no more
         phase = final.get("phase")
         self._emit(
             ev.MessageCompleted,

@@ -12,6 +12,13 @@ lets the caller decide; the assembler reports it if it does not decode.
 
 Data stays ``bytes`` because msgspec decodes JSON straight from bytes (and checks UTF-8
 while it does), so nothing here decodes text on the hot path.
+
+Nearly every frame the Responses API sends is ``event: <type>\ndata: <json>`` with LF line
+ends. :meth:`SSEDecoder.feed_data` (what the assembler uses) hands such a *plain* frame over
+as its data alone, with no :class:`Frame` around it, and takes everything else through
+the same line-by-line rules as :meth:`SSEDecoder.feed`, so its output says the same
+whatever the chunking. Between frames the bytes of a frame not yet complete are kept as
+they came, and a large one is completed in place, never copied again.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _NAMES: dict[bytes, str] = {}  # event names seen, decoded once
+
+Data = bytes | bytearray
+"""The data of a plain frame (a large one is handed over in the buffer it was built in)."""
+_REGION = 32 * 1024
 
 
 class Frame(msgspec.Struct, gc=False):
@@ -77,15 +88,136 @@ class SSEDecoder:
         self._head: bytes | None = b""
 
     def feed(self, chunk: bytes) -> list[Frame | OversizedFrame]:
-        if self._head is not None:
-            head = self._head + chunk
-            if len(head) < len(_BOM) and _BOM.startswith(head):
-                self._head = head
-                return []
-            self._head = None
-            chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
+        chunk = self._after_head(chunk)
         if not chunk:
             return []
+        return self._feed_lines(chunk)
+
+    def feed_data(self, chunk: bytes) -> list[Data | Frame | OversizedFrame]:
+        """As :meth:`feed`, but a plain frame (``event: <name>`` if any, then one ``data:``
+        line; LF line ends) comes out as its data alone.
+
+        For a reader that needs nothing of such a frame but its data: its event name goes
+        unread, and it has no ``id`` or ``retry`` line, so none is lost.
+        """
+        chunk = self._after_head(chunk)
+        if not chunk:
+            return []
+        if self._pending_cr or b"\r" in chunk:
+            return list(self._feed_lines(chunk))
+        out: list[Data | Frame | OversizedFrame] = []
+        if self._in_frame():
+            # A frame begun line by line ends line by line; plain frames may follow it.
+            end = chunk.find(b"\n\n")
+            if end < 0:
+                return list(self._feed_lines(chunk))
+            out += self._feed_lines(chunk[: end + 2])
+            chunk = chunk[end + 2 :]
+            if self._in_frame():
+                return out + self._feed_lines(chunk)
+        return out + self._plain(chunk)
+
+    def _after_head(self, chunk: bytes) -> bytes:
+        """``chunk`` without the BOM the stream may open with ("" while that is unsure)."""
+        if self._head is None:
+            return chunk
+        head = self._head + chunk
+        if len(head) < len(_BOM) and _BOM.startswith(head):
+            self._head = head
+            return b""
+        self._head = None
+        return head[len(_BOM) :] if head.startswith(_BOM) else head
+
+    def _in_frame(self) -> bool:
+        """Whether lines of a frame (or of one being skipped) were read and its end was not."""
+        return bool(
+            self._data or self._event or self._skipping or self._discard_line or self._frame_bytes
+        )
+
+    def _plain(self, chunk: bytes) -> list[Data | Frame | OversizedFrame]:
+        """:meth:`feed_data` between frames, for a chunk with no CR.
+
+        Between frames the rules give a frame the same result whether its lines are read
+        one by one as they arrive or all at once when its blank line does, so the bytes of
+        a frame not yet complete wait in ``_partial`` as they came. Whatever could pass
+        the size cap goes line by line, where the cap is kept.
+        """
+        out: list[Data | Frame | OversizedFrame] = []
+        partial = self._partial
+        start = 0
+        if partial:
+            straddles = partial.endswith(b"\n") and chunk.startswith(b"\n")
+            end = -1 if straddles else chunk.find(b"\n\n")
+            if not straddles and end < 0:
+                if len(partial) + len(chunk) > self._max:
+                    return out + self._feed_lines(chunk)
+                partial += chunk
+                return out
+            # What the line-by-line rules count for the frame: its lines and their ends.
+            size = len(partial) if straddles else len(partial) + end + 1
+            if size > self._max:
+                return out + self._feed_lines(chunk)
+            if straddles:
+                del partial[-1:]
+                start = 1
+            else:
+                partial += memoryview(chunk)[:end]
+                start = end + 2
+            self._partial = bytearray()
+            out += self._completed(partial)
+        last = chunk.rfind(b"\n\n", start)
+        if last < 0:
+            return out + self._keep(chunk, start)
+        if last - start + 1 > self._max:
+            return out + self._feed_lines(chunk[start:])
+        while start < last:
+            # A few tens of kilobytes at a time: the lines of a whole recording at once
+            # are slower to cut than the same lines in pieces.
+            end = chunk.find(b"\n\n", start + _REGION, last + 2)
+            end = last if end < 0 else end
+            out += self._frames_in(chunk[start:end])
+            start = end + 2
+        return out + self._keep(chunk, last + 2)
+
+    def _frames_in(self, region: bytes) -> list[Data | Frame | OversizedFrame]:
+        """The frames of complete lines between frames, cut off by a blank line."""
+        data = _all_plain(region.split(b"\n"))
+        if data is not None:
+            return list(data)
+        out: list[Data | Frame | OversizedFrame] = []
+        for segment in region.split(b"\n\n"):
+            data = _all_plain(segment.split(b"\n"))
+            if data is not None:
+                out += data
+            else:
+                out += self._lines(segment.split(b"\n"))
+                out += self._lines([b""])
+        return out
+
+    def _keep(self, chunk: bytes, start: int) -> list[Frame | OversizedFrame]:
+        """The bytes after the last complete frame wait for the next chunk."""
+        if len(chunk) - start > self._max:
+            return self._feed_lines(chunk[start:])
+        self._partial = bytearray(memoryview(chunk)[start:])
+        return []
+
+    def _completed(self, frame: bytearray) -> list[Data | Frame | OversizedFrame]:
+        """A frame whose bytes were gathered in ``frame`` and whose blank line came: its
+        data (``frame`` itself, cut down in place) if it is plain, else its frames."""
+        if frame.startswith(b"data: "):
+            start = 6
+        elif frame.startswith(b"event: "):
+            nl = frame.find(b"\n")
+            start = nl + 7 if nl > 0 and frame.startswith(b"data: ", nl + 1) else -1
+        else:
+            start = -1
+        if start > 0 and frame.find(b"\n", start) < 0:
+            del frame[:start]
+            return [frame]
+        out: list[Data | Frame | OversizedFrame] = []
+        return out + self._lines(bytes(frame).split(b"\n")) + self._lines([b""])
+
+    def _feed_lines(self, chunk: bytes) -> list[Frame | OversizedFrame]:
         if self._pending_cr:
             self._pending_cr = False
             if chunk[0] == 0x0A:
@@ -117,9 +249,13 @@ class SSEDecoder:
             out += self.feed(head)
         self._head = None
         if self._partial:
-            tail = bytes(self._partial)
+            # Between frames it may hold several lines (see _plain); the last, cut off,
+            # counts as a line, and nothing after a final LF does.
+            lines = bytes(self._partial).split(b"\n")
             self._partial = bytearray()
-            out += self._lines([tail])
+            if not lines[-1]:
+                lines.pop()
+            out += self._lines(lines)
         if self._data and not self._skipping:
             out.append(self._dispatch(complete=False))
         self._data = []
@@ -240,3 +376,27 @@ class SSEDecoder:
         self._data = []
         self._event = ""
         return frame
+
+
+def _all_plain(lines: list[bytes]) -> list[bytes] | None:
+    """The data of the frames these complete lines make, if every one is plain: all
+    ``event:`` then ``data:`` frames, or all ``data:`` frames; else None.
+
+    Checked and cut with a few calls over all the lines at once (a line holds no LF, so
+    in lines joined by LF each LF starts a line), not with a few calls per frame.
+    """
+    if len(lines) % 3 == 2 and not any(lines[2::3]):
+        names = lines[0::3]
+        if (b"\n" + b"\n".join(names)).count(b"\nevent: ") == len(names):
+            data = _data(lines[1::3])
+            if data is not None:
+                return data
+    if len(lines) % 2 == 1 and not any(lines[1::2]):
+        return _data(lines[0::2])
+    return None
+
+
+def _data(lines: list[bytes]) -> list[bytes] | None:
+    """What follows ``data: `` on each of these lines, if each is such a line."""
+    data = (b"\n" + b"\n".join(lines)).split(b"\ndata: ")
+    return data[1:] if len(data) == len(lines) + 1 else None

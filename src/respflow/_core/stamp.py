@@ -15,15 +15,24 @@ __all__ = ["Stamper"]
 
 
 class Stamper:
+    __slots__ = ("_k", "_seq")
+
     def __init__(self) -> None:
         self._seq = -1
         self._k = 0
 
     def passed(self, event: ev.Event) -> ev.Event:
         """An event from upstream, in its place."""
-        if event.sequence_number != self._seq:
-            self._seq, self._k = event.sequence_number, 0
-        return self._stamp(event, event.sequence_number)
+        seq = event.sequence_number
+        if seq != self._seq:  # most events are the first of their wire event
+            self._seq = seq
+            self._k = 1
+            cursor = f"{seq}-0"
+        else:
+            k = self._k
+            self._k = k + 1
+            cursor = f"{seq}-{k}"
+        return event if event.cursor == cursor else msgspec.structs.replace(event, cursor=cursor)
 
     def made(self, event: ev.Event) -> ev.Event:
         """An event the processor made, after the last one out."""

@@ -8,9 +8,11 @@ comes from. Every field has a default: real streams omit fields the SDK calls re
 
 Types outside the union are either absorbed on purpose (:data:`ABSORBED_TYPES`: progress
 signals whose outcome the finished item carries) or really unknown and passed on raw.
-"""
 
-from __future__ import annotations
+This module does without ``from __future__ import annotations``: msgspec reads the
+Structs' annotations when the decoder is built, at import, and real types spare it
+evaluating some five hundred strings on every start of a process.
+"""
 
 import re
 from collections.abc import Callable
@@ -24,16 +26,22 @@ __all__ = [
     "ABSORBED_TYPES",
     "MAX_DEPTH",
     "NestingTooDeep",
+    "Payload",
     "WireEvent",
     "WireResponse",
     "decode_bounded",
     "decode_event",
     "decode_json",
+    "decode_known",
     "decode_response",
+    "kept_too_deep",
 ]
 
 Json = dict[str, Any]
 T = TypeVar("T")
+Payload = bytes | bytearray | str
+"""An event's JSON as it arrived (a large one in the buffer it was gathered in)."""
+D = TypeVar("D", bound=Payload)
 Index = Annotated[int, msgspec.Meta(ge=0)]
 """A position the stream names (an output item, a part, a command): never negative, so
 Python's negative indexing can never pick another item. Nothing is ever sized by one."""
@@ -341,7 +349,7 @@ _response_decoder = msgspec.json.Decoder(WireResponse)
 _any_decoder = msgspec.json.Decoder()
 
 
-def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
+def decode_event(data: Payload) -> WireEvent | Unrecognized:
     """Decode one event payload.
 
     Raises:
@@ -360,14 +368,27 @@ def decode_event(data: bytes | str) -> WireEvent | Unrecognized:
         raise
     except RecursionError:
         raise NestingTooDeep() from None
-    # Only what is kept must be measured: fields not declared were skipped, and a
-    # delta's declared fields are scalars.
-    if type(event) in _HOLDS_JSON and len(data) > _SHALLOW and _nests_too_deep(data):
+    if kept_too_deep(event, data):
         raise NestingTooDeep()
     return event
 
 
-def _unrecognized(data: bytes | str, invalid: msgspec.ValidationError) -> Unrecognized:
+decode_known: Callable[[Payload], WireEvent] = _decoder.decode
+"""Decode a payload as one of the events respflow models, as fast as msgspec can; it
+raises for anything else (another type, invalid JSON), which :func:`decode_event` sorts
+out. What it returns still has to pass :func:`kept_too_deep`."""
+
+
+def kept_too_deep(event: WireEvent, data: Payload) -> bool:
+    """Whether the decoded ``event`` keeps JSON nested deeper than :data:`MAX_DEPTH`.
+
+    Only what is kept must be measured: fields not declared were skipped, and a delta's
+    declared fields are scalars.
+    """
+    return type(event) in _HOLDS_JSON and len(data) > _SHALLOW and _nests_too_deep(data)
+
+
+def _unrecognized(data: Payload, invalid: msgspec.ValidationError) -> Unrecognized:
     """An event whose type respflow does not model; ``invalid`` if it is not one."""
     try:
         raw = decode_json(data)
@@ -386,7 +407,7 @@ def _unrecognized(data: bytes | str, invalid: msgspec.ValidationError) -> Unreco
     )
 
 
-def _raise_if_not_utf8(data: bytes | str) -> None:
+def _raise_if_not_utf8(data: Payload) -> None:
     """Raise ``UnicodeDecodeError`` if ``data`` is bytes that are not UTF-8.
 
     msgspec up to 0.22 raised ``UnicodeDecodeError`` itself; later releases raise a
@@ -394,7 +415,7 @@ def _raise_if_not_utf8(data: bytes | str) -> None:
     decoding has already failed, keeps the contract the same for every msgspec and costs
     valid input nothing.
     """
-    if isinstance(data, bytes):
+    if not isinstance(data, str):
         data.decode("utf-8")
 
 
@@ -404,12 +425,12 @@ def decode_response(data: bytes | str) -> WireResponse:
     return response
 
 
-def decode_json(data: bytes | str) -> Any:
+def decode_json(data: Payload) -> Any:
     """Decode any JSON document; raises :class:`NestingTooDeep` as :func:`decode_event`."""
     return decode_bounded(_any_decoder.decode, data)
 
 
-def decode_bounded(decode: Callable[[bytes | str], T], data: bytes | str) -> T:
+def decode_bounded(decode: Callable[[D], T], data: D) -> T:
     """``decode(data)``, refused with :class:`NestingTooDeep` if ``data`` nests too deeply.
 
     msgspec recurses once per level and gives up at Python's recursion limit, wherever
@@ -429,7 +450,7 @@ def decode_bounded(decode: Callable[[bytes | str], T], data: bytes | str) -> T:
 _SHALLOW = 2 * MAX_DEPTH
 
 
-def _nests_too_deep(data: bytes | str) -> bool:
+def _nests_too_deep(data: Payload) -> bool:
     """Whether valid JSON nests deeper than MAX_DEPTH; counting the opening brackets (at
     the speed of ``bytes.count``) settles it for nearly everything."""
     if isinstance(data, str):
@@ -446,7 +467,7 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = [1 if b in b"[{" else -1 for b in range(256)]
 
 
-def _depth(data: bytes) -> int:
+def _depth(data: bytes | bytearray) -> int:
     """How deeply valid JSON nests: its brackets outside strings, summed in C loops."""
     brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)

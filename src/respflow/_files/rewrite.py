@@ -138,6 +138,18 @@ class _Part:
     """Where the links held back will go when they are let out (kept until the next delta)."""
     whole: _Moves | None = None
     """Where the links of the ``text.done`` text went."""
+    passed: int = 0
+    """Characters let out as they came (see _without_links) that the fields above do not
+    count yet: they are brought up to date by :meth:`settle`, before anything reads them."""
+    last: str = ""
+    """The last delta so let out: its last character is the context of what follows."""
+
+    def settle(self) -> None:
+        """Count what went out as it came: the window is its last character."""
+        if self.passed:
+            self.at += self.emitted + self.passed - 1
+            self.out += self.passed
+            self.window, self.emitted, self.held, self.passed = self.last[-1], 1, None, 0
 
 
 @dataclass(slots=True)
@@ -153,12 +165,16 @@ class _ResponseState:
     failed_names: set[str] = field(default_factory=set)
     failed_files: set[tuple[str | None, str]] = field(default_factory=set)
     cited_names: dict[tuple[str | None, str], list[str]] = field(default_factory=dict)
+    recent: tuple[str, int, _Part] | None = None
+    """The part the last text delta went to: the next one very likely goes there too."""
 
     def part(self, item_id: str, content_index: int) -> _Part:
+        """The part, up to date (see _Part.settle); made if it is new."""
         part = self.parts.get((item_id, content_index))
         if part is None:
             part = self.parts[(item_id, content_index)] = _Part(self.container)
             self.item_containers.setdefault(item_id, self.container)
+        part.settle()
         return part
 
     def names_in(self, container_id: str | None) -> Callable[[str], str]:
@@ -284,6 +300,13 @@ class LinkRewriter:
 
     def feed(self, event: ev.Event) -> list[ev.Event]:
         """The events to pass on for ``event``, in order."""
+        if event.response_id == self._rid:
+            if type(event) is ev.TextDelta:
+                passed = self._without_links(event)
+                if passed is not None:
+                    return [self._stamper.passed(passed)]
+            elif type(event) in _PASSED:
+                return [self._stamper.passed(event)]
         if event.response_id != self._rid:
             self._rid, self._state = event.response_id, _ResponseState()
         state = self._state
@@ -314,6 +337,82 @@ class LinkRewriter:
                 return [*released, self._stamper.passed(event)]
             case _:
                 return [self._stamper.passed(event)]
+
+    def _without_links(self, event: ev.TextDelta) -> ev.TextDelta | None:
+        """``event`` as :meth:`_push` lets it out if neither its delta nor what its part
+        holds has a "/" in it, the part moved on as _push would; else None.
+
+        Without "/" no link can be let out: only a start of "sandbox:" that ends the
+        text can be held, and only where a link may begin (see _MAY_START). So nearly
+        every delta costs a few string operations instead of the link scan, and when
+        nothing is held it goes out as it came, only counted (see _Part.settle).
+        """
+        state = self._state
+        item_id, index = event.item_id, event.content_index
+        recent = state.recent
+        if recent is not None and recent[0] == item_id and recent[1] == index:
+            part = recent[2]
+        else:
+            found = state.parts.get((item_id, index))
+            if found is None:
+                return None
+            part = found
+            state.recent = (item_id, index, part)
+        delta = event.delta
+        if not delta or "/" in delta:
+            return None
+        if part.passed:
+            before = part.last
+        elif part.emitted == len(part.window) and not part.raw:
+            before = part.window
+        else:
+            return self._held_then(part, event)
+        hold = delta.rfind("s")
+        if (
+            hold >= 0
+            and len(delta) - hold <= _SANDBOX_LENGTH
+            and _SANDBOX.startswith(delta[hold:])
+            and not _no_link_after(delta[hold - 1] if hold else before[-1:])
+        ):
+            part.settle()
+            return _with_delta(event, self._hold_from(part, delta, delta, hold))
+        part.passed += len(delta)
+        part.last = delta
+        return event
+
+    def _held_then(self, part: _Part, event: ev.TextDelta) -> ev.TextDelta | None:
+        """_without_links for a part that holds something back."""
+        delta = event.delta
+        window, emitted = part.window, part.emitted
+        if part.raw or "/" in window[emitted:]:
+            return None
+        rest = window[emitted:] + delta
+        hold = rest.rfind("s")
+        if (
+            hold >= 0
+            and len(rest) - hold <= _SANDBOX_LENGTH
+            and _SANDBOX.startswith(rest[hold:])
+            and not _no_link_after(rest[hold - 1] if hold else window[emitted - 1 : emitted])
+        ):
+            return _with_delta(event, self._hold_from(part, delta, rest, hold))
+        part.held = None
+        part.out += len(rest)
+        part.at += emitted + len(rest) - 1
+        part.window, part.emitted = delta[-1], 1  # the context for what comes next
+        return _with_delta(event, rest)
+
+    def _hold_from(self, part: _Part, delta: str, rest: str, hold: int) -> str:
+        """_without_links when ``rest[hold:]`` may begin a link: the text before it goes."""
+        out = rest[:hold]
+        part.held = None
+        part.out += len(out)
+        keep = part.emitted + len(out) - 1  # one character of context before what is held
+        text = part.window + delta
+        if keep > 0:
+            part.window, part.emitted, part.at = text[keep:], 1, part.at + keep
+        else:
+            part.window, part.emitted = text, part.emitted + len(out)
+        return out
 
     def _text_done(
         self, event: ev.TextDone, state: _ResponseState, part: _Part, text: str
@@ -417,6 +516,7 @@ class LinkRewriter:
         part = state.parts.get((event.item_id, event.content_index))
         if part is None:
             return event
+        part.settle()
         if isinstance(event, ev.FileCited):
             cited = self._links_in(state, part, event.start_index, event.end_index)
             key = (event.container_id, event.file_id)
@@ -449,9 +549,44 @@ class LinkRewriter:
         return msgspec.structs.replace(message, text=text, annotations=annotations)
 
 
+_SANDBOX = "sandbox:"
+_SANDBOX_LENGTH = len(_SANDBOX)
+# Events the rewriter passes on unchanged whatever its state: neither text, nor what names
+# files, nor what it holds back or releases.
+_PASSED = frozenset(
+    {
+        ev.ResponseStarted,
+        ev.CodeDelta,
+        ev.CodeDone,
+        ev.CodeInterpreting,
+        ev.CodeOutput,
+        ev.CodeLogs,
+        ev.CodeImage,
+        ev.CodeOutputsMissing,
+        ev.FileSaved,
+        ev.ReasoningDelta,
+        ev.ReasoningDone,
+        ev.ItemCompleted,
+        ev.StreamError,
+        ev.StreamGap,
+        ev.StreamDropped,
+        ev.Unknown,
+    }
+)
+
 # A link right after one of these is a Markdown link's target, an autolink, code or a
 # quoted string: it stays a plain URL.
 _NOT_BARE = frozenset("(<`\"'[=")
+
+
+def _no_link_after(before: str) -> bool:
+    """Whether a link cannot begin right after ``before`` (a character, or "" at the
+    start of the text): find_links' look-behind."""
+    return bool(before) and (before.isalnum() or before in "_/.")
+
+
+def _with_delta(event: ev.TextDelta, delta: str) -> ev.TextDelta:
+    return event if delta == event.delta else msgspec.structs.replace(event, delta=delta)
 
 
 def _label(path: str) -> str:
