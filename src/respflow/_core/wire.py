@@ -451,20 +451,19 @@ _SHALLOW = 2 * MAX_DEPTH
 
 
 def _nests_too_deep(data: Payload) -> bool:
-    """Whether valid JSON nests deeper than MAX_DEPTH; counting the opening brackets (in
-    one pass at C speed, keeping only them) settles it for nearly everything."""
+    """Whether valid JSON nests deeper than MAX_DEPTH; counting the opening brackets (at
+    the speed of ``bytes.count``) settles it for nearly everything."""
     if isinstance(data, str):
         if data.count("{") + data.count("[") <= MAX_DEPTH:
             return False
         data = data.encode("utf-8", "surrogatepass")
-    elif len(data.translate(None, _NOT_OPENING)) <= MAX_DEPTH:
+    elif data.count(b"{") + data.count(b"[") <= MAX_DEPTH:
         return False
     return _depth(data) > MAX_DEPTH
 
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_NOT_OPENING = bytes(b for b in range(256) if b not in b"[{")
 _STEP = [1 if b in b"[{" else -1 for b in range(256)]
 
 
