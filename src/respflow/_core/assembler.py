@@ -224,6 +224,7 @@ class Assembler(CodeItems, MessageItems):
         decode = wire.decode_known
         text_delta, code_delta = wire.TextDelta, wire.CodeDelta
         code_delta_dotted = wire.CodeDeltaDotted
+        text_event, code_event = ev.TextDelta, ev.CodeDelta
         join_every = JOIN_EVERY
         out = self._out  # the same list until feed() takes it
         expected, rid, records, final = self._next_in_line(), self._rid, self._items, self._final
@@ -247,14 +248,14 @@ class Assembler(CodeItems, MessageItems):
                             index = event.content_index
                             streamed = (record.parts.get(index) or record.part(index)).streamed
                             out.append(
-                                ev.TextDelta(
+                                text_event(
                                     rid, seq, f"{seq}-0", record.item_id, record.index, index, delta
                                 )
                             )
                         else:
                             streamed = record.code
                             out.append(
-                                ev.CodeDelta(
+                                code_event(
                                     rid, seq, f"{seq}-0", record.item_id, record.index, delta
                                 )
                             )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
-from urllib.parse import unquote
 
 __all__ = ["SandboxLink", "find_links", "find_uncovered_links"]
 
@@ -39,7 +38,17 @@ def find_links(text: str, start: int = 0, end: int | None = None) -> Iterator[Sa
         if path == "/mnt/data/":
             continue
         start = match.start()
-        yield SandboxLink(unquote(path), start, start + len(target))
+        yield SandboxLink(_unquoted(path), start, start + len(target))
+
+
+def _unquoted(path: str) -> str:
+    if "%" not in path:  # what unquote returns unchanged
+        return path
+    # Imported here: urllib.parse and what it imports take some milliseconds of every
+    # start of a process, and most answers have no percent-encoded link.
+    from urllib.parse import unquote
+
+    return unquote(path)
 
 
 def _matches(text: str, start: int, end: int) -> Iterator[re.Match[str]]:
