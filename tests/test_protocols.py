@@ -42,6 +42,7 @@ from respflow._protocols.stream import ProtocolStream
 from respflow._protocols.vercel import VercelEncoder
 from respflow.testing import LoopbackServer, MockServer, Recording, StreamBuilder, to_sse
 
+from .browser import CHROMIUM, launch
 from .external import recordings
 
 Json = dict[str, Any]
@@ -853,7 +854,6 @@ async def test_an_ag_ui_http_agent_follows_a_response_of_the_app_end_to_end(
 
 # -- useChat in a real browser --------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 needs_browser = pytest.mark.skipif(
     os.environ.get("RESPFLOW_BROWSER_TEST") != "required"
     and (not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None),
@@ -869,17 +869,7 @@ def _use_chat(url: str) -> Json:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(p)
         try:
             page = browser.new_page(accept_downloads=True)
             errors: list[str] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from importlib import resources
 from pathlib import Path
 from types import ModuleType
@@ -21,8 +20,9 @@ import pytest
 
 from respflow.testing import LoopbackServer
 
+from .browser import CHROMIUM, launch
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FILES = Path(str(resources.files("respflow").joinpath("samples", "files")))
 
 # .ci/run's main job sets RESPFLOW_BROWSER_TEST=required, so there a missing browser fails.
@@ -50,17 +50,7 @@ def _drive(url: str, shots: Path) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(p)
         try:
             page = browser.new_page(accept_downloads=True)
             page.goto(url)
