@@ -262,9 +262,9 @@ async def test_log_sink_speaks_structlog(anyio_backend: str) -> None:
 
 
 def _in_order(got: Sequence[respflow.Event]) -> bool:
-    """``got`` is some of the events, none twice, in their order."""
-    rest = iter(EVENTS)
-    return all(any(event == candidate for candidate in rest) for event in got)
+    """``got`` is some of the events, none twice, in their order (cursors aside)."""
+    rest = iter(_bare(EVENTS))
+    return all(any(event == candidate for candidate in rest) for event in _bare(got))
 
 
 sink_specs = st.lists(
@@ -303,13 +303,20 @@ async def test_fan_out_keeps_its_promises_for_any_mix_of_sinks(
             assert len(got) <= fail
             assert _in_order(got)
             continue
+        # Another sink's failure report takes a place (a cursor) in the stream, so the
+        # events after it may be renumbered: compare what they are, the order is above.
+        bare, events = _bare(got), _bare(EVENTS)
         if policy == "block":
-            assert got == EVENTS
+            assert bare == events
         elif policy == "drop_oldest":
             missed = sum(e.count for e in sink.events if isinstance(e, StreamDropped))
             reports = sum(1 for _, _, fail, _ in specs if fail is not None)  # may be dropped too
             assert len(EVENTS) <= len(got) + missed <= len(EVENTS) + reports
-            assert got[-1] == EVENTS[-1]
+            assert bare[-1] == events[-1]
             assert _in_order(got)
         else:
-            assert got == EVENTS[: len(got)]
+            assert bare == events[: len(bare)]
+
+
+def _bare(events: Sequence[respflow.Event]) -> list[respflow.Event]:
+    return [msgspec.structs.replace(e, cursor="") for e in events]
