@@ -10,7 +10,9 @@ response's normalized events between them as an ordered log keyed by cursor:
   new ones; a cursor the log no longer holds raises :class:`TooOld`, never a silent skip;
 - leases (``claim``, ``renew``, ``release``) say which producer owns a response, and a
   publish under a lease that is no longer held is refused (:class:`LeaseLost`), so a
-  stalled producer cannot write over its successor.
+  stalled producer cannot write over its successor;
+- ``unfinished`` lists the responses whose log has no end yet, so a producer that died
+  is noticed by the others (:class:`respflow.Runner` takes its responses over).
 
 :class:`MemoryBroker` keeps the logs in this process; ``respflow-redis`` keeps them in
 Redis Streams for many processes. Both pass ``respflow.testing.BrokerConformance``.
@@ -116,6 +118,12 @@ class Broker(Protocol):
         """Give a lease up (nothing happens if it is no longer held)."""
         ...
 
+    async def unfinished(self) -> dict[str, bool]:
+        """The responses whose log has events but no end yet (in no set order), each with
+        whether it is a background response (its ``response.started`` said so: the API
+        can replay it to another producer)."""
+        ...
+
     async def aclose(self) -> None:
         """Let go of the broker's resources; readers end."""
         ...
@@ -136,6 +144,7 @@ class _Log:
     gone: str | None = None
     """Why the log was dropped (expired, evicted), for readers still on it."""
     lease: Lease | None = None
+    background: bool = False
     grown: anyio.Event = field(default_factory=anyio.Event)
 
     @property
@@ -194,6 +203,8 @@ class MemoryBroker:
             cursor = parse_cursor(event.cursor)
             if log.ended_at is not None or (log.last is not None and cursor <= log.last):
                 continue
+            if isinstance(event, ev.ResponseStarted) and event.background:
+                log.background = True
             log.events.append(event)
             log.cursors.append(cursor)
             log.last = cursor
@@ -312,6 +323,16 @@ class MemoryBroker:
             ended=log.ended_at is not None,
             owner=lease.owner if lease is not None and lease.expires_at > self._clock() else None,
         )
+
+    async def unfinished(self) -> dict[str, bool]:
+        self._check_open()
+        self._expire()
+        await anyio.lowlevel.checkpoint()
+        return {
+            rid: log.background
+            for rid, log in self._logs.items()
+            if log.last is not None and log.ended_at is None
+        }
 
     def responses(self) -> list[str]:
         """The responses whose logs are kept, oldest first."""

@@ -12,6 +12,18 @@ The runner holds a lease on each response it publishes and renews it while it ru
 producer that loses its lease (it stalled, and another took the response over) stops
 publishing at once. Leaving the runner, or cancelling a response, ends each response it
 ran with an end event in the broker (``stream.truncated``, unless the response ended).
+
+With ``takeover=True`` the runner also watches the broker for responses whose producer
+died (its lease lapsed before the response ended). It claims each one (the lease lets
+exactly one runner win) and:
+
+- continues a background response: the API replays it from its first event, the
+  runner's processors rebuild it, and only what the log does not hold yet is published
+  (see :class:`_Continuation`), so readers see every event once, in order, with one end;
+- ends a foreground response, which the API cannot replay, with ``stream.truncated``.
+
+Such a runner leaves its background responses unended when it exits (a restart or a
+deploy): another runner, or this one started again, continues them.
 """
 
 from __future__ import annotations
@@ -26,10 +38,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 
 from .. import _events as ev
-from .._exceptions import LeaseLost, RespflowError, UsageError, sole_exception
+from .._exceptions import LeaseLost, RespflowError, TooOld, UsageError, sole_exception
 from .broker import Broker, Lease
 from .pipeline import Pipeline, attach
 
@@ -47,22 +60,35 @@ class _Running:
     background: bool
     scope: anyio.CancelScope
     done: anyio.Event = field(default_factory=anyio.Event)
+    handed_over: bool = False
+    """Stopped, unended, for another runner to continue (this one exits)."""
 
 
 class _BrokerSink:
     """Publishes a response's events into the broker under the runner's lease; once the
     lease is lost it publishes nothing more (the response has another producer)."""
 
-    def __init__(self, broker: Broker, lease: Lease) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        lease: Lease,
+        running: _Running,
+        continuation: _Continuation | None = None,
+    ) -> None:
         self._broker = broker
         self.lease = lease
+        self._running = running
         self.lost = False
         self.first = anyio.Event()
+        self._continuation = continuation
 
     async def send(self, event: ev.Event) -> None:
-        if not self.lost:
+        placed = event if self._continuation is None else self._continuation.place(event)
+        if isinstance(placed, ev.StreamTruncated) and self._running.handed_over:
+            placed = None  # the pipeline's notice that it stopped: the response goes on
+        if placed is not None and not self.lost:
             try:
-                await self._broker.publish([event], lease=self.lease)
+                await self._broker.publish([placed], lease=self.lease)
             except LeaseLost:
                 self.lost = True
                 raise
@@ -70,6 +96,93 @@ class _BrokerSink:
 
     async def aclose(self) -> None:
         self.first.set()
+
+
+_MADE = (ev.FileSaved, ev.FileFailed)
+"""Events whose place in a stream depends on timing (a download's), not on the wire."""
+
+
+class _Continuation:
+    """Where a response's replay, rebuilt by a new producer, joins the log the old one left.
+
+    The replay's events up to the log's top are the same as the log's (the core and the
+    rewriter are deterministic), except the file outcomes, whose place depends on when
+    a download finished. So: events of sequence numbers below the top's are dropped;
+    of the top's own, as many as the log holds are dropped and the rest go after it; a
+    file outcome the log already holds is dropped, and one it lacks, if it falls at or
+    below the top, goes after it. Everything later keeps its cursor.
+    """
+
+    def __init__(self, top: str, at_top: int | None, announced: set[Any]) -> None:
+        self._top_seq, self._next_k = ev.parse_cursor(top)
+        self._next_k += 1
+        self._at_top = at_top
+        """How many events of the top's sequence number the log holds; None if unknown
+        (the log was trimmed): then all of them are taken as held."""
+        self._announced = announced
+
+    @classmethod
+    async def read(cls, broker: Broker, response_id: str, top: str) -> _Continuation:
+        """The continuation of the log of ``response_id``, which ends at ``top``."""
+        seq = ev.parse_cursor(top)[0]
+        try:
+            held = await _read_until(broker, response_id, None, top)
+        except TooOld:  # only the newest events are kept: what files they name is enough
+            try:
+                held = await _read_until(broker, response_id, f"{seq - 1}-{2**62}", top)
+            except TooOld:
+                return cls(top, None, set())
+        at_top = sum(1 for e in held if e.sequence_number == seq and not isinstance(e, _MADE))
+        return cls(top, at_top, {_file_key(e) for e in held if isinstance(e, _MADE)})
+
+    def place(self, event: ev.Event) -> ev.Event | None:
+        """``event`` with the cursor it takes in the log, or None if the log holds it."""
+        seq = event.sequence_number
+        if isinstance(event, _MADE):
+            key = _file_key(event)
+            if key in self._announced:
+                return None
+            self._announced.add(key)
+            return self._after_top(event) if seq <= self._top_seq else event
+        if seq > self._top_seq:
+            return event
+        if seq < self._top_seq:
+            return None
+        if self._at_top is None:
+            return None
+        if self._at_top > 0:
+            self._at_top -= 1
+            return None
+        return self._after_top(event)
+
+    def _after_top(self, event: ev.Event) -> ev.Event:
+        cursor = f"{self._top_seq}-{self._next_k}"
+        self._next_k += 1
+        return msgspec.structs.replace(event, sequence_number=self._top_seq, cursor=cursor)
+
+
+def _file_key(event: ev.FileSaved | ev.FileFailed) -> Any:
+    """What tells one file's outcome from another's, whichever producer reported it."""
+    if event.file_id or event.path:
+        return (event.container_id, event.file_id, event.path)
+    return msgspec.structs.replace(event, sequence_number=0, cursor="")
+
+
+async def _read_until(
+    broker: Broker, response_id: str, after: str | None, top: str
+) -> list[ev.Event]:
+    subscription = await broker.subscribe(response_id, after=after)
+    held: list[ev.Event] = []
+    end = ev.parse_cursor(top)
+    try:
+        with anyio.fail_after(30):
+            async for event in subscription:
+                held.append(event)
+                if ev.parse_cursor(event.cursor) >= end:
+                    break
+    finally:
+        await subscription.aclose()
+    return held
 
 
 class Runner:
@@ -83,9 +196,14 @@ class Runner:
         processors: called once per response for its processors, in order, e.g.
             ``lambda: [FileFetcher(client, storage), LinkRewriter(url)]``.
         owner: this runner's name on leases (default: random, unique per runner).
-        lease_ttl: seconds a lease lasts unless renewed; renewed every third of it.
+        lease_ttl: seconds a lease lasts unless renewed; renewed every third of it. A
+            dead producer's responses are taken over this long after its last renewal.
         stream: the function that opens a response's stream (default
             :func:`respflow.stream`); keyword arguments of ``start`` go to it.
+        takeover: watch the broker for responses whose producer died and take them
+            over (see the module's docstring). For brokers that processes share.
+        resume: the function that replays a background response for a takeover
+            (default :func:`respflow.resume`), called as ``resume(client, response_id)``.
     """
 
     def __init__(
@@ -97,6 +215,8 @@ class Runner:
         owner: str | None = None,
         lease_ttl: float = 10.0,
         stream: Callable[..., Any] | None = None,
+        takeover: bool = False,
+        resume: Callable[..., Any] | None = None,
     ) -> None:
         if not lease_ttl > 0 or not math.isfinite(lease_ttl):
             raise UsageError("lease_ttl must be a positive number of seconds")
@@ -106,13 +226,18 @@ class Runner:
         self.owner = owner or f"runner-{secrets.token_hex(6)}"
         self.lease_ttl = lease_ttl
         self._stream = stream
+        self.takeover = takeover
+        self._resume = resume
         self._group: TaskGroup | None = None
         self._running: dict[str, _Running] = {}
         self._closing = False
+        self._watching = anyio.CancelScope()
 
     async def __aenter__(self) -> Runner:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
+        if self.takeover:
+            self._group.start_soon(self._watch)
         return self
 
     async def __aexit__(
@@ -123,7 +248,9 @@ class Runner:
     ) -> bool | None:
         assert self._group is not None
         self._closing = True
+        self._watching.cancel()
         for running in self._running.values():
+            running.handed_over = self.takeover and running.background
             running.scope.cancel()
         try:
             return await self._group.__aexit__(exc_type, exc, tb)
@@ -198,11 +325,30 @@ class Runner:
         if lease is None:
             await events.aclose()
             raise RespflowError(f"response {response_id} is already owned by another producer")
-        sink = _BrokerSink(self.broker, lease)
-        running = _Running(response_id, bool(create.get("background")), anyio.CancelScope())
+        running = self._register(response_id, bool(create.get("background")))
+        sink = _BrokerSink(self.broker, lease, running)
+        await self._drive(running, sink, first, events, processors, task_status)
+
+    def _register(self, response_id: str, background: bool) -> _Running:
+        running = _Running(response_id, background, anyio.CancelScope())
         self._running[response_id] = running
         if self._closing:
+            running.handed_over = self.takeover and background
             running.scope.cancel()
+        return running
+
+    async def _drive(
+        self,
+        running: _Running,
+        sink: _BrokerSink,
+        first: ev.Event,
+        events: Any,
+        processors: list[Any],
+        task_status: TaskStatus[str] | None = None,
+    ) -> None:
+        """Runs one response's events through ``processors`` into ``sink`` while its
+        lease is renewed; however it stops, the log gets an end (see :meth:`_stop`)."""
+        response_id = running.response_id
         announced = False
         try:
             async with anyio.create_task_group() as tg:
@@ -211,19 +357,35 @@ class Runner:
                     self._deliver, sink, running.scope, first, events, processors, tg.cancel_scope
                 )
                 await sink.first.wait()
-                task_status.started(response_id)
+                if task_status is not None:
+                    task_status.started(response_id)
                 announced = True
         except Exception as exc:
-            if not announced:
+            if not announced and task_status is not None:
                 sole = sole_exception(exc) if isinstance(exc, BaseExceptionGroup) else exc
                 raise (sole or exc) from None
             # One response's failure must not take the runner's other responses with it.
             _log.exception("respflow: running response %s failed", response_id)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._end_if_open(sink, response_id)
-                await self.broker.release(sink.lease)
-            del self._running[response_id]
+                await self._stop(running, sink)
+
+    async def _stop(self, running: _Running, sink: _BrokerSink, why: str | None = None) -> None:
+        """Ends the response's log if it has no end, and gives its lease up.
+
+        A background response this runner leaves because it exits is not ended when
+        others take responses over: one of them continues it.
+        """
+        try:
+            if why is not None or not running.handed_over:
+                await self._end_if_open(
+                    sink,
+                    running.response_id,
+                    why or "the server stopped following this response before it ended",
+                )
+            await self.broker.release(sink.lease)
+        finally:
+            del self._running[running.response_id]
             running.done.set()
 
     async def _deliver(
@@ -241,7 +403,7 @@ class Runner:
                 await pipeline.run(_prepend(first, events))
         renewal.cancel()
 
-    async def _end_if_open(self, sink: _BrokerSink, response_id: str) -> None:
+    async def _end_if_open(self, sink: _BrokerSink, response_id: str, why: str) -> None:
         """However the run stopped, a response whose log has no end gets one, so no
         reader waits forever (unless the lease is lost: the new owner ends it)."""
         if sink.lost:
@@ -256,7 +418,7 @@ class Runner:
                 sequence_number=seq,
                 cursor=f"{seq}-{k + 1}",
                 last_sequence_number=seq,
-                message="the server stopped following this response before it ended",
+                message=why,
             )
             with contextlib.suppress(LeaseLost):
                 await self.broker.publish([end], lease=sink.lease)
@@ -278,6 +440,89 @@ class Runner:
                 sink.lost = True
                 scope.cancel()
                 return
+
+    # -- taking over what a dead producer left ------------------------------------------
+
+    async def _watch(self) -> None:
+        with self._watching:
+            while True:
+                await anyio.sleep(self.lease_ttl / 3)
+                try:
+                    await self._claim_orphans()
+                except Exception:  # the broker is unreachable for now: look again later
+                    _log.warning("respflow: looking for orphaned responses failed", exc_info=True)
+
+    async def _claim_orphans(self) -> None:
+        """Claims each unfinished response no producer holds, and starts its takeover."""
+        assert self._group is not None
+        for response_id, background in (await self.broker.unfinished()).items():
+            if response_id in self._running or self._closing:
+                continue
+            lease = await self.broker.claim(response_id, self.owner, self.lease_ttl)
+            if lease is None:
+                continue
+            if response_id in self._running:  # started here while the claim was made
+                continue
+            running = self._register(response_id, background)
+            self._group.start_soon(self._take_over, running, lease)
+
+    async def _take_over(self, running: _Running, lease: Lease) -> None:
+        sink = _BrokerSink(self.broker, lease, running)
+        try:
+            reopened = await self._reopen(running, sink)
+        except Exception as exc:
+            _log.warning("respflow: taking over %s failed: %s", running.response_id, exc)
+            why = f"the producer of this response stopped, and continuing it failed: {exc}"
+            with anyio.CancelScope(shield=True):
+                await self._stop(running, sink, why)
+            return
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._stop(running, sink)
+            raise
+        if reopened is not None:
+            continuation, first, events = reopened
+            sink = _BrokerSink(self.broker, lease, running, continuation)
+            await self._drive(running, sink, first, events, list(self.processors()))
+
+    async def _reopen(
+        self, running: _Running, sink: _BrokerSink
+    ) -> tuple[_Continuation, ev.Event, Any] | None:
+        """The replay a takeover continues, and where it joins the log; None once the
+        response needs nothing more (it ended meanwhile, or it cannot be replayed)."""
+        response_id = running.response_id
+        status = await self.broker.status(response_id)
+        if status is None or status.ended or status.last_cursor is None:
+            await self._stop(running, sink)
+            return None
+        if not running.background:
+            why = (
+                "the producer of this response stopped before it ended, and a response not "
+                "started with background=True cannot be replayed to another producer"
+            )
+            await self._stop(running, sink, why)
+            return None
+        _log.info("respflow: taking over response %s from %s", response_id, status.owner)
+        continuation = await _Continuation.read(self.broker, response_id, status.last_cursor)
+        events = self._open_replay(response_id)
+        try:
+            first = await events.__anext__()
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await events.aclose()
+            if isinstance(exc, StopAsyncIteration):
+                raise RespflowError("the API's replay of it ended before its first event") from None
+            raise
+        return continuation, first, events
+
+    def _open_replay(self, response_id: str) -> Any:
+        if self._resume is not None:
+            return self._resume(self.client, response_id)
+        from .._sources.openai import CODE_OUTPUTS, resume
+
+        # From the first event, not after the log's last: the rewriter may hold text
+        # back across events, and items need their beginnings to be finished.
+        return resume(self.client, response_id, include=[CODE_OUTPUTS])
 
 
 async def _prepend(first: ev.Event, rest: AsyncIterator[ev.Event]) -> AsyncIterator[ev.Event]:

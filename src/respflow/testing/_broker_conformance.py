@@ -268,6 +268,35 @@ class BrokerConformance:
             await broker.release(lease)
             assert await broker.claim(rid, "worker-b", ttl=30) is not None
 
+    # -- what the producers left unfinished ---------------------------------------------
+
+    async def test_unfinished_lists_started_responses_until_they_end(self) -> None:
+        # The index producer takeover watches: a response is in it from its first
+        # event to its end, with whether the API could replay it to another producer.
+        foreground = make_events(6)
+        rid = foreground[0].response_id
+        background = make_events(6)
+        bid = background[0].response_id
+        background[0] = ev.ResponseStarted(bid, 0, "0-0", model="m", background=True)
+        async with self.open_broker() as broker:
+            assert rid not in await broker.unfinished()
+            await broker.publish(foreground[:3])
+            await broker.publish(background[:2])
+            unfinished = await broker.unfinished()
+            assert unfinished[rid] is False
+            assert unfinished[bid] is True
+            await broker.publish(foreground[3:])
+            assert rid not in await broker.unfinished()
+            assert (await broker.unfinished())[bid] is True
+            await broker.publish(background[2:])
+            assert bid not in await broker.unfinished()
+
+    async def test_a_lease_alone_is_not_an_unfinished_response(self) -> None:
+        rid = make_events(2)[0].response_id
+        async with self.open_broker() as broker:
+            assert await broker.claim(rid, "worker-a", ttl=30) is not None
+            assert rid not in await broker.unfinished()
+
     # -- any pattern of batches and reconnects ------------------------------------------
 
     @settings(

@@ -4,6 +4,12 @@ Writes: each ``publish`` is one ``EVAL`` per response that checks the producer's
 skips what the stream already holds, ``XADD``s the rest and refreshes the keys' TTL, so a
 stale producer can neither write nor duplicate anything.
 
+Unfinished responses are indexed in one hash (``<prefix>unfinished``: response id to
+``1`` for a background response, ``0`` otherwise), written when a ``response.started``
+is published and cleared once its end is. It is a hint, kept outside the scripts because
+it is not in the response's Cluster slot: ``unfinished`` checks each entry against the
+response's own keys and drops the stale ones.
+
 Reads: a subscription reads pages with a script that ``XRANGE``s after its position and
 tells a trimmed history (``TooOld``) from an unknown one (``ResponseNotFound``). Once it
 has caught up it waits on this process's *follower* of that response: one task, on one
@@ -41,6 +47,7 @@ from respflow import (
     LeaseLost,
     LogStatus,
     ResponseNotFound,
+    ResponseStarted,
     StreamError,
     TooOld,
     UsageError,
@@ -208,6 +215,7 @@ class RedisBroker:
         self.max_followed = max_followed
         self.client_options = dict(client_options or {})
         self._tokens_key = f"{prefix}lease-tokens"
+        self._unfinished_key = f"{prefix}unfinished"
         self._commands: coredis.Redis[bytes] | None = None
         self._blocking: coredis.Redis[bytes] | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -307,12 +315,21 @@ class RedisBroker:
         prepared = [(rid, self._publish_args(batch, lease)) for rid, batch in batches.items()]
         appended = 0
         for rid, args in prepared:
+            batch = batches[rid]
+            # Indexed before the events are written: a producer that dies in between
+            # leaves a stale entry (dropped later), never an unindexed response.
+            started = next((e for e in batch if isinstance(e, ResponseStarted)), None)
+            if started is not None:
+                flag = b"1" if started.background else b"0"
+                await client.hset(self._unfinished_key, {rid: flag})
             keys = self._keys(rid)
             result = await client.eval(_scripts.PUBLISH, [keys.log, keys.last, keys.lease], args)
             if result == -1:
                 assert lease is not None
                 raise _lease_lost(lease)
             appended += _int(result)
+            if any(isinstance(e, END_TYPES) for e in batch):
+                await client.hdel(self._unfinished_key, [rid])
         await anyio.lowlevel.checkpoint()
         return appended
 
@@ -373,6 +390,22 @@ class RedisBroker:
             ended=ended,
             owner=None if lease is None else _text(lease).partition(" ")[2],
         )
+
+    async def unfinished(self) -> dict[str, bool]:
+        client = self._check_open()
+        index = await client.hgetall(self._unfinished_key)
+        found: dict[str, bool] = {}
+        stale: list[str | bytes] = []
+        for raw_id, flag in index.items():
+            rid = _text(raw_id)
+            status = await self.status(rid)
+            if status is None or status.ended:
+                stale.append(raw_id)
+            elif status.last_cursor is not None:
+                found[rid] = flag == b"1"
+        if stale:
+            await client.hdel(self._unfinished_key, stale)
+        return found
 
     async def subscribe(self, response_id: str, *, after: str | None = None) -> RedisSubscription:
         self._check_open()
