@@ -65,6 +65,14 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes (default: %(default)s)"
     )
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with a shared broker, how long after an instance dies another one takes its "
+        "responses over (default: %(default)s)",
+    )
 
 
 def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -93,6 +101,8 @@ def _refused(args: argparse.Namespace) -> str | None:
         return f"--port {args.port} is out of range (0-65535; 0 picks a free one)"
     if args.workers < 1:
         return "--workers must be at least 1"
+    if not 0.1 <= args.lease_ttl <= 3600:
+        return f"--lease-ttl {args.lease_ttl} is out of range (0.1 to 3600 seconds)"
     if args.broker == "memory":
         if args.workers > 1:
             return (
@@ -143,7 +153,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
     import anyio
 
     from .._delivery.runner import Runner
-    from .._server.app import app
+    from .._server.app import App, app
     from .._server.hosting import Server
 
     token = args.token or secrets.token_urlsafe(24)
@@ -152,7 +162,18 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
         async with contextlib.AsyncExitStack() as stack:
             broker = await _open_broker(args, stack)
             client = await stack.enter_async_context(await _client(args, stack))
-            runner = await stack.enter_async_context(Runner(client, broker))
+            gateway: App | None = None
+            # Instances sharing a broker take over each other's responses, through the
+            # same processors the app gives the responses it starts.
+            runner = await stack.enter_async_context(
+                Runner(
+                    client,
+                    broker,
+                    processors=lambda: gateway.processors() if gateway is not None else [],
+                    lease_ttl=args.lease_ttl,
+                    takeover=args.broker != "memory",
+                )
+            )
             gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)
             server = await stack.enter_async_context(
                 Server(gateway, host=args.host, port=args.port)

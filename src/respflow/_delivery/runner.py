@@ -98,18 +98,19 @@ class _BrokerSink:
         self.first.set()
 
 
-_MADE = (ev.FileSaved, ev.FileFailed)
-"""Events whose place in a stream depends on timing (a download's), not on the wire."""
+_MADE = (ev.FileSaved, ev.FileFailed, ev.MessageCompleted)
+"""Events whose place in a stream depends on timing, not on the wire: a file's outcome
+comes when its download ends, and the rewriter holds each message back until then."""
 
 
 class _Continuation:
     """Where a response's replay, rebuilt by a new producer, joins the log the old one left.
 
     The replay's events up to the log's top are the same as the log's (the core and the
-    rewriter are deterministic), except the file outcomes, whose place depends on when
-    a download finished. So: events of sequence numbers below the top's are dropped;
-    of the top's own, as many as the log holds are dropped and the rest go after it; a
-    file outcome the log already holds is dropped, and one it lacks, if it falls at or
+    rewriter are deterministic), except the few whose place depends on when a download
+    finished (``_MADE``). So: events of sequence numbers below the top's are dropped; of
+    the top's own, as many as the log holds are dropped and the rest go after it; a
+    ``_MADE`` event the log already holds is dropped, and one it lacks, if it falls at or
     below the top, goes after it. Everything later keeps its cursor.
     """
 
@@ -133,13 +134,13 @@ class _Continuation:
             except TooOld:
                 return cls(top, None, set())
         at_top = sum(1 for e in held if e.sequence_number == seq and not isinstance(e, _MADE))
-        return cls(top, at_top, {_file_key(e) for e in held if isinstance(e, _MADE)})
+        return cls(top, at_top, {_made_key(e) for e in held if isinstance(e, _MADE)})
 
     def place(self, event: ev.Event) -> ev.Event | None:
         """``event`` with the cursor it takes in the log, or None if the log holds it."""
         seq = event.sequence_number
         if isinstance(event, _MADE):
-            key = _file_key(event)
+            key = _made_key(event)
             if key in self._announced:
                 return None
             self._announced.add(key)
@@ -161,8 +162,10 @@ class _Continuation:
         return msgspec.structs.replace(event, sequence_number=self._top_seq, cursor=cursor)
 
 
-def _file_key(event: ev.FileSaved | ev.FileFailed) -> Any:
-    """What tells one file's outcome from another's, whichever producer reported it."""
+def _made_key(event: ev.FileSaved | ev.FileFailed | ev.MessageCompleted) -> Any:
+    """What tells one such event from another, whichever producer made it."""
+    if isinstance(event, ev.MessageCompleted):
+        return ("message", event.item_id)
     if event.file_id or event.path:
         return (event.container_id, event.file_id, event.path)
     return msgspec.structs.replace(event, sequence_number=0, cursor="")

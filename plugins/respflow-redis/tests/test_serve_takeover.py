@@ -1,0 +1,129 @@
+"""Two `respflow serve` instances, one Redis, one mock API process: the instance that
+started a background response is SIGKILLed halfway, and the other one finishes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+
+import respflow
+
+TOKEN = "takeover-token"
+SECRET = "a-secret-both-instances-share!!!"
+BODY = {
+    "model": "gpt-5",
+    "input": "dice",
+    "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}],
+    "background": True,
+}
+
+
+@contextmanager
+def _process(command: list[str], env: dict[str, str], ready: str) -> Iterator[tuple[str, int]]:
+    """Runs ``command`` until the block ends; yields its first line, once it says
+    ``ready``, and its pid."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            assert first.startswith(ready), first + (
+                process.stderr.read() if process.stderr else ""
+            )
+            yield first, process.pid
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    raise
+
+
+@contextmanager
+def _instance(redis_url: str, files: Path, api: str) -> Iterator[tuple[str, int]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
+    env |= {"OPENAI_BASE_URL": api, "OPENAI_API_KEY": "sk-mock-openai"}
+    command = [sys.executable, "-m", "respflow", "serve", "--port", "0", "--lease-ttl", "1"]
+    command += ["--broker", redis_url, "--token", TOKEN, "--secret", SECRET]
+    command += ["--files-dir", str(files)]
+    with _process(command, env, "respflow serve: listening on ") as (first, pid):
+        yield first.rsplit(" ", 1)[-1].strip(), pid
+
+
+async def _start(base: str) -> str:
+    async with httpx2.AsyncClient(base_url=base) as http:
+        answer = await http.post(
+            "/responses", json=BODY, headers={"authorization": f"Bearer {TOKEN}"}
+        )
+        assert answer.status_code == 201, answer.text
+        url: str = answer.json()["events_url"]
+        return url
+
+
+async def _follow(base: str, events_url: str, kill: tuple[int, int] | None = None) -> list[Any]:
+    """The events a browser reading ``events_url`` at ``base`` gets; with ``kill``
+    (n, pid): SIGKILLs pid once n events arrived."""
+    events: list[respflow.Event] = []
+    decoder = respflow.SSEDecoder()
+    with anyio.fail_after(60):
+        async with (
+            httpx2.AsyncClient(base_url=base, timeout=60) as http,
+            http.stream("GET", events_url) as stream,
+        ):
+            assert stream.status_code == 200
+            async for chunk in stream.aiter_bytes():
+                for frame in decoder.feed(chunk):
+                    assert isinstance(frame, respflow.Frame)
+                    if frame.data:
+                        events.append(respflow.decode_event(frame.data))
+                if kill is not None and len(events) >= kill[0]:
+                    os.kill(kill[1], signal.SIGKILL)  # no cleanup, no end, no release
+                    kill = None
+    assert kill is None, "the response ended before the instance could be killed"
+    return events
+
+
+def _shape(events: list[respflow.Event]) -> list[tuple[str, int | None]]:
+    """What does not depend on ids or timing: each event's type and place, files aside
+    (and the place of a message, held back until its files are saved)."""
+    return [
+        (e.type, None if isinstance(e, respflow.MessageCompleted) else e.sequence_number)
+        for e in events
+        if not isinstance(e, respflow.FileSaved)
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_killed_instances_background_response_is_finished_by_the_other(
+    redis_url: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    mock = [sys.executable, "-m", "respflow", "mock-server", "--port", "0", "--pace", "0.03"]
+    with ExitStack() as stack:
+        line, _ = stack.enter_context(_process(mock, dict(os.environ), "respflow mock-server"))
+        api = line.split("listening on ", 1)[1].strip() + "/v1"
+        a, a_pid = stack.enter_context(_instance(redis_url, tmp_path, api))
+        b, _ = stack.enter_context(_instance(redis_url, tmp_path, api))
+        events = await _follow(b, await _start(a), kill=(40, a_pid))
+        # The same response, started and read where nobody dies.
+        undisturbed = await _follow(b, await _start(b))
+    assert isinstance(events[-1], respflow.ResponseCompleted)
+    assert not any(isinstance(e, respflow.StreamTruncated) for e in events)
+    cursors = [respflow.parse_cursor(e.cursor) for e in events]
+    assert cursors == sorted(set(cursors))  # each event once, in order
+    assert _shape(events) == _shape(undisturbed)  # none lost, none repeated
+    saved = sorted(e.filename for e in events if isinstance(e, respflow.FileSaved))
+    assert saved
+    assert saved == sorted(e.filename for e in undisturbed if isinstance(e, respflow.FileSaved))
