@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import secrets
 import signal
 import sys
@@ -15,9 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["add_parser", "serve"]
+__all__ = ["add_parser", "banner", "serve"]
 
 SAMPLE = "code_interpreter.sse"
+TOKEN_VARIABLE = "RESPFLOW_TOKEN"
+SECRET_VARIABLE = "RESPFLOW_SECRET"
 
 
 def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None:
@@ -55,16 +58,26 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
         help="where the responses' files are saved and served from (default: %(default)s)",
     )
     parser.add_argument(
-        "--token", help="the bearer token API callers send (default: a new one, printed)"
+        "--token",
+        default=os.environ.get(TOKEN_VARIABLE),
+        help=f"the bearer token API callers send (default: ${TOKEN_VARIABLE}, else a new "
+        "one, printed)",
     )
     parser.add_argument(
         "--secret",
+        default=os.environ.get(SECRET_VARIABLE),
         help="signs events and file URLs; give instances sharing a broker the same one "
-        "(default: a new one, so URLs die with the process)",
+        f"(default: ${SECRET_VARIABLE}, else a new one, so URLs die with the process)",
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes (default: %(default)s)"
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes accepting on one port; above 1 needs a shared --broker "
+        "(default: %(default)s)",
     )
+    # A worker of `--workers N`: serve on the socket the parent bound, say nothing.
+    parser.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--lease-ttl",
         type=float,
@@ -81,10 +94,26 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if problem is not None:
         print(f"respflow serve: {problem}", file=sys.stderr)
         return 2
+    token = args.token or secrets.token_urlsafe(24)
+    secret = args.secret or secrets.token_urlsafe(32)
+    if args.workers > 1:
+        from .workers import StartFailed, supervise
+
+        try:
+            return supervise(args, token, secret, out)
+        except StartFailed as exc:
+            print(f"respflow serve: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(
+                f"respflow serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 1
     import anyio
 
     try:
-        anyio.run(_serve, args, out)
+        anyio.run(_serve, args, token, secret, out)
     except OSError as exc:
         print(
             f"respflow serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
@@ -118,11 +147,6 @@ def _refused(args: argparse.Namespace) -> str | None:
                 "installed (pip install -e plugins/respflow-redis)"
             )
         return f"--broker {args.broker!r} is not a broker respflow knows (memory, redis://...)"
-    if args.workers > 1:
-        return (
-            "--workers above 1 is not built yet: run several `respflow serve` with the same "
-            "--broker and --secret instead (each honours the others' URLs)"
-        )
     return None
 
 
@@ -149,15 +173,13 @@ async def _open_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStac
     return broker
 
 
-async def _serve(args: argparse.Namespace, out: TextIO) -> None:
+async def _serve(args: argparse.Namespace, token: str, secret: str, out: TextIO) -> None:
     import anyio
 
     from .._delivery.runner import Runner
     from .._server.app import App, app
     from .._server.hosting import Server
 
-    token = args.token or secrets.token_urlsafe(24)
-    secret = args.secret or secrets.token_urlsafe(32)
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with contextlib.AsyncExitStack() as stack:
             broker = await _open_broker(args, stack)
@@ -176,22 +198,29 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
             )
             gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)
             server = await stack.enter_async_context(
-                Server(gateway, host=args.host, port=args.port)
+                Server(gateway, host=args.host, port=args.port, fd=args.worker_fd)
             )
-            generated = "" if args.token else "  (generated; pass --token to choose one)"
-            print(
-                f"respflow serve: listening on {server.url}\n"
-                f"  token: {token}{generated}\n"
-                f"  start: curl -X POST {server.url}/responses -H 'authorization: Bearer "
-                f"{token}' -H 'content-type: application/json' -d '{{\"model\": \"gpt-5\", "
-                f'"input": "Roll two dice", "tools": [{{"type": "code_interpreter", '
-                f'"container": {{"type": "auto"}}}}]}}\'\n'
-                f"  then open the events_url it answers with; Ctrl+C to stop",
-                file=out,
-                flush=True,
-            )
+            if args.worker_fd is None:
+                print(banner(server.url, token, generated=not args.token), file=out, flush=True)
+            else:  # to the parent, which announces the port once every worker serves
+                print("ready", file=out, flush=True)
             async for _ in signals:
                 break
+
+
+def banner(url: str, token: str, *, generated: bool, workers: int = 1) -> str:
+    """What ``respflow serve`` prints once it listens: where, the token, how to start."""
+    note = "  (generated; pass --token to choose one)" if generated else ""
+    processes = f" ({workers} workers)" if workers > 1 else ""
+    return (
+        f"respflow serve: listening on {url}{processes}\n"
+        f"  token: {token}{note}\n"
+        f"  start: curl -X POST {url}/responses -H 'authorization: Bearer "
+        f"{token}' -H 'content-type: application/json' -d '{{\"model\": \"gpt-5\", "
+        f'"input": "Roll two dice", "tools": [{{"type": "code_interpreter", '
+        f'"container": {{"type": "auto"}}}}]}}\'\n'
+        f"  then open the events_url it answers with; Ctrl+C to stop"
+    )
 
 
 async def _client(args: argparse.Namespace, stack: contextlib.AsyncExitStack) -> Any:

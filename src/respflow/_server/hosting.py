@@ -12,7 +12,25 @@ import anyio
 
 from .._exceptions import UsageError
 
-__all__ = ["Server"]
+__all__ = ["Server", "listening_socket"]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: a free port) and listening."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port {port} is out of range (0-65535; 0 picks a free one)")
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class Server:
@@ -33,10 +51,14 @@ class Server:
         port: int = 0,
         log: logging.Logger | None = None,
         graceful_timeout: float = 0.5,
+        fd: int | None = None,
     ) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.fd = fd
+        """A socket already bound and listening, to serve on instead of binding one
+        (several worker processes accept on the one socket their parent bound)."""
         self._log = log or logging.getLogger("respflow.server")
         self._graceful_timeout = graceful_timeout
         self._stop: anyio.Event | None = None
@@ -54,19 +76,10 @@ class Server:
             raise UsageError(
                 "serving needs hypercorn, which is not installed: pip install 'respflow[mock]'"
             ) from None
-        if not 0 <= self.port <= 65535:
-            raise UsageError(f"port {self.port} is out of range (0-65535; 0 picks a free one)")
-        family, _, _, _, address = socket.getaddrinfo(
-            self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
-            sock.listen(128)
-        except OSError:
-            sock.close()
-            raise
+        if self.fd is None:
+            sock = listening_socket(self.host, self.port)
+        else:
+            sock = socket.socket(fileno=self.fd)
         self.port = sock.getsockname()[1]
         config = Config()
         config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns the socket from here
