@@ -203,12 +203,42 @@ def _parser() -> argparse.ArgumentParser:
         help="do not offer the code_interpreter tool",
     )
     _add_files(live, "save the files the response cites, links or shows as they are announced")
+    add_record(live)
     _add_output(live)
 
     from .serve import add_parser as add_serve
 
     add_serve(commands, parents=[common])
     return parser
+
+
+def add_record(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--record",
+        metavar="PATH",
+        help="also write the raw wire stream, secrets removed (docs/recording.md): to a "
+        "folder (existing, or ending in /), one file per response; else appended to a file",
+    )
+
+
+def recorder_for(args: argparse.Namespace) -> Any:
+    """The recorder ``--record`` asks for, or None."""
+    if args.record is None:
+        return None
+    from .._delivery.recorder import Recorder
+
+    return Recorder(args.record)  # a str: the slash that says "a folder" is kept
+
+
+def recorded(command: str, recorder: Any) -> int:
+    """Say where the recording went (stderr: stdout may carry --format jsonl); 1 if it failed."""
+    if recorder is None:
+        return 0
+    for failure in recorder.failures:
+        print(f"respflow {command}: {failure}", file=sys.stderr)
+    for path in recorder.files:
+        print(f"respflow {command}: recorded the wire stream to {path}", file=sys.stderr)
+    return 1 if recorder.failures else 0
 
 
 def _renderer(args: argparse.Namespace, out: TextIO) -> Callable[[Event], None]:
@@ -462,13 +492,21 @@ def _stream(args: argparse.Namespace) -> int:
     if args.background:
         params.update(background=True, store=True)
 
+    recorder = recorder_for(args)
+
     async def run() -> None:
         sinks = _sinks(args)
-        async with _client_from_environment() as client, stream(client, **params) as events:
+        async with (
+            _client_from_environment() as client,
+            stream(client, record=recorder, **params) as events,
+        ):
             await _deliver_all(events, sinks, processors=_fetching(args, client))
 
-    anyio.run(run)  # a failure is main's to report, in one line
-    return 0
+    try:
+        anyio.run(run)  # a failure is main's to report, in one line
+    finally:
+        failed = recorded("stream", recorder)
+    return failed
 
 
 def _serve(args: argparse.Namespace) -> int:

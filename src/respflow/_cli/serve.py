@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import secrets
 import signal
 import sys
@@ -65,6 +66,9 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes (default: %(default)s)"
     )
+    from .main import add_record
+
+    add_record(parser)
 
 
 def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -75,8 +79,11 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 2
     import anyio
 
+    from .main import recorded, recorder_for
+
+    recorder = recorder_for(args)
     try:
-        anyio.run(_serve, args, out)
+        anyio.run(_serve, args, out, recorder)
     except OSError as exc:
         print(
             f"respflow serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
@@ -85,7 +92,7 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 1
     except KeyboardInterrupt:
         pass
-    return 0
+    return recorded("serve", recorder)
 
 
 def _refused(args: argparse.Namespace) -> str | None:
@@ -139,12 +146,13 @@ async def _open_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStac
     return broker
 
 
-async def _serve(args: argparse.Namespace, out: TextIO) -> None:
+async def _serve(args: argparse.Namespace, out: TextIO, recorder: Any = None) -> None:
     import anyio
 
     from .._delivery.runner import Runner
     from .._server.app import app
     from .._server.hosting import Server
+    from .._sources.openai import stream
 
     token = args.token or secrets.token_urlsafe(24)
     secret = args.secret or secrets.token_urlsafe(32)
@@ -152,12 +160,14 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
         async with contextlib.AsyncExitStack() as stack:
             broker = await _open_broker(args, stack)
             client = await stack.enter_async_context(await _client(args, stack))
-            runner = await stack.enter_async_context(Runner(client, broker))
+            opener = functools.partial(stream, record=recorder)
+            runner = await stack.enter_async_context(Runner(client, broker, stream=opener))
             gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)
             server = await stack.enter_async_context(
                 Server(gateway, host=args.host, port=args.port)
             )
             generated = "" if args.token else "  (generated; pass --token to choose one)"
+            recording = f"  recording the wire to {args.record}\n" if recorder else ""
             print(
                 f"respflow serve: listening on {server.url}\n"
                 f"  token: {token}{generated}\n"
@@ -165,6 +175,7 @@ async def _serve(args: argparse.Namespace, out: TextIO) -> None:
                 f"{token}' -H 'content-type: application/json' -d '{{\"model\": \"gpt-5\", "
                 f'"input": "Roll two dice", "tools": [{{"type": "code_interpreter", '
                 f'"container": {{"type": "auto"}}}}]}}\'\n'
+                f"{recording}"
                 f"  then open the events_url it answers with; Ctrl+C to stop",
                 file=out,
                 flush=True,
