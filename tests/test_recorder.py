@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -301,3 +302,22 @@ def test_json_of_a_secret_frame_still_parses(tmp_path: Path) -> None:
     _record(wire, tmp_path / "run.sse")
     for frame in Recording.from_file(tmp_path / "run.sse").events:
         json.loads(frame.payload)
+
+
+@pytest.mark.anyio
+async def test_the_mock_serves_a_recording_byte_for_byte_whatever_its_framing() -> None:
+    odd = b"\xef\xbb\xbf: recorded by a proxy\r\n\r\n" + SAMPLE.replace(b"\n", b"\r\n").replace(
+        b"event: response.in_progress\r\n", b"id: 7\r\nevent: response.in_progress\r\n"
+    )
+    odd += b"data: [DONE]\r\n\r\n"
+    recording = Recording.from_bytes(odd)
+    assert recording.to_sse() == odd
+    async with (
+        MockServer(recording) as mock,
+        httpx2.AsyncClient(base_url=mock.openai_base_url) as http,
+    ):
+        headers = {"authorization": f"Bearer {mock.openai_api_key}"}
+        body = {"model": "gpt-5", "input": "x", "stream": True}
+        answer = await http.post("/responses", json=body, headers=headers)
+    assert answer.content == odd
+    assert list(respflow.replay(answer.content)) == list(respflow.replay(SAMPLE))

@@ -22,13 +22,13 @@ from .._files.names import numbered, safe_filename
 from .redaction import redact_text, redacting_logger
 from .wire_redaction import may_hold_secrets, redact_frame
 
-__all__ = ["Recorder"]
+__all__ = ["FRAME_END", "Recorder"]
 
 _log = redacting_logger("respflow")
 
 # A blank line ends a frame: two line ends in a row, each CRLF, LF or CR. The groups are
 # atomic so that a lone CRLF is never read as CR then LF.
-_FRAME_END = re.compile(rb"(?>\r\n|\n|\r)(?>\r\n|\n|\r)")
+FRAME_END = re.compile(rb"(?>\r\n|\n|\r)(?>\r\n|\n|\r)")
 _NO_ID = "no-response-id"
 
 
@@ -93,7 +93,7 @@ class WireTap:
             start = max(0, len(self._partial) - 3)  # a frame end may begin in the last read
             self._partial += chunk
             end = 0
-            for match in _FRAME_END.finditer(self._partial, start):
+            for match in FRAME_END.finditer(self._partial, start):
                 end = match.end()
             if end:
                 region = bytes(self._partial[:end])
@@ -128,7 +128,7 @@ class WireTap:
             return region
         out = []
         done = 0
-        ends = [match.end() for match in _FRAME_END.finditer(region)]
+        ends = [match.end() for match in FRAME_END.finditer(region)]
         if not ends or ends[-1] != len(region):
             ends.append(len(region))
         for end in ends:
