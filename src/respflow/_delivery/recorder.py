@@ -36,7 +36,8 @@ class Recorder:
     """Records the raw wire of every stream opened with ``record=`` it.
 
     Args:
-        path: a folder (one that exists, or a path ending in ``/``): one file per
+        path: a folder (one that exists, or a string ending in ``/``; a ``Path`` drops
+            the slash): one file per
             response, ``<response id>.sse`` (``<id> (2).sse`` if taken); any other path:
             a file each response is appended to, whole, when its stream ends.
         per_response: say which layout instead of letting ``path`` tell.
@@ -85,6 +86,7 @@ class WireTap:
         self._file: Path | None = None
         self._fd: int | None = None
         self._done = False
+        self._cr = False  # a CR was seen: line ends are read by the full rules from then on
 
     def feed(self, chunk: bytes) -> None:
         if self._done:
@@ -92,9 +94,7 @@ class WireTap:
         try:
             start = max(0, len(self._partial) - 3)  # a frame end may begin in the last read
             self._partial += chunk
-            end = 0
-            for match in FRAME_END.finditer(self._partial, start):
-                end = match.end()
+            end = self._last_frame_end(chunk, start)
             if end:
                 region = bytes(self._partial[:end])
                 del self._partial[:end]
@@ -123,6 +123,17 @@ class WireTap:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _last_frame_end(self, chunk: bytes, start: int) -> int:
+        """Where the last complete frame in the bytes held ends (0: none does)."""
+        self._cr = self._cr or b"\r" in chunk
+        if not self._cr:  # LF only, as the API sends: memrchr, not the regex engine
+            found = self._partial.rfind(b"\n\n", start)
+            return found + 2 if found >= 0 else 0
+        end = 0
+        for match in FRAME_END.finditer(self._partial, start):
+            end = match.end()
+        return end
+
     def _redacted(self, region: bytes) -> bytes:
         if not may_hold_secrets(region):
             return region
@@ -140,8 +151,11 @@ class WireTap:
         return b"".join(out)
 
     def _write(self, data: bytes) -> None:
+        if self._fd is not None and not self._held:  # this response's own file, open
+            _write_all(self._fd, data)
+            return
         self._held += data
-        if self._recorder.per_response and (self._file is not None or self._response_id):
+        if self._recorder.per_response and self._response_id:
             self._flush(final=False)
 
     def _flush(self, *, final: bool) -> None:
@@ -159,10 +173,9 @@ class WireTap:
                 self._file.parent.mkdir(parents=True, exist_ok=True)
                 self._fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             recorder._wrote(self._file)
-        view = memoryview(bytes(self._held))
+        data = bytes(self._held)
         self._held.clear()
-        while view:
-            view = view[os.write(self._fd, view) :]
+        _write_all(self._fd, data)
         if final:
             self._close_file()
 
@@ -193,3 +206,9 @@ class WireTap:
         with contextlib.suppress(OSError):
             self._close_file()
         self._recorder._failed(exc, self._file or self._recorder.path)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -33,17 +33,18 @@ __all__ = ["may_hold_secrets", "redact_frame"]
 
 Path = tuple[str | int, ...]
 
-# Substrings without which a frame holds nothing the rules touch: a JSON key is quoted,
-# while in a delta's text the same word is escaped (\"response\"), so deltas pass by.
-_MARKERS = (b'"response"', b'"error"')
 _NOT_SECRETS = frozenset({"prompt_cache_key"})  # a cache bucket the caller names
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|$)")
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:,]')
 
 
 def may_hold_secrets(data: bytes | bytearray) -> bool:
-    """Whether frames in ``data`` may need :func:`redact_frame` (False: none does)."""
-    return any(marker in data for marker in _MARKERS)
+    """Whether frames in ``data`` may need :func:`redact_frame` (False: none does).
+
+    The rules touch only events with a ``response`` or ``error`` key. A key is quoted,
+    while in a delta's text the same word is escaped (``\\"response\\"``): deltas pass.
+    """
+    return b'"response"' in data or b'"error"' in data
 
 
 def redact_frame(frame: bytes) -> tuple[bytes, str | None]:
