@@ -37,9 +37,9 @@ class Recorder:
 
     Args:
         path: a folder (one that exists, or a string ending in ``/``; a ``Path`` drops
-            the slash): one file per
-            response, ``<response id>.sse`` (``<id> (2).sse`` if taken); any other path:
-            a file each response is appended to, whole, when its stream ends.
+            the slash): one file per response, ``<response id>.sse`` (``<id> (2).sse``
+            if taken); any other path: a file each response is appended to, whole, when
+            its stream ends.
         per_response: say which layout instead of letting ``path`` tell.
 
     Recording never fails a stream: a write that fails is logged, kept in
