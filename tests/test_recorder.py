@@ -321,3 +321,17 @@ async def test_the_mock_serves_a_recording_byte_for_byte_whatever_its_framing() 
         answer = await http.post("/responses", json=body, headers=headers)
     assert answer.content == odd
     assert list(respflow.replay(answer.content)) == list(respflow.replay(SAMPLE))
+
+
+def test_the_mock_server_refuses_a_file_of_several_responses_and_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from respflow._cli.main import main
+
+    appended = tmp_path / "all.sse"
+    appended.write_bytes(SAMPLE + SAMPLE.replace(b"resp_sample_dice", b"resp_other"))
+    assert main(["mock-server", "--fixture", str(appended)]) == 1
+    said = capsys.readouterr().err
+    assert "holds 2 responses" in said
+    assert "--record DIR/" in said
+    assert len(said.splitlines()) == 1

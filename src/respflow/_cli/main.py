@@ -388,6 +388,7 @@ def _mock_server(args: argparse.Namespace) -> int:
     try:
         if args.fixture is not None:
             recording = Recording.from_file(args.fixture)
+            _one_response(recording)
         else:
             recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())
     except (OSError, RecordingError) as exc:
@@ -453,6 +454,18 @@ def _mock_server(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _one_response(recording: Any) -> None:
+    """A recording the mock serves holds one response: it sends the whole of it to every
+    request, and two responses in one body are no stream the API sends."""
+    created = sum(1 for event in recording.events if event.type == "response.created")
+    if created > 1:
+        raise RecordingError(
+            f"it holds {created} responses (a file --record appended to); the mock serves "
+            "one: record into a folder (--record DIR/) for a file per response, or replay "
+            "them all with `respflow replay`"
+        )
 
 
 def _client_from_environment() -> Any:
