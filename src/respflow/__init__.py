@@ -67,6 +67,7 @@ if typing.TYPE_CHECKING:
     from ._delivery.hub import Hub, Lagged, Reader
     from ._delivery.pipeline import Attached, Pipeline, Policy, Sink, SinkFailed, attach, deliver
     from ._delivery.plugins import available_sinks, sink_from_spec
+    from ._delivery.recorder import Recorder
     from ._delivery.runner import Runner
     from ._delivery.sinks import CallbackSink, JsonlSink, LogSink
     from ._files.fetcher import FileFetcher, fetch_files
@@ -132,6 +133,7 @@ _LAZY: dict[str, str] = {
     "attach": "_delivery.pipeline",
     "deliver": "_delivery.pipeline",
     "Runner": "_delivery.runner",
+    "Recorder": "_delivery.recorder",
     "available_sinks": "_delivery.plugins",
     "sink_from_spec": "_delivery.plugins",
     "CallbackSink": "_delivery.sinks",
@@ -216,6 +218,7 @@ __all__ = [
     "ReasoningDelta",
     "ReasoningDone",
     "Reconnect",
+    "Recorder",
     "RecordingError",
     "RecordingFormat",
     "RespflowError",

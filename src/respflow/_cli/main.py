@@ -203,12 +203,42 @@ def _parser() -> argparse.ArgumentParser:
         help="do not offer the code_interpreter tool",
     )
     _add_files(live, "save the files the response cites, links or shows as they are announced")
+    add_record(live)
     _add_output(live)
 
     from .serve import add_parser as add_serve
 
     add_serve(commands, parents=[common])
     return parser
+
+
+def add_record(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--record",
+        metavar="PATH",
+        help="also write the raw wire stream, secrets removed (docs/recording.md): to a "
+        "folder (existing, or ending in /), one file per response; else appended to a file",
+    )
+
+
+def recorder_for(args: argparse.Namespace) -> Any:
+    """The recorder ``--record`` asks for, or None."""
+    if args.record is None:
+        return None
+    from .._delivery.recorder import Recorder
+
+    return Recorder(args.record)  # a str: the slash that says "a folder" is kept
+
+
+def recorded(command: str, recorder: Any) -> int:
+    """Say where the recording went (stderr: stdout may carry --format jsonl); 1 if it failed."""
+    if recorder is None:
+        return 0
+    for failure in recorder.failures:
+        print(f"respflow {command}: {failure}", file=sys.stderr)
+    for path in recorder.files:
+        print(f"respflow {command}: recorded the wire stream to {path}", file=sys.stderr)
+    return 1 if recorder.failures else 0
 
 
 def _renderer(args: argparse.Namespace, out: TextIO) -> Callable[[Event], None]:
@@ -358,6 +388,7 @@ def _mock_server(args: argparse.Namespace) -> int:
     try:
         if args.fixture is not None:
             recording = Recording.from_file(args.fixture)
+            _one_response(recording)
         else:
             recording = Recording.from_bytes(samples.joinpath(SAMPLE).read_bytes())
     except (OSError, RecordingError) as exc:
@@ -425,6 +456,18 @@ def _mock_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_response(recording: Any) -> None:
+    """A recording the mock serves holds one response: it sends the whole of it to every
+    request, and two responses in one body are no stream the API sends."""
+    created = sum(1 for event in recording.events if event.type == "response.created")
+    if created > 1:
+        raise RecordingError(
+            f"it holds {created} responses (a file --record appended to); the mock serves "
+            "one: record into a folder (--record DIR/) for a file per response, or replay "
+            "them all with `respflow replay`"
+        )
+
+
 def _client_from_environment() -> Any:
     import openai
 
@@ -462,13 +505,21 @@ def _stream(args: argparse.Namespace) -> int:
     if args.background:
         params.update(background=True, store=True)
 
+    recorder = recorder_for(args)
+
     async def run() -> None:
         sinks = _sinks(args)
-        async with _client_from_environment() as client, stream(client, **params) as events:
+        async with (
+            _client_from_environment() as client,
+            stream(client, record=recorder, **params) as events,
+        ):
             await _deliver_all(events, sinks, processors=_fetching(args, client))
 
-    anyio.run(run)  # a failure is main's to report, in one line
-    return 0
+    try:
+        anyio.run(run)  # a failure is main's to report, in one line
+    finally:
+        failed = recorded("stream", recorder)
+    return failed
 
 
 def _serve(args: argparse.Namespace) -> int:

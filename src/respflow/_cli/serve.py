@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -86,6 +87,9 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
         help="with a shared broker, how long after an instance dies another one takes its "
         "responses over (default: %(default)s)",
     )
+    from .main import add_record
+
+    add_record(parser)
 
 
 def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -112,8 +116,11 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             return 1
     import anyio
 
+    from .main import recorded, recorder_for
+
+    recorder = recorder_for(args)
     try:
-        anyio.run(_serve, args, token, secret, out)
+        anyio.run(_serve, args, token, secret, out, recorder)
     except OSError as exc:
         print(
             f"respflow serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
@@ -122,7 +129,7 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 1
     except KeyboardInterrupt:
         pass
-    return 0
+    return recorded("serve", recorder)
 
 
 def _refused(args: argparse.Namespace) -> str | None:
@@ -173,12 +180,15 @@ async def _open_broker(args: argparse.Namespace, stack: contextlib.AsyncExitStac
     return broker
 
 
-async def _serve(args: argparse.Namespace, token: str, secret: str, out: TextIO) -> None:
+async def _serve(
+    args: argparse.Namespace, token: str, secret: str, out: TextIO, recorder: Any = None
+) -> None:
     import anyio
 
     from .._delivery.runner import Runner
     from .._server.app import App, app
     from .._server.hosting import Server
+    from .._sources.openai import stream
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with contextlib.AsyncExitStack() as stack:
@@ -194,6 +204,7 @@ async def _serve(args: argparse.Namespace, token: str, secret: str, out: TextIO)
                     processors=lambda: gateway.processors() if gateway is not None else [],
                     lease_ttl=args.lease_ttl,
                     takeover=args.broker != "memory",
+                    stream=functools.partial(stream, record=recorder),
                 )
             )
             gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)
@@ -201,17 +212,21 @@ async def _serve(args: argparse.Namespace, token: str, secret: str, out: TextIO)
                 Server(gateway, host=args.host, port=args.port, fd=args.worker_fd)
             )
             if args.worker_fd is None:
-                print(banner(server.url, token, generated=not args.token), file=out, flush=True)
+                shown = banner(server.url, token, generated=not args.token, record=args.record)
+                print(shown, file=out, flush=True)
             else:  # to the parent, which announces the port once every worker serves
                 print("ready", file=out, flush=True)
             async for _ in signals:
                 break
 
 
-def banner(url: str, token: str, *, generated: bool, workers: int = 1) -> str:
+def banner(
+    url: str, token: str, *, generated: bool, workers: int = 1, record: str | None = None
+) -> str:
     """What ``respflow serve`` prints once it listens: where, the token, how to start."""
     note = "  (generated; pass --token to choose one)" if generated else ""
     processes = f" ({workers} workers)" if workers > 1 else ""
+    recording = f"  recording the wire to {record}\n" if record else ""
     return (
         f"respflow serve: listening on {url}{processes}\n"
         f"  token: {token}{note}\n"
@@ -219,6 +234,7 @@ def banner(url: str, token: str, *, generated: bool, workers: int = 1) -> str:
         f"{token}' -H 'content-type: application/json' -d '{{\"model\": \"gpt-5\", "
         f'"input": "Roll two dice", "tools": [{{"type": "code_interpreter", '
         f'"container": {{"type": "auto"}}}}]}}\'\n'
+        f"{recording}"
         f"  then open the events_url it answers with; Ctrl+C to stop"
     )
 

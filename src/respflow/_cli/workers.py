@@ -84,6 +84,8 @@ def _worker_command(args: argparse.Namespace, fd: int) -> list[str]:
     command = [sys.executable, "-m", "respflow", "serve", "--worker-fd", str(fd)]
     command += ["--host", args.host, "--broker", args.broker]
     command += ["--files-dir", str(args.files_dir), "--lease-ttl", str(args.lease_ttl)]
+    if args.record:
+        command += ["--record", args.record]
     return command
 
 
@@ -139,4 +141,5 @@ def _mock_api() -> Iterator[dict[str, str]]:
 def _announce(args: argparse.Namespace, url: str, token: str, out: TextIO) -> None:
     from .serve import banner
 
-    print(banner(url, token, generated=not args.token, workers=args.workers), file=out, flush=True)
+    shown = banner(url, token, generated=not args.token, workers=args.workers, record=args.record)
+    print(shown, file=out, flush=True)

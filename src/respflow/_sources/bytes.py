@@ -7,6 +7,8 @@ from typing import TypeVar
 
 from .._core.assembler import Assembler
 from .._events import Event
+from .._exceptions import UsageError
+from .taps import Record, TappedAssembler, assembler_for
 
 __all__ = ["aiter_events", "drive"]
 
@@ -14,7 +16,10 @@ T = TypeVar("T")
 
 
 def aiter_events(
-    chunks: AsyncIterable[bytes], *, assembler: Assembler | None = None
+    chunks: AsyncIterable[bytes],
+    *,
+    assembler: Assembler | None = None,
+    record: Record | None = None,
 ) -> AsyncIterator[Event]:
     """Normalized events from a byte stream: an HTTP body, a socket, a file.
 
@@ -23,9 +28,22 @@ def aiter_events(
     Cancellation is not caught.
 
     Works on asyncio and trio: nothing here awaits but the source.
+
+    ``record`` (a :class:`respflow.Recorder`) gets the raw bytes before they are decoded;
+    it cannot be combined with ``assembler``.
     """
-    asm = assembler or Assembler()
-    return drive(chunks, asm.feed, asm, "the byte source")
+    if record is None:
+        asm = assembler or Assembler()
+        return drive(chunks, asm.feed, asm, "the byte source")
+    if assembler is not None:
+        raise UsageError("pass record= or assembler=, not both: a recorder taps its own")
+    tapped = assembler_for(record)
+    assert isinstance(tapped, TappedAssembler)
+
+    async def close_tap() -> None:  # also when the consumer leaves early
+        tapped.tap.close()
+
+    return drive(chunks, tapped.feed, tapped, "the byte source", cleanup=close_tap)
 
 
 async def drive(

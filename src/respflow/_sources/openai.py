@@ -36,6 +36,7 @@ from .._exceptions import (
     UsageError,
 )
 from .bytes import drive
+from .taps import Record, TappedAssembler, assembler_for
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -115,6 +116,8 @@ class EventStream:
         aclose = getattr(self._events, "aclose", None)
         if aclose is not None:
             await aclose()
+        if isinstance(self.assembler, TappedAssembler):  # left early: what arrived is kept
+            self.assembler.tap.close()
 
     async def __aenter__(self) -> EventStream:
         return self
@@ -134,6 +137,7 @@ def stream(
     *,
     include_code_outputs: bool = True,
     reconnect: Reconnect | None = None,
+    record: Record | None = None,
     **create: Any,
 ) -> EventStream:
     """Create a response and follow its stream: ``client.responses.create(stream=True, ...)``.
@@ -146,13 +150,16 @@ def stream(
     A background response (``background=True``) whose connection drops is resumed from
     the last sequence number (see :class:`Reconnect`). A foreground one ends in
     ``stream.truncated``: the API cannot resume it.
+
+    ``record`` (a :class:`respflow.Recorder`) gets the body's raw bytes as they arrive,
+    before anything decodes them, the resumed connections' too.
     """
     if create.get("stream") is False:
         raise UsageError("respflow.stream() always streams; leave out stream=False")
     params = _with_include(create) if include_code_outputs else dict(create)
     params["stream"] = True
     include = [str(i) for i in params.get("include") or ()]
-    assembler = Assembler()
+    assembler = assembler_for(record)
 
     def first() -> AbstractAsyncContextManager[Any]:
         return cast(
@@ -180,15 +187,17 @@ def resume(
     starting_after: int | None = None,
     include: list[str] | None = None,
     reconnect: Reconnect | None = None,
+    record: Record | None = None,
 ) -> EventStream:
     """Follow a background response another connection (or process) started.
 
     With ``starting_after=N`` the server sends only the events after sequence number N:
     what this process rebuilds starts there. Without it the stream is replayed from the
     start. Raises :class:`respflow.ResumeExpired` if the API no longer has the response.
+    ``record`` taps the raw bytes, as in :func:`stream`.
     """
     _check_response_id(response_id)
-    assembler = Assembler(starting_after=starting_after, response_id=response_id)
+    assembler = assembler_for(record, starting_after=starting_after, response_id=response_id)
     wanted = list(include or ())
 
     def first() -> AbstractAsyncContextManager[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import msgspec
 
 from .._core import wire
 from .._core.sse import OversizedFrame, SSEDecoder
+from .._delivery.recorder import FRAME_END
 from .._exceptions import RecordingError
 from .._sources.recording import RecordingFormat, _detect
 
@@ -34,9 +36,14 @@ class RecordedEvent:
     payload: bytes
     type: str
     sequence_number: int
+    raw: bytes | None = None
+    """The frame's bytes as recorded (its line ends, comments, ``id:`` lines), when it
+    came from an event stream: served as they are, so a replay is byte for byte."""
 
     def frame(self) -> bytes:
         """The event as one server-sent-events frame."""
+        if self.raw is not None:
+            return self.raw
         return b"event: " + self.type.encode() + b"\ndata: " + self.payload + b"\n\n"
 
 
@@ -77,6 +84,7 @@ class Recording:
         events = []
         for event in self.events:
             if event.type.startswith("response.") and b'"response"' in event.payload:
+                # Its payload changes: framed anew (raw=None), the rest stay as recorded.
                 try:
                     body = wire.decode_json(event.payload)
                 except (msgspec.DecodeError, UnicodeDecodeError):
@@ -105,7 +113,13 @@ class Recording:
             return payload
 
         events = tuple(
-            RecordedEvent(renamed(e.payload), e.type, e.sequence_number) for e in self.events
+            RecordedEvent(
+                renamed(e.payload),
+                e.type,
+                e.sequence_number,
+                None if e.raw is None else renamed(e.raw),
+            )
+            for e in self.events
         )
         response = None
         if self.response is not None:
@@ -129,15 +143,39 @@ class Recording:
         if fmt == "response":
             return cls.from_response(wire.decode_json(body))
         if fmt == "sse":
-            decoder = SSEDecoder()
-            frames = [*decoder.feed(body), *decoder.close()]
-            payloads = [
-                f.data for f in frames if not isinstance(f, OversizedFrame) and f.data != b"[DONE]"
-            ]
-            return cls.from_events(payloads)
+            return cls._from_sse(data)
         if array is not None:
             return cls.from_events([bytes(raw) for raw in array])
         return cls.from_events([line for line in body.splitlines() if line.strip()])
+
+    @classmethod
+    def _from_sse(cls, data: bytes) -> Recording:
+        """Each event with the raw bytes of its frame; bytes that are no event (a comment,
+        a BOM, ``[DONE]``) go out with the frame after them, or the last one."""
+        payloads: list[bytes] = []
+        raws: list[bytes] = []
+        before = b""
+        for piece in _raw_frames(data):
+            decoder = SSEDecoder()
+            frames = [*decoder.feed(before + piece), *decoder.close()]
+            data_of = [f.data for f in frames if not isinstance(f, OversizedFrame)]
+            if len(data_of) == 1 and data_of[0] != b"[DONE]":
+                payloads.append(data_of[0])
+                raws.append(before + piece)
+                before = b""
+            elif not data_of or data_of == [b"[DONE]"]:
+                before += piece
+            else:  # not one frame after all: served framed anew
+                return cls.from_events([d for d in data_of if d != b"[DONE]"])
+        if not raws:
+            return cls.from_events(payloads)
+        raws[-1] += before
+        recording = cls.from_events(payloads)
+        events = tuple(
+            RecordedEvent(e.payload, e.type, e.sequence_number, raw)
+            for e, raw in zip(recording.events, raws, strict=True)
+        )
+        return cls(events=events, response=recording.response)
 
     @classmethod
     def from_events(cls, events: list[Any]) -> Recording:
@@ -179,6 +217,14 @@ class Recording:
         for seq, event in enumerate(events):
             event["sequence_number"] = seq
         return cls.from_events(events)
+
+
+def _raw_frames(data: bytes) -> list[bytes]:
+    """``data`` cut after each blank line: the frames, as they were recorded."""
+    cuts = [0, *(match.end() for match in FRAME_END.finditer(data))]
+    if cuts[-1] != len(data):
+        cuts.append(len(data))
+    return [data[start:end] for start, end in itertools.pairwise(cuts)]
 
 
 def _as_bytes(raw: Any) -> bytes:
