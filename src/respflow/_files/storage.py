@@ -7,17 +7,20 @@ import os
 import secrets
 import stat
 from collections.abc import AsyncIterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
 import msgspec
 
+from .. import _events as ev
 from .._exceptions import RespflowError
+from .manifest import MANIFEST, Manifest, ManifestEntry, entry_of, listable, write_manifest
 from .names import numbered, safe_filename
 
-__all__ = ["FileTooLarge", "LocalStorage", "Storage", "StoredFile"]
+__all__ = ["FileTooLarge", "KeepsManifest", "LocalStorage", "Storage", "StoredFile"]
 
 
 class FileTooLarge(RespflowError):
@@ -54,6 +57,14 @@ class Storage(Protocol):
     ) -> StoredFile: ...
 
 
+@runtime_checkable
+class KeepsManifest(Protocol):
+    """A storage that lists what it saved: the file fetcher tells it each file saved, with
+    where it came from, before the file's ``file.saved`` goes out."""
+
+    async def record(self, saved: ev.FileSaved) -> None: ...
+
+
 class LocalStorage:
     """Files under ``root/<response_id>/<safe name>``, written atomically.
 
@@ -66,6 +77,11 @@ class LocalStorage:
     download that fails or passes ``max_file_bytes`` (or takes the response past
     ``max_response_bytes``) leaves nothing behind. Names from the API are made safe by
     :func:`respflow.safe_filename`, and every path is checked to be inside ``root``.
+
+    Each response folder also gets a ``manifest.json`` listing every file with its size,
+    sha256, media type, container and file ids, the code call that produced it, the
+    message that cited it, how it was found and when it was saved; it is replaced
+    atomically as each file arrives. ``respflow files verify`` checks a folder against it.
     """
 
     def __init__(
@@ -85,6 +101,8 @@ class LocalStorage:
         # still under way, which share what is left of it.
         self._bytes_saved: dict[str, int] = {}
         self._bytes_coming: dict[str, int] = {}
+        self._manifests: dict[str, dict[str, ManifestEntry]] = {}
+        self._manifest_lock = anyio.Lock()
 
     async def find(self, response_id: str, key: str) -> StoredFile | None:
         """The file saved under ``key``, by this run or an earlier one.
@@ -210,11 +228,59 @@ class LocalStorage:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
 
+    async def record(self, saved: ev.FileSaved) -> None:
+        """List a file this storage saved in its response folder's manifest.
+
+        Raises:
+            RespflowError: the file is not one this storage saved in that folder, or the
+                folder's ``manifest.json`` is not a respflow manifest (it is left as is).
+        """
+        folder = self._folder(saved.response_id)
+        if not listable(saved.filename) or Path(saved.location) != folder / saved.filename:
+            raise RespflowError(f"{saved.location} is not a file saved in {folder}")
+        async with self._manifest_lock:
+            files = self._manifests.get(saved.response_id)
+            if files is None:
+                files = await anyio.to_thread.run_sync(_read_manifest_files, folder)
+                self._manifests[saved.response_id] = files
+            earlier = files.get(saved.filename)
+            when = _now()
+            if earlier is not None and earlier.sha256 == saved.sha256 and earlier.saved_at:
+                when = earlier.saved_at  # saved by an earlier run: that is when
+            files[saved.filename] = entry_of(saved, when)
+            manifest = Manifest(saved.response_id, list(files.values()))
+            await anyio.to_thread.run_sync(write_manifest, folder, manifest)
+
     def _inside(self, path: Path) -> Path:
         resolved = path.resolve()
         if not resolved.is_relative_to(self.root):
             raise RespflowError(f"refusing to write outside the storage root: {path}")
         return resolved
+
+
+def _read_manifest_files(folder: Path) -> dict[str, ManifestEntry]:
+    """The files an earlier run listed in the folder's manifest (none if it has none).
+
+    Raises:
+        RespflowError: ``manifest.json`` is there but is not a respflow manifest, so
+            replacing it could destroy someone's file.
+    """
+    try:
+        data = (folder / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        manifest = msgspec.json.decode(data, type=Manifest)
+    except msgspec.DecodeError:
+        raise RespflowError(
+            f"{folder / MANIFEST} is not a respflow manifest; it is left as it is and this "
+            "folder's files are not listed: move it away to have them listed"
+        ) from None
+    return {entry.file: entry for entry in manifest.files if listable(entry.file)}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _still_there(folder: Path, stored: StoredFile) -> bool:
@@ -234,6 +300,8 @@ def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:
     for n in range(1, 10_000):
         candidate = name if n == 1 else numbered(name, n)
         final = folder / candidate
+        if candidate.casefold() == MANIFEST:
+            continue  # the manifest's name, even before the manifest is written
         if final.resolve().parent != folder:
             raise RespflowError(f"refusing to write outside the storage folder: {final}")
         try:
