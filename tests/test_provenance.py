@@ -12,6 +12,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import msgspec
 import openai
 import pytest
 
@@ -179,3 +180,52 @@ async def test_real_recordings_name_the_call_that_made_each_file(
         assert code in calls[event.produced_by], f"{name}: made by the wrong call"
         assert event.provenance == how, name
         assert event.cited_by is not None
+
+
+def test_a_file_event_from_before_provenance_still_decodes() -> None:
+    old = (
+        b'{"type":"file.saved","response_id":"r","sequence_number":3,"cursor":"3-1",'
+        b'"container_id":"c","file_id":"f","filename":"a.csv","location":"/tmp/a.csv",'
+        b'"size":3,"sha256":"ab","media_type":"text/csv","resolved_by":"citation"}'
+    )
+    saved = respflow.decode_event(old)
+    assert isinstance(saved, FileSaved)
+    assert (saved.produced_by, saved.provenance, saved.cited_by) == (None, "unknown", None)
+    assert respflow.decode_event(respflow.encode_event(saved)) == saved
+
+
+def test_ui_protocols_attach_a_file_to_the_call_that_made_it() -> None:
+    writer = respflow.CodeCompleted(
+        response_id="r",
+        sequence_number=1,
+        cursor="1-0",
+        item_id="ci_1",
+        output_index=0,
+        status="completed",
+        code="df.to_csv('/mnt/data/a.csv')",
+        outputs=[],
+        container_id="cntr",
+    )
+    later = msgspec.structs.replace(
+        writer, cursor="1-1", item_id="ci_2", output_index=1, code="print(1)"
+    )
+    saved = FileSaved(
+        response_id="r",
+        sequence_number=1,
+        cursor="1-2",
+        container_id="cntr",
+        file_id="cfile_1",
+        filename="a.csv",
+        location="/files/r/a.csv",
+        size=1,
+        sha256="00",
+        url="/files/r/a.csv",
+        produced_by="ci_1",
+        provenance="code_names_path",
+    )
+    encoder = respflow.VercelEncoder()
+    chunks = [chunk for event in (writer, later, saved) for chunk in encoder.feed(event)]
+    calls = {c["input"]["code"]: c["toolCallId"] for c in chunks if "input" in c}
+    [file] = [c for c in chunks if c["type"] == "file"]
+    # not the latest call in the container: the one whose code wrote it
+    assert file["providerMetadata"]["respflow"]["toolCallId"] == calls[writer.code]

@@ -148,3 +148,15 @@ def test_calls_in_another_container_never_made_the_file() -> None:
     fed.call("df.to_csv('/mnt/data/a.csv')", container="cntr_a")
     origin = fed.producers.producer("cntr_b", path="/mnt/data/a.csv")
     assert (origin.produced_by, origin.provenance) == (None, "unknown")
+
+
+def test_a_shell_call_is_found_by_its_commands_or_its_live_output() -> None:
+    fed = _Calls()
+    sorter = fed.call("cd /mnt/data\nsort rolls.txt > sorted.txt")
+    reporter = fed.call("python3 make_report.py")
+    for n, delta in enumerate(["writing ", "/mnt/data/report.md\n"]):
+        fed.producers.see(ev.CodeOutput("r", 9, f"9-{n}", reporter, 2, delta))
+    sorted_origin = fed.producers.producer("cntr_a", path="/mnt/data/sorted.txt")
+    assert (sorted_origin.produced_by, sorted_origin.provenance) == (sorter, "code_names_path")
+    report = fed.producers.producer("cntr_a", path="/mnt/data/report.md")
+    assert (report.produced_by, report.provenance) == (reporter, "output_names_path")
