@@ -4,9 +4,11 @@ against it: a changed byte, a missing file and an extra file are each caught."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 
+import msgspec
 import openai
 import pytest
 
@@ -186,3 +188,58 @@ def test_no_saved_file_takes_the_manifests_name() -> None:
         name = stored_name(path)
         assert name.casefold() != "manifest.json"
         assert name.startswith(("manifest~", "MANIFEST~"))
+
+
+async def _stored(storage: LocalStorage, name: str, data: bytes) -> respflow.FileSaved:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data
+
+    stored = await storage.save(FOLDER, f"key:{name}", name, chunks())
+    return respflow.FileSaved(
+        response_id=FOLDER,
+        sequence_number=1,
+        cursor="1-0",
+        container_id="cntr",
+        file_id=None,
+        filename=stored.filename,
+        location=stored.location,
+        size=stored.size,
+        sha256=stored.sha256,
+        produced_by="ci_1",
+        provenance="code_names_path",
+    )
+
+
+async def test_two_storages_on_one_folder_list_each_others_files(
+    anyio_backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = LocalStorage(tmp_path), LocalStorage(tmp_path)
+    for storage, name in ((first, "a.csv"), (second, "b.csv"), (first, "c.csv")):
+        await storage.record(await _stored(storage, name, name.encode()))
+        listed = respflow.read_manifest(tmp_path / FOLDER)  # complete after every file
+        assert name in {entry.file for entry in listed.files}
+    assert [e.file for e in respflow.read_manifest(tmp_path / FOLDER).files] == [
+        "a.csv",
+        "b.csv",
+        "c.csv",
+    ]
+    assert _verify(tmp_path, capsys) == (
+        0,
+        ["ok: 3 files in 1 folder, each as its manifest lists it"],
+    )
+
+
+async def test_only_a_file_the_storage_saved_in_its_folder_is_listed(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "files")
+    saved = await _stored(storage, "a.csv", b"1")
+    (tmp_path / "outside.txt").write_text("x")
+    for forged in (
+        msgspec.structs.replace(saved, filename="../outside.txt"),
+        msgspec.structs.replace(saved, location=str(tmp_path / "outside.txt")),
+        msgspec.structs.replace(saved, filename="manifest.json"),
+    ):
+        with pytest.raises(respflow.RespflowError, match="is not a file saved in"):
+            await storage.record(forged)
+    assert not (tmp_path / "files" / FOLDER / "manifest.json").exists()

@@ -135,6 +135,38 @@ def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
         raise RespflowError(f"{where} is not a respflow manifest: {exc}") from None
 
 
+def add_to_manifest(folder: Path, saved: ev.FileSaved, now: str) -> None:
+    """List ``saved`` in its folder's manifest, with what is listed there already.
+
+    The manifest is read each time rather than kept: another storage on the same folder
+    (a second app, a replay) may have listed files since. ``now`` is when it was saved,
+    unless the manifest already lists these very bytes under that name.
+
+    Raises:
+        RespflowError: ``manifest.json`` is there but is not a respflow manifest, so
+            replacing it could destroy someone's file.
+    """
+    try:
+        data = (folder / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        data = b""
+    files: dict[str, ManifestEntry] = {}
+    if data:
+        try:
+            earlier = msgspec.json.decode(data, type=Manifest)
+        except msgspec.DecodeError:
+            raise RespflowError(
+                f"{folder / MANIFEST} is not a respflow manifest; it is left as it is and "
+                "this folder's files are not listed: move it away to have them listed"
+            ) from None
+        files = {entry.file: entry for entry in earlier.files}
+    same = files.get(saved.filename)
+    if same is not None and same.sha256 == saved.sha256 and same.saved_at:
+        now = same.saved_at  # listed by an earlier run: that is when it was saved
+    files[saved.filename] = entry_of(saved, now)
+    write_manifest(folder, Manifest(saved.response_id, list(files.values())))
+
+
 def write_manifest(folder: Path, manifest: Manifest) -> None:
     """Replace the folder's manifest whole, atomically (see the module's docstring)."""
     listed = sorted((e for e in manifest.files if listable(e.file)), key=lambda e: e.file)

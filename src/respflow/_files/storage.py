@@ -17,7 +17,7 @@ import msgspec
 
 from .. import _events as ev
 from .._exceptions import RespflowError
-from .manifest import MANIFEST, Manifest, ManifestEntry, entry_of, listable, write_manifest
+from .manifest import MANIFEST, add_to_manifest, listable
 from .names import numbered, safe_filename
 
 __all__ = ["FileTooLarge", "KeepsManifest", "LocalStorage", "Storage", "StoredFile"]
@@ -101,7 +101,6 @@ class LocalStorage:
         # still under way, which share what is left of it.
         self._bytes_saved: dict[str, int] = {}
         self._bytes_coming: dict[str, int] = {}
-        self._manifests: dict[str, dict[str, ManifestEntry]] = {}
         self._manifest_lock = anyio.Lock()
 
     async def find(self, response_id: str, key: str) -> StoredFile | None:
@@ -239,44 +238,13 @@ class LocalStorage:
         if not listable(saved.filename) or Path(saved.location) != folder / saved.filename:
             raise RespflowError(f"{saved.location} is not a file saved in {folder}")
         async with self._manifest_lock:
-            files = self._manifests.get(saved.response_id)
-            if files is None:
-                files = await anyio.to_thread.run_sync(_read_manifest_files, folder)
-                self._manifests[saved.response_id] = files
-            earlier = files.get(saved.filename)
-            when = _now()
-            if earlier is not None and earlier.sha256 == saved.sha256 and earlier.saved_at:
-                when = earlier.saved_at  # saved by an earlier run: that is when
-            files[saved.filename] = entry_of(saved, when)
-            manifest = Manifest(saved.response_id, list(files.values()))
-            await anyio.to_thread.run_sync(write_manifest, folder, manifest)
+            await anyio.to_thread.run_sync(add_to_manifest, folder, saved, _now())
 
     def _inside(self, path: Path) -> Path:
         resolved = path.resolve()
         if not resolved.is_relative_to(self.root):
             raise RespflowError(f"refusing to write outside the storage root: {path}")
         return resolved
-
-
-def _read_manifest_files(folder: Path) -> dict[str, ManifestEntry]:
-    """The files an earlier run listed in the folder's manifest (none if it has none).
-
-    Raises:
-        RespflowError: ``manifest.json`` is there but is not a respflow manifest, so
-            replacing it could destroy someone's file.
-    """
-    try:
-        data = (folder / MANIFEST).read_bytes()
-    except FileNotFoundError:
-        return {}
-    try:
-        manifest = msgspec.json.decode(data, type=Manifest)
-    except msgspec.DecodeError:
-        raise RespflowError(
-            f"{folder / MANIFEST} is not a respflow manifest; it is left as it is and this "
-            "folder's files are not listed: move it away to have them listed"
-        ) from None
-    return {entry.file: entry for entry in manifest.files if listable(entry.file)}
 
 
 def _now() -> str:
