@@ -243,3 +243,14 @@ async def test_only_a_file_the_storage_saved_in_its_folder_is_listed(
         with pytest.raises(respflow.RespflowError, match="is not a file saved in"):
             await storage.record(forged)
     assert not (tmp_path / "files" / FOLDER / "manifest.json").exists()
+
+
+def test_the_demo_says_how_to_verify_what_it_saved(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = tmp_path / "saved files"
+    assert main(["demo", "--pace", "0", "--color", "never", "--files-dir", str(files)]) == 0
+    out = capsys.readouterr().out
+    assert f"respflow files verify '{files}'" in out
+    assert "(citation, made by ci_0001)" in out
+    assert _verify(files, capsys)[0] == 0
