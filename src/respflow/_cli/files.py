@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._files.manifest import FilesReport, verify_files
+if TYPE_CHECKING:
+    from .._files.manifest import FilesReport
 
 __all__ = ["add_parser", "files"]
 
@@ -17,7 +18,6 @@ _KIND_WIDTH = len("unreadable")
 def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "files",
-        parents=parents,
         help="check saved files against their manifests",
         description="Work with the files respflow saved (--fetch-files, respflow.app, demo).",
     )
@@ -38,6 +38,8 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
 
 
 def files(args: argparse.Namespace) -> int:
+    from .._files.manifest import verify_files  # here: building the parser stays light
+
     report = verify_files(args.dir)
     out = sys.stdout
     for problem in report.problems:
