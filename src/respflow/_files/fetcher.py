@@ -141,6 +141,11 @@ class FileFetcher:
             each); a listing that goes on is cut there, and what it gave is used.
         listing_timeout: seconds a container's file listing may take, all pages together.
 
+    Each ``file.saved`` names the code call that made the file (``produced_by``, with
+    ``provenance`` saying how that was decided; see ``respflow._core.provenance``) and the
+    message that cited or linked it (``cited_by``). A storage that keeps a manifest
+    (:class:`LocalStorage`) lists the file there before its ``file.saved`` goes out.
+
     Anything that goes wrong with one file (the network, the API's answer, the storage)
     is that file's ``file.failed``; nothing raises out of the events. A redirect is never
     followed, so no request, and no credential, goes to a host the client was not
