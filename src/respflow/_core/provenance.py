@@ -50,6 +50,11 @@ _WRITES = re.compile(
 )
 
 
+_CALL_EVENTS = frozenset(
+    {ev.CodeStarted, ev.CodeDone, ev.CodeCompleted, ev.CodeLogs, ev.CodeOutput, ev.CodeImage}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """Who made a file: the call's ``item_id`` (None: no call) and how it was decided."""
@@ -85,6 +90,8 @@ class Producers:
 
     def see(self, event: ev.Event) -> None:
         """Take in one event of the response, in order."""
+        if type(event) not in _CALL_EVENTS:  # most are text and code deltas: one look
+            return
         match event:
             case ev.CodeStarted(item_id=item_id, container_id=cid):
                 self._call(item_id, cid)
