@@ -148,6 +148,7 @@ async def test_a_download_cut_halfway_is_retried_and_leaves_no_partial_file(
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
         ".respflow-index.json",
         "dice_rolls.csv",
+        "manifest.json",
     ]
 
 

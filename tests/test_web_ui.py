@@ -66,6 +66,8 @@ def _drive(url: str, shots: Path) -> dict[str, Any]:
                 "answer": page.locator("#answer").inner_text(),
                 "links": page.locator("#answer a").evaluate_all("els => els.map(e => e.href)"),
                 "files": page.locator("#files li").all_inner_texts(),
+                "made": page.locator(".call p.made").all_inner_texts(),
+                "calls": page.locator(".call header").all_inner_texts(),
                 "images": page.locator(".call img").count(),
                 "download": Path(download.path()).read_bytes(),
                 "download_name": download.suggested_filename,
@@ -92,4 +94,13 @@ async def test_a_person_sees_code_logs_answer_and_downloads_the_file(
     assert seen["download_name"] == "dice_rolls.csv"
     assert seen["download"] == (FILES / "dice_rolls.csv").read_bytes()  # the right bytes
     assert any(item.startswith("dice_chart.png") for item in seen["files"])
+    # Next to each file, the code call that made it, and under the call what it made.
+    assert seen["calls"] == ["call 1 · code_interpreter"]
+    made = {item.split(" ", 1)[0]: item for item in seen["files"]}
+    assert made["dice_rolls.csv"].endswith("made by call 1 (its code names the file)")
+    assert made["dice_chart.png"].endswith("made by call 1 (its code names the file)")
+    image = next(item for name, item in made.items() if name.startswith("ci_0001-image"))
+    assert image.endswith("made by call 1 (the image it showed)")
+    assert len(seen["made"]) == 1
+    assert set(seen["made"][0].removeprefix("made ").split(", ")) == set(made)
     assert (tmp_path / "web-ui.png").stat().st_size > 10_000

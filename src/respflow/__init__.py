@@ -71,6 +71,14 @@ if typing.TYPE_CHECKING:
     from ._delivery.runner import Runner
     from ._delivery.sinks import CallbackSink, JsonlSink, LogSink
     from ._files.fetcher import FileFetcher, fetch_files
+    from ._files.manifest import (
+        FileProblem,
+        FilesReport,
+        Manifest,
+        ManifestEntry,
+        read_manifest,
+        verify_files,
+    )
     from ._files.names import safe_filename
     from ._files.rewrite import LinkRewriter
     from ._files.serving import files_app
@@ -110,6 +118,12 @@ _LAZY: dict[str, str] = {
     "replay": "_sources.recording",
     "FileFetcher": "_files.fetcher",
     "fetch_files": "_files.fetcher",
+    "FileProblem": "_files.manifest",
+    "FilesReport": "_files.manifest",
+    "Manifest": "_files.manifest",
+    "ManifestEntry": "_files.manifest",
+    "read_manifest": "_files.manifest",
+    "verify_files": "_files.manifest",
     "safe_filename": "_files.names",
     "LinkRewriter": "_files.rewrite",
     "files_app": "_files.serving",
@@ -192,8 +206,10 @@ __all__ = [
     "FileFailed",
     "FileFetcher",
     "FileLink",
+    "FileProblem",
     "FileSaved",
     "FileTooLarge",
+    "FilesReport",
     "Frame",
     "HTTPStatusError",
     "Hub",
@@ -206,6 +222,8 @@ __all__ = [
     "LocalStorage",
     "LogSink",
     "LogStatus",
+    "Manifest",
+    "ManifestEntry",
     "MemoryBroker",
     "MessageCompleted",
     "NotFound",
@@ -265,9 +283,11 @@ __all__ = [
     "from_response",
     "from_sdk_stream",
     "parse_cursor",
+    "read_manifest",
     "replay",
     "resume",
     "safe_filename",
     "sink_from_spec",
     "stream",
+    "verify_files",
 ]

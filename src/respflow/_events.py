@@ -197,6 +197,14 @@ class FileSaved(EventBase, frozen=True, tag="file.saved"):
     sandbox link matched in the container's listing), ``image`` (a ``code.image`` data
     URL), ``container`` (every assistant file was asked for). ``path`` is its container
     path, where known; ``location`` where it was stored.
+
+    ``produced_by`` is the ``item_id`` of the code call (Code Interpreter or shell) that
+    made the file, ``provenance`` how that was decided: ``code_names_path`` (the call's
+    code names the file; with several, the latest whose code writes it, else the latest),
+    ``output_names_path`` (only its output does), ``image_output`` (the image it
+    showed), ``last_call_in_container`` (nothing names it: the latest call in its container
+    before the citation) or ``unknown`` (no call to name). ``cited_by`` is the message
+    that cited or linked it.
     """
 
     container_id: str | None
@@ -211,6 +219,9 @@ class FileSaved(EventBase, frozen=True, tag="file.saved"):
     url: str | None = None
     """Where the file is served, once a server says (``respflow.app``); ``location`` is
     then that URL too, never a path on the server."""
+    produced_by: str | None = None
+    provenance: str = "unknown"
+    cited_by: str | None = None
 
 
 class FileFailed(EventBase, frozen=True, tag="file.failed"):

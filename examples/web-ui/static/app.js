@@ -11,11 +11,38 @@ function callBox(itemId, tool) {
     box.className = "call";
     box.dataset.item = itemId;
     box.innerHTML = '<header></header><pre class="code"></pre>';
-    box.querySelector("header").textContent = tool;
+    box.dataset.label = `call ${Object.keys(calls).length + 1}`;
+    box.querySelector("header").textContent = `${box.dataset.label} · ${tool}`;
     $("work").append(box);
     calls[itemId] = box;
   }
   return calls[itemId];
+}
+
+// How respflow decided which call made a file (file.saved's provenance), for a person.
+const HOW = {
+  code_names_path: "its code names the file",
+  output_names_path: "its output names the file",
+  image_output: "the image it showed",
+  last_call_in_container: "the last call before the answer cited it",
+};
+
+// "made by call 2 (its code names the file)", and the file listed under that call.
+function madeBy(event) {
+  const box = event.produced_by && calls[event.produced_by];
+  if (!box) return "maker unknown";
+  let made = box.querySelector("p.made");
+  if (!made) {
+    made = document.createElement("p");
+    made.className = "made";
+    made.textContent = "made";
+    box.append(made);
+  }
+  const name = document.createElement("span");
+  name.className = "made-file";
+  name.textContent = event.filename;
+  made.append(made.children.length ? ", " : " ", name);
+  return `made by ${box.dataset.label} (${HOW[event.provenance] || event.provenance})`;
 }
 
 // The file's name in a served URL: its path's last part, without the signature.
@@ -101,6 +128,10 @@ function handle(event) {
       $("files-box").hidden = false;
       const item = document.createElement("li");
       item.textContent = `${event.filename} (${event.size} bytes, ${event.resolved_by})`;
+      const maker = document.createElement("span");
+      maker.className = "maker";
+      maker.textContent = madeBy(event);
+      item.append(" ", maker);
       $("files").append(item);
       break;
     }

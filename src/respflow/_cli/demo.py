@@ -8,6 +8,7 @@ the bytes, renders the events as they arrive and saves the files the run produce
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -77,7 +78,10 @@ async def demo(
     if saved:
         write(f"\nThe {len(saved)} files the run produced are in {storage.root}:\n")
         for event in saved:
-            write(f"  {event.location}  ({event.resolved_by})\n")
+            maker = f", made by {event.produced_by}" if event.produced_by else ""
+            write(f"  {event.location}  ({event.resolved_by}{maker})\n")
+        verify = f"respflow files verify {shlex.quote(str(storage.root))}"
+        write(f"(each folder's manifest.json lists them; check them later: {verify})\n")
     for answer in answers:
         write(f"\nThe answer, its links pointing at the saved files:\n{answer.text}\n")
     write(_NEXT)

@@ -1,4 +1,4 @@
-"""The ``respflow`` command: replay, demo, mock-server, stream."""
+"""The ``respflow`` command: replay, demo, mock-server, stream, serve, files."""
 
 from __future__ import annotations
 
@@ -206,9 +206,11 @@ def _parser() -> argparse.ArgumentParser:
     add_record(live)
     _add_output(live)
 
+    from .files import add_parser as add_files
     from .serve import add_parser as add_serve
 
     add_serve(commands, parents=[common])
+    add_files(commands, parents=[common])
     return parser
 
 
@@ -528,12 +530,19 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+def _files(args: argparse.Namespace) -> int:
+    from .files import files
+
+    return files(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": _replay,
     "demo": _demo,
     "mock-server": _mock_server,
     "stream": _stream,
     "serve": _serve,
+    "files": _files,
 }
 
 

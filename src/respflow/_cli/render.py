@@ -93,7 +93,8 @@ class PrettyRenderer:
             case ev.FileLink(path=path):
                 self._line("warn", f"⚠ link with no citation: sandbox:{path}")
             case ev.FileSaved(filename=filename, location=location, size=size):
-                self._line("ok", f"✔ saved {filename} ({size} bytes) → {location}")
+                maker = f", made by {event.produced_by}" if event.produced_by else ""
+                self._line("ok", f"✔ saved {filename} ({size} bytes{maker}) → {location}")
             case ev.FileFailed(file_id=file_id, reason=reason, hint=hint):
                 self._line("bad", f"✖ could not save {file_id}: {reason}. {hint}")
             case ev.MessageCompleted(status=status):

@@ -26,11 +26,12 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .. import _events as ev
+from .._core.provenance import IMAGE_OUTPUT, Origin, Producers
 from .._core.stamp import Stamper
 from .._exceptions import sole_exception
 from .._sources.openai import Reconnect, _retry_after, _run_out
 from .names import FileNames
-from .storage import FileTooLarge, LocalStorage, Storage, StoredFile
+from .storage import FileTooLarge, KeepsManifest, LocalStorage, Storage, StoredFile
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -59,6 +60,20 @@ class _Made:
     """A file event the fetcher made; its place in the stream is stamped on the way out."""
 
     event: ev.FileSaved | ev.FileFailed
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a file came from: the call that made it, how that was decided, and the
+    message that cited or linked it."""
+
+    produced_by: str | None
+    provenance: str
+    cited_by: str | None
+
+    @classmethod
+    def of(cls, origin: Origin, cited_by: str | None) -> _Origin:
+        return cls(origin.produced_by, origin.provenance, cited_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,8 @@ class _Response:
     idle: anyio.Event | None = None
     names: FileNames = field(default_factory=FileNames)
     """Names files as the link rewriter does, from the same events, so links meet files."""
+    producers: Producers = field(default_factory=Producers)
+    """The response's code calls so far: which one made a file cited now."""
     # Per response: a container outlives a response and gains files between them.
     listings: dict[str, _Listing] = field(default_factory=dict)
     listing_lock: anyio.Lock = field(default_factory=anyio.Lock)
@@ -123,6 +140,11 @@ class FileFetcher:
         max_listing_pages: pages of a container's file listing read at most (100 files
             each); a listing that goes on is cut there, and what it gave is used.
         listing_timeout: seconds a container's file listing may take, all pages together.
+
+    Each ``file.saved`` names the code call that made the file (``produced_by``, with
+    ``provenance`` saying how that was decided; see ``respflow._core.provenance``) and the
+    message that cited or linked it (``cited_by``). A storage that keeps a manifest
+    (:class:`LocalStorage`) lists the file there before its ``file.saved`` goes out.
 
     Anything that goes wrong with one file (the network, the API's answer, the storage)
     is that file's ``file.failed``; nothing raises out of the events. A redirect is never
@@ -209,6 +231,7 @@ class FileFetcher:
         send: MemoryObjectSendStream[ev.Event | _Made],
     ) -> None:
         state.names.see(event)
+        state.producers.see(event)
         match event:
             case ev.CodeStarted(item_id=item_id, container_id=cid) if cid:
                 state.containers[cid] = None
@@ -219,13 +242,20 @@ class FileFetcher:
             case ev.FileCited(kind="container_file_citation", container_id=cid) if cid:
                 if self._claim(state, f"{cid}/{event.file_id}"):
                     filename = state.names.name(cid, event.filename or event.file_id)
+                    origin = _Origin.of(
+                        state.producers.producer(
+                            cid, filename=event.filename, file_id=event.file_id
+                        ),
+                        event.item_id,
+                    )
                     job = self._download(
-                        state, cid, event.file_id, filename, None, "citation", None
+                        state, cid, event.file_id, filename, None, "citation", None, origin
                     )
                     self._start(group, send, state, job, (cid, event.file_id, None))
             case ev.FileLink(container_id=cid, path=path) if self.links and cid:
                 if self._claim(state, f"link:{cid}:{path}"):
-                    job = self._resolve_link(state, cid, path)
+                    origin = _Origin.of(state.producers.producer(cid, path=path), event.item_id)
+                    job = self._resolve_link(state, cid, path, origin)
                     self._start(group, send, state, job, (cid, None, path))
             case ev.CodeImage(item_id=item_id, url=url) if self.images and url.startswith("data:"):
                 if self._claim(state, f"image:{event.cursor}"):
@@ -260,6 +290,8 @@ class FileFetcher:
             try:
                 try:
                     async for made in job:
+                        if isinstance(made, ev.FileSaved):
+                            await self._record(made)
                         await send.send(_Made(made))
                 except Exception as exc:  # a failure not foreseen must still end the file
                     _log.warning("respflow: saving a file failed unexpectedly: %r", exc)
@@ -273,6 +305,16 @@ class FileFetcher:
                     state.idle.set()
 
         group.start_soon(run)
+
+    async def _record(self, saved: ev.FileSaved) -> None:
+        """Add the file to its folder's manifest, if the storage keeps one, before anyone
+        hears it was saved."""
+        if not isinstance(self.storage, KeepsManifest):
+            return
+        try:
+            await self.storage.record(saved)
+        except Exception as exc:  # the file is saved all the same; only its listing failed
+            _log.warning("respflow: could not add %r to its manifest: %r", saved.filename, exc)
 
     @staticmethod
     async def _settle(state: _Response) -> None:
@@ -291,12 +333,13 @@ class FileFetcher:
         path: str | None,
         resolved_by: str,
         link: str | None,
+        origin: _Origin,
     ) -> AsyncIterator[ev.FileSaved | ev.FileFailed]:
         """Save one container file; a failure names ``link``, the path the answer gave, if
         the file was found through one."""
         outcome = await self._saved_or_why_not(state, container_id, file_id, filename)
         if isinstance(outcome, StoredFile):
-            yield _saved(state, container_id, file_id, outcome, path, resolved_by)
+            yield _saved(state, container_id, file_id, outcome, path, resolved_by, origin)
         else:
             status, reason, hint = outcome.status, outcome.reason, outcome.hint
             yield _failed(state, container_id, file_id, status, reason, hint, link or path)
@@ -382,7 +425,7 @@ class FileFetcher:
             await _run_out(body.chunks)
 
     async def _resolve_link(
-        self, state: _Response, container_id: str, path: str
+        self, state: _Response, container_id: str, path: str, origin: _Origin
     ) -> AsyncIterator[ev.FileSaved | ev.FileFailed]:
         refused = _refused_ids(container_id)
         if refused is not None:
@@ -397,7 +440,7 @@ class FileFetcher:
             return  # cited too: that download reports it
         name = state.names.name(container_id, path)  # the link's path: what its target names
         async for made in self._download(
-            state, container_id, match.id, name, match.path or path, "link", path
+            state, container_id, match.id, name, match.path or path, "link", path, origin
         ):
             yield made
 
@@ -417,8 +460,16 @@ class FileFetcher:
             if not self._claim(state, f"{container_id}/{entry.id}"):
                 continue
             name = state.names.name(container_id, entry.path or entry.id)
+            found = state.producers.producer(container_id, path=entry.path or None)
             async for made in self._download(
-                state, container_id, entry.id, name, entry.path or None, "container", None
+                state,
+                container_id,
+                entry.id,
+                name,
+                entry.path or None,
+                "container",
+                None,
+                _Origin.of(found, None),
             ):
                 yield made
 
@@ -458,7 +509,8 @@ class FileFetcher:
             failure = _storage_failure(filename, exc)
             yield _failed(state, container_id, None, None, failure.reason, failure.hint)
             return
-        yield _saved(state, container_id, None, stored, None, "image")
+        origin = _Origin(item_id, IMAGE_OUTPUT, None)
+        yield _saved(state, container_id, None, stored, None, "image", origin)
 
     # -- container listings --------------------------------------------------------------
 
@@ -556,6 +608,7 @@ def _saved(
     stored: StoredFile,
     path: str | None,
     resolved_by: str,
+    origin: _Origin,
 ) -> ev.FileSaved:
     return ev.FileSaved(
         response_id=state.response_id,
@@ -570,6 +623,9 @@ def _saved(
         media_type=stored.media_type,
         resolved_by=resolved_by,
         path=path,
+        produced_by=origin.produced_by,
+        provenance=origin.provenance,
+        cited_by=origin.cited_by,
     )
 
 

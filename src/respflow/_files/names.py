@@ -31,6 +31,8 @@ _SANDBOX = "/mnt/data/"
 # A tagged name ends in "~" and 8 hex digits, before its extension; no plain name may.
 _TAGGED = re.compile(r"~[0-9a-f]{8}(?:\.[^.]*)?\Z")
 _NAMING_EVENTS = (ev.CodeStarted, ev.CodeCompleted, ev.FileCited, ev.FileLink)
+# The storage's manifest in each response folder: no saved file may take its name.
+RESERVED_NAME = "manifest.json"
 
 
 def safe_filename(name: str | None, *, fallback: str = "file", max_bytes: int = _MAX_BYTES) -> str:
@@ -75,10 +77,11 @@ def stored_name(path: str, container_id: str | None = None) -> str:
     in ``container_id``, or in the response's first container if None.
 
     A file directly in /mnt/data of the first container keeps its name when it is already
-    safe: ``report.csv``. Any other file (in a folder, in another container, or with a name
-    that had to be made safe) gets ``~`` and 8 hex digits of a hash of its container and
-    path before its extension (``a_report~3f1c09d2.csv``), so two different files never
-    share a name (short of a hash collision) and a file gets the same name in any process.
+    safe (and is not ``manifest.json``, the storage's own): ``report.csv``. Any other
+    file (in a folder, in another container, or with a name that had to be made safe)
+    gets ``~`` and 8 hex digits of a hash of its container and path before its extension
+    (``a_report~3f1c09d2.csv``), so two different files never share a name (short of a
+    hash collision) and a file gets the same name in any process.
     """
     relative = path.removeprefix(_SANDBOX) if path.startswith(_SANDBOX) else path.lstrip("/")
     if container_id is None and _is_plain(relative):
@@ -124,6 +127,7 @@ def _is_plain(relative: str) -> bool:
         and "/" not in relative
         and safe_filename(relative) == relative
         and _TAGGED.search(relative) is None
+        and relative.casefold() != RESERVED_NAME
     )
 
 

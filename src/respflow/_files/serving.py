@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from .names import safe_filename
+from .names import RESERVED_NAME, safe_filename
 
 __all__ = ["files_app"]
 
@@ -33,7 +33,8 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
     the default target of :class:`respflow.LinkRewriter`.
 
     Only names that are already safe (as :func:`respflow.safe_filename` makes them) are
-    served, never hidden files, never a directory and never a path outside ``root``.
+    served, never hidden files, never the folder's ``manifest.json``, never a directory
+    and never a path outside ``root``.
     Images, text, CSV and PDF are shown inline; everything else (HTML above all: the
     model wrote it) is a download, with ``nosniff`` and a sandboxing CSP. Needs Starlette
     (``pip install 'respflow[serve]'``); mount it in a larger app with ``Mount``.
@@ -62,6 +63,8 @@ def file_response(base: Path, response_id: str, filename: str) -> Any:
     for part in (response_id, filename):
         if not part or part.startswith(".") or safe_filename(part) != part:
             return None
+    if filename.casefold() == RESERVED_NAME:
+        return None  # the folder's manifest is the storage's, not a file the model made
     path = (base / response_id / filename).resolve()
     if not path.is_relative_to(base) or not path.is_file():
         return None

@@ -7,17 +7,20 @@ import os
 import secrets
 import stat
 from collections.abc import AsyncIterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 import anyio.to_thread
 import msgspec
 
+from .. import _events as ev
 from .._exceptions import RespflowError
+from .manifest import MANIFEST, add_to_manifest, listable
 from .names import numbered, safe_filename
 
-__all__ = ["FileTooLarge", "LocalStorage", "Storage", "StoredFile"]
+__all__ = ["FileTooLarge", "KeepsManifest", "LocalStorage", "Storage", "StoredFile"]
 
 
 class FileTooLarge(RespflowError):
@@ -54,6 +57,14 @@ class Storage(Protocol):
     ) -> StoredFile: ...
 
 
+@runtime_checkable
+class KeepsManifest(Protocol):
+    """A storage that lists what it saved: the file fetcher tells it each file saved, with
+    where it came from, before the file's ``file.saved`` goes out."""
+
+    async def record(self, saved: ev.FileSaved) -> None: ...
+
+
 class LocalStorage:
     """Files under ``root/<response_id>/<safe name>``, written atomically.
 
@@ -66,6 +77,11 @@ class LocalStorage:
     download that fails or passes ``max_file_bytes`` (or takes the response past
     ``max_response_bytes``) leaves nothing behind. Names from the API are made safe by
     :func:`respflow.safe_filename`, and every path is checked to be inside ``root``.
+
+    Each response folder also gets a ``manifest.json`` listing every file with its size,
+    sha256, media type, container and file ids, the code call that produced it, the
+    message that cited it, how it was found and when it was saved; it is replaced
+    atomically as each file arrives. ``respflow files verify`` checks a folder against it.
     """
 
     def __init__(
@@ -85,6 +101,7 @@ class LocalStorage:
         # still under way, which share what is left of it.
         self._bytes_saved: dict[str, int] = {}
         self._bytes_coming: dict[str, int] = {}
+        self._manifest_lock = anyio.Lock()
 
     async def find(self, response_id: str, key: str) -> StoredFile | None:
         """The file saved under ``key``, by this run or an earlier one.
@@ -210,11 +227,28 @@ class LocalStorage:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
 
+    async def record(self, saved: ev.FileSaved) -> None:
+        """List a file this storage saved in its response folder's manifest.
+
+        Raises:
+            RespflowError: the file is not one this storage saved in that folder, or the
+                folder's ``manifest.json`` is not a respflow manifest (it is left as is).
+        """
+        folder = self._folder(saved.response_id)
+        if not listable(saved.filename) or Path(saved.location) != folder / saved.filename:
+            raise RespflowError(f"{saved.location} is not a file saved in {folder}")
+        async with self._manifest_lock:
+            await anyio.to_thread.run_sync(add_to_manifest, folder, saved, _now())
+
     def _inside(self, path: Path) -> Path:
         resolved = path.resolve()
         if not resolved.is_relative_to(self.root):
             raise RespflowError(f"refusing to write outside the storage root: {path}")
         return resolved
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _still_there(folder: Path, stored: StoredFile) -> bool:
@@ -234,6 +268,8 @@ def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:
     for n in range(1, 10_000):
         candidate = name if n == 1 else numbered(name, n)
         final = folder / candidate
+        if candidate.casefold() == MANIFEST:
+            continue  # the manifest's name, even before the manifest is written
         if final.resolve().parent != folder:
             raise RespflowError(f"refusing to write outside the storage folder: {final}")
         try:

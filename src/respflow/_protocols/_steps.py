@@ -131,7 +131,7 @@ class FileServed:
     event: ev.FileSaved
     url: str
     call_id: str | None
-    """The code call that most likely made it (the latest in its container)."""
+    """The code call that made it (``produced_by``), else the latest in its container."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +284,7 @@ class Translator:
         self._reasoning: dict[tuple[int, str, int], _Part] = {}
         self._calls: dict[int, _Call] = {}
         self._latest_call: dict[str, _Call] = {}
+        self._item_calls: dict[str, _Call] = {}
 
     def feed(self, event: ev.Event, held: Sequence[ev.Event] = ()) -> list[Step]:
         """The steps for ``event``; ``held`` are events that came before the response's
@@ -352,7 +353,8 @@ class Translator:
             case ev.CodeLogs() | ev.CodeImage():
                 pass  # the call's result carries them, from code.completed
             case ev.FileSaved(url=url) if url:
-                maker = self._latest_call.get(event.container_id or "")
+                maker = self._item_calls.get(event.produced_by or "")
+                maker = maker or self._latest_call.get(event.container_id or "")
                 steps.append(FileServed(event, url, maker.id if maker else None))
             case ev.FileCited():
                 steps.append(Cited(event))
@@ -469,6 +471,8 @@ class Translator:
         if call is None:
             call_id = self._ids.claim(item_id or f"{self.response_id}:{oi}")
             call = self._calls[oi] = _Call(call_id, tool, container_id)
+            if item_id:
+                self._item_calls[item_id] = call
             steps.append(ToolStarted(call_id, tool))
             opening = '{"code":"'
             if container_id:
