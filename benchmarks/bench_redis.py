@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import math
 import os
 import platform
 import shutil
@@ -46,12 +47,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from types import FrameType
 
 import anyio
 import coredis
@@ -80,27 +81,57 @@ def server_binary() -> str | None:
     return shutil.which(chosen)
 
 
+class Started:
+    """What this run started, to be stopped whatever ends it: a failure, or SIGTERM.
+
+    SIGTERM stops them from its handler and exits there: unwinding coredis's clients
+    from a signal, mid-command, is noisy and not always clean.
+    """
+
+    def __init__(self) -> None:
+        self.server: subprocess.Popen[bytes] | None = None
+        self.directory: str | None = None
+        self.readers: set[int] = set()
+        """The pids of readers' processes still running."""
+
+    def stop(self) -> None:
+        for pid in self.readers:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        self.readers.clear()
+        if self.server is not None:
+            self.server.terminate()
+            try:
+                self.server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+            self.server = None
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+
+STARTED = Started()
+
+
 @contextlib.contextmanager
 def redis_server(binary: str) -> Iterator[str]:
     """``redis://127.0.0.1:<port>/0`` of a redis-server stopped when the block ends."""
-    with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
+    STARTED.directory = directory = tempfile.mkdtemp(prefix="bench-redis-")
+    try:
         log_path = Path(directory) / "redis.log"
         port = _free_port()
         options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         with log_path.open("wb") as log:
-            server = subprocess.Popen(
+            STARTED.server = subprocess.Popen(
                 [binary, *options, "--dir", directory], stdout=log, stderr=subprocess.STDOUT
             )
-        try:
-            _wait_until_it_answers(server, port, log_path)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        _wait_until_it_answers(STARTED.server, port, log_path)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        STARTED.stop()
 
 
 def _free_port() -> int:
@@ -262,6 +293,7 @@ async def follow_from_another_instance(
         assert lease is not None
         await broker.publish(events[:1], lease=lease)  # the response exists: they subscribe
         process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stderr=None)
+        STARTED.readers.add(process.pid)
         try:
             assert process.stdout is not None
             output = BufferedByteReceiveStream(process.stdout)
@@ -279,6 +311,7 @@ async def follow_from_another_instance(
             if process.returncode is None:
                 process.kill()
             await process.aclose()
+            STARTED.readers.discard(process.pid)
     latencies = [
         (at - published[cursor]) / 1e9
         for times in report["received"]
@@ -518,16 +551,12 @@ async def measure(url: str, quick: bool, rounds: int, pace: float, count: int) -
     )
 
 
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # so the redis-server is stopped on the way out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: the sample, 1 round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of each measurement")
-    parser.add_argument("--pace", type=float, default=200.0, help="events per second")
-    parser.add_argument("--count", type=int, default=1_000, help="events published at --pace")
+    parser.add_argument("--rounds", type=_at_least(1), default=3, help="rounds of each")
+    parser.add_argument("--pace", type=_positive, default=200.0, help="events per second")
+    parser.add_argument("--count", type=_at_least(2), default=1_000, help="events at --pace")
     parser.add_argument("--instance", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instance:
@@ -542,11 +571,34 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     rounds = 1 if args.quick else args.rounds
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with redis_server(binary) as url:
         anyio.run(measure, url, args.quick, rounds, args.pace, args.count)
     return 0
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _at_least(least: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text} is below {least}")
+        return value
+
+    return parse
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    STARTED.stop()
+    print("bench_redis: stopped (SIGTERM); its redis-server too", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 if __name__ == "__main__":
