@@ -1,7 +1,7 @@
 """RedisBroker across instances: publish throughput, latency from one instance to another,
 readers per instance, and what a kept response costs in Redis.
 
-    python benchmarks/bench_redis.py            # full run (about three minutes)
+    python benchmarks/bench_redis.py            # full run (about five minutes)
     python benchmarks/bench_redis.py --quick    # smoke run, as CI does
 
 It starts its own ``redis-server`` (``RESPFLOW_REDIS_SERVER`` names another binary taking
@@ -21,10 +21,15 @@ response id of its own.
    call; receipt: when the reader's ``__anext__`` returns). That clock is one per machine,
    so the figures hold for instances on one host; across hosts, add the network.
 3. Readers per instance: the same, with N readers of the one response in the other
-   process (one RedisBroker, so one follower and one blocking read for all of them): the
-   latency, and that process's CPU seconds per 1,000 events delivered.
+   process (one RedisBroker: readers that have caught up share one follower, one blocking
+   read): the latency, how long after the last publish the last reader had it, that
+   process's CPU seconds per 1,000 events delivered and its share of a core, Redis's
+   share of a core, and the Redis reads that process made per event published (EVAL and
+   XREAD calls from ``INFO commandstats``, less the producer's one EVAL per event): about
+   one or two while readers share the follower, more as readers read pages for themselves.
 4. Memory: ``MEMORY USAGE <key> SAMPLES 0`` of a finished response's keys, against the
-   size of its events' JSON.
+   size of its events' JSON, under the response ids the events came with (every event's
+   JSON carries it; one row shows an id as long as the API's).
 
 Where a figure is compared or repeated, the variants run interleaved, round after round,
 and the tables give medians (and the spread of the rounds, since the machine is shared).
