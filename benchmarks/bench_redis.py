@@ -122,6 +122,22 @@ STARTED = Started()
 
 
 @contextlib.contextmanager
+def sigterm_waits() -> Iterator[None]:
+    """SIGTERM is held back while a process is started, until it is on ``STARTED``'s
+    list (its handler stops only what is on it); the child inherits the blocked signal
+    and unblocks it for itself."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        _unblock_sigterm()
+
+
+def _unblock_sigterm() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+@contextlib.contextmanager
 def redis_server(binary: str) -> Iterator[str]:
     """``redis://127.0.0.1:<port>/0`` of a redis-server stopped when the block ends."""
     STARTED.directory = directory = tempfile.mkdtemp(prefix="bench-redis-")
@@ -129,9 +145,12 @@ def redis_server(binary: str) -> Iterator[str]:
         log_path = Path(directory) / "redis.log"
         port = _free_port()
         options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        with log_path.open("wb") as log:
+        with log_path.open("wb") as log, sigterm_waits():
             STARTED.server = subprocess.Popen(
-                [binary, *options, "--dir", directory], stdout=log, stderr=subprocess.STDOUT
+                [binary, *options, "--dir", directory],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_unblock_sigterm,  # its own SIGTERM is how it is stopped
             )
         _wait_until_it_answers(STARTED.server, port, log_path)
         yield f"redis://127.0.0.1:{port}/0"
@@ -299,8 +318,9 @@ async def follow_from_another_instance(
         lease = await broker.claim(rid, PRODUCER, LEASE_TTL)
         assert lease is not None
         await broker.publish(events[:1], lease=lease)  # the response exists: they subscribe
-        process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stderr=None)
-        STARTED.readers.add(process.pid)
+        with sigterm_waits():
+            process = await anyio.open_process(command, stdin=subprocess.DEVNULL, stderr=None)
+            STARTED.readers.add(process.pid)
         try:
             assert process.stdout is not None
             output = BufferedByteReceiveStream(process.stdout)
@@ -570,6 +590,7 @@ def main() -> int:
     parser.add_argument("--instance", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instance:
+        _unblock_sigterm()  # blocked while it was started
         url, prefix, rid, readers = args.instance
         anyio.run(instance, url, prefix, rid, int(readers))
         return 0

@@ -65,7 +65,8 @@ def test_stopped_mid_run_it_stops_what_it_started(redis_url: str, phase: str) ->
     assert bench.returncode == 128 + signal.SIGTERM, stderr.decode()
     assert b"Traceback" not in stderr, stderr.decode()
     assert started in spawned
-    assert not any((PROC / str(child)).exists() for child in spawned)
+    left = [child for child in spawned if (PROC / str(child)).exists()]
+    assert not left, [(PROC / str(child) / "cmdline").read_bytes() for child in left]
 
 
 def _wait_for_child(bench: subprocess.Popen[bytes], marker: str) -> int:
