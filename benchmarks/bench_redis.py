@@ -556,7 +556,7 @@ async def measure_memory(
                 f"| {name} | {kept:,} | {size / 1024:,.1f} KiB | {stored / 1024:,.1f} KiB "
                 f"| {stored / size:.2f} | {stored / kept:,.0f} B |"
             )
-    print(f"\nplus the lease key while a producer holds it: {max(lease_sizes)} B\n")
+    print(f"\nplus the lease key while a producer holds it: {spread(lease_sizes, 0)} B\n")
     return str(server["redis_version"])
 
 
