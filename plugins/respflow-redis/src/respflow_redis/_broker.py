@@ -539,6 +539,8 @@ class RedisSubscription:
                     await follower.grown.wait()
                     continue
                 self._unfollow()  # it does not reach back to this reader: read alone
+            elif self._join(broker._followers.get(self.response_id)):
+                continue
             page = await broker._read(self.response_id, self._position)
             _raise_if_unreadable(page, self.response_id, "this reader has not read yet")
             if page.entries:
@@ -550,6 +552,16 @@ class RedisSubscription:
                 self._follower = broker._follow(self.response_id, min(self._position, page.last))
         await self.aclose()
         raise StopAsyncIteration
+
+    def _join(self, follower: _Follower | None) -> bool:
+        """Follows with ``follower`` if its window reaches back to this reader: readers
+        that start together share one follower at once, instead of each reading pages
+        until one of its reads happens to come back empty."""
+        if follower is None or not follower.running or follower.after(self._position) is None:
+            return False
+        follower.readers += 1
+        self._follower = follower
+        return True
 
     def _take(self) -> Event:
         self._position, event = self._pending.popleft()

@@ -1,0 +1,46 @@
+"""Readers of one response in one process share its follower from the start: page reads
+from Redis grow with the events, not with events times readers."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from respflow_redis import RedisBroker
+
+from respflow.testing import make_events
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_readers_that_start_together_share_one_follower(redis_url: str, prefix: str) -> None:
+    events = make_events(120)
+    rid = events[0].response_id
+    readers = 40
+    async with RedisBroker(redis_url, prefix=prefix) as broker:
+        reads = 0
+        page = broker._read
+
+        async def counted(response_id: str, position: tuple[int, int]) -> object:
+            nonlocal reads
+            reads += 1
+            return await page(response_id, position)
+
+        broker._read = counted  # type: ignore[method-assign,assignment]
+        await broker.publish(events[:1])
+        got: list[int] = []
+
+        async def read() -> None:
+            subscription = await broker.subscribe(rid)
+            got.append(len([e async for e in subscription]))
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(readers):
+                    tg.start_soon(read)
+                for event in events[1:]:  # a live response: events keep coming
+                    await broker.publish([event])
+                    await anyio.sleep(0.002)
+    assert got == [len(events)] * readers
+    # Each reader's subscribe reads once; after that, reads are the follower's (about
+    # one per event or two), not every reader's.
+    assert reads <= readers + 3 * len(events)
