@@ -7,16 +7,20 @@ import anyio
 import pytest
 from respflow_redis import RedisBroker
 
+from respflow import Subscription
 from respflow.testing import make_events
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_readers_that_start_together_share_one_follower(redis_url: str, prefix: str) -> None:
+async def test_readers_of_a_live_response_share_one_follower(redis_url: str, prefix: str) -> None:
     events = make_events(120)
     rid = events[0].response_id
-    readers = 40
-    async with RedisBroker(redis_url, prefix=prefix) as broker:
+    readers = 150
+    async with (
+        RedisBroker(redis_url, prefix=prefix) as producer,
+        RedisBroker(redis_url, prefix=prefix) as broker,
+    ):
         reads = 0
         page = broker._read
 
@@ -26,19 +30,19 @@ async def test_readers_that_start_together_share_one_follower(redis_url: str, pr
             return await page(response_id, position)
 
         broker._read = counted  # type: ignore[method-assign,assignment]
-        await broker.publish(events[:1])
+        await producer.publish(events[:1])
         got: list[int] = []
+        subscriptions = [await broker.subscribe(rid) for _ in range(readers)]
 
-        async def read() -> None:
-            subscription = await broker.subscribe(rid)
+        async def read(subscription: Subscription) -> None:
             got.append(len([e async for e in subscription]))
 
-        with anyio.fail_after(30):
+        with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                for _ in range(readers):
-                    tg.start_soon(read)
+                for subscription in subscriptions:
+                    tg.start_soon(read, subscription)
                 for event in events[1:]:  # a live response: events keep coming
-                    await broker.publish([event])
+                    await producer.publish([event])
                     await anyio.sleep(0.002)
     assert got == [len(events)] * readers
     # Each reader's subscribe reads once; after that, reads are the follower's (about

@@ -510,6 +510,8 @@ class RedisSubscription:
         self._position = position
         self._pending: deque[tuple[StreamId, Event]] = deque(first.entries)
         self._follower: _Follower | None = None
+        self._top = first.last
+        """The newest id the last page read showed."""
         self._done = first.ended and not first.entries
 
     def __aiter__(self) -> RedisSubscription:
@@ -539,10 +541,11 @@ class RedisSubscription:
                     await follower.grown.wait()
                     continue
                 self._unfollow()  # it does not reach back to this reader: read alone
-            elif self._join(broker._followers.get(self.response_id)):
+            elif self._follow_shared():
                 continue
             page = await broker._read(self.response_id, self._position)
             _raise_if_unreadable(page, self.response_id, "this reader has not read yet")
+            self._top = page.last
             if page.entries:
                 self._pending.extend(page.entries)
             elif page.ended:
@@ -553,14 +556,27 @@ class RedisSubscription:
         await self.aclose()
         raise StopAsyncIteration
 
-    def _join(self, follower: _Follower | None) -> bool:
-        """Follows with ``follower`` if its window reaches back to this reader: readers
-        that start together share one follower at once, instead of each reading pages
-        until one of its reads happens to come back empty."""
-        if follower is None or not follower.running or follower.after(self._position) is None:
+    def _follow_shared(self) -> bool:
+        """Waits on this process's follower of the response instead of reading pages
+        alone: joins the one running if its window reaches back to this reader, else
+        starts one here. Readers that read alone while events keep coming would each read
+        every event from Redis (and, with hundreds of them, never catch up).
+
+        A follower starts at or below the newest id a page showed: one started at a
+        cursor some reader gave from the future would not reach back to the readers at
+        the top.
+        """
+        broker = self._broker
+        follower = broker._followers.get(self.response_id)
+        if follower is not None and follower.running:
+            if follower.after(self._position) is None:
+                return False  # it does not reach back here: catch up alone first
+            follower.readers += 1
+            self._follower = follower
+            return True
+        if self._top is None:
             return False
-        follower.readers += 1
-        self._follower = follower
+        self._follower = broker._follow(self.response_id, min(self._position, self._top))
         return True
 
     def _take(self) -> Event:
