@@ -174,3 +174,18 @@ async def test_an_idle_reader_gets_a_heartbeat_and_then_the_events() -> None:
                 await anyio.sleep(0.01)
         await broker.publish(events[1:])
     assert _decoded(b"".join(got)) == [(e.cursor, e) for e in events]
+
+
+async def test_a_long_answer_reaches_every_reader_whole() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET)
+    text = "All work and no play makes Jack a dull boy. " * 5000  # past what is kept shared
+    events = [
+        ev.ResponseStarted(RID, 0, "0-0"),
+        ev.TextDone(RID, 1, "1-0", "msg_1", 0, 0, text),
+        ev.ResponseCompleted(RID, 2, "2-0"),
+    ]
+    await broker.publish(events)
+    for _ in range(2):
+        body = b"".join(await _bodies(app, app.events_url(RID)))
+        assert _decoded(body) == [(e.cursor, e) for e in events]

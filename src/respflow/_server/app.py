@@ -389,11 +389,16 @@ class _SharedFrames:
 
     A MemoryBroker hands every reader the same event objects, so the frame made for the
     first reader serves the rest; the last ``size`` events' frames are kept (each with its
-    event, so an id is never taken for another object's)."""
+    event, so an id is never taken for another object's). A frame longer than
+    ``largest`` (a long answer's text, again at its end) is not kept: held for later
+    readers that may never come, it would cost more memory than the encoding saves."""
 
-    def __init__(self, view: Callable[[ev.Event], ev.Event], size: int = 4096) -> None:
+    def __init__(
+        self, view: Callable[[ev.Event], ev.Event], size: int = 4096, largest: int = 64 * 1024
+    ) -> None:
         self._view = view
         self._size = size
+        self._largest = largest
         self._kept: dict[int, tuple[ev.Event, bytes]] = {}
 
     def __call__(self, event: ev.Event) -> bytes:
@@ -402,9 +407,10 @@ class _SharedFrames:
             return kept[1]
         data = encode_event(self._view(event))
         frame = b"id: " + event.cursor.encode() + b"\ndata: " + data + b"\n\n"
-        if len(self._kept) >= self._size:
-            del self._kept[next(iter(self._kept))]
-        self._kept[id(event)] = (event, frame)
+        if len(frame) <= self._largest:
+            if len(self._kept) >= self._size:
+                del self._kept[next(iter(self._kept))]
+            self._kept[id(event)] = (event, frame)
         return frame
 
 
