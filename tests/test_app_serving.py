@@ -180,7 +180,7 @@ async def test_a_long_answer_reaches_every_reader_whole() -> None:
     broker = MemoryBroker()
     app = respflow.app(broker, secret=SECRET)
     text = "All work and no play makes Jack a dull boy. " * 5000  # past what is kept shared
-    events = [
+    events: list[ev.Event] = [
         ev.ResponseStarted(RID, 0, "0-0"),
         ev.TextDone(RID, 1, "1-0", "msg_1", 0, 0, text),
         ev.ResponseCompleted(RID, 2, "2-0"),
