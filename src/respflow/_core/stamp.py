@@ -15,32 +15,34 @@ __all__ = ["Stamper"]
 
 
 class Stamper:
-    __slots__ = ("_k", "_seq")
+    __slots__ = ("k", "seq")
 
     def __init__(self) -> None:
-        self._seq = -1
-        self._k = 0
+        self.seq = -1
+        """The sequence number of the last event out."""
+        self.k = 0
+        """How many events out carry it (the next one's ``k``)."""
 
     def passed(self, event: ev.Event) -> ev.Event:
         """An event from upstream, in its place."""
         seq = event.sequence_number
-        if seq != self._seq:  # most events are the first of their wire event
-            self._seq = seq
-            self._k = 1
+        if seq != self.seq:  # most events are the first of their wire event
+            self.seq = seq
+            self.k = 1
             cursor = f"{seq}-0"
         else:
-            k = self._k
-            self._k = k + 1
+            k = self.k
+            self.k = k + 1
             cursor = f"{seq}-{k}"
         return event if event.cursor == cursor else msgspec.structs.replace(event, cursor=cursor)
 
     def made(self, event: ev.Event) -> ev.Event:
         """An event the processor made, after the last one out."""
-        return self._stamp(event, self._seq)
+        return self._stamp(event, self.seq)
 
     def _stamp(self, event: ev.Event, seq: int) -> ev.Event:
-        cursor = f"{seq}-{self._k}"
-        self._k += 1
+        cursor = f"{seq}-{self.k}"
+        self.k += 1
         if event.cursor == cursor and event.sequence_number == seq:
             return event
         return msgspec.structs.replace(event, sequence_number=seq, cursor=cursor)

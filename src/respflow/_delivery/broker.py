@@ -384,5 +384,20 @@ class _MemorySubscription:
             await log.grown.wait()
         raise StopAsyncIteration
 
+    def ready(self, limit: int = 256) -> list[ev.Event]:
+        """Up to ``limit`` of the events there are now, without waiting: none once the end
+        went out, and none when something is wrong (the next ``__anext__`` says what).
+
+        A server sends them in one write: a reader woken late, or one catching up,
+        costs one write and not one per event."""
+        log = self._log
+        start = self._position - log.base
+        if self._done or log.gone is not None or start < 0 or self._position >= log.end:
+            return []
+        events = log.events[start : start + limit]
+        self._position += len(events)
+        self._done = isinstance(events[-1], ev.END_TYPES)  # a log ends with its end event
+        return events
+
     async def aclose(self) -> None:
         self._done = True

@@ -300,13 +300,50 @@ class LinkRewriter:
 
     def feed(self, event: ev.Event) -> list[ev.Event]:
         """The events to pass on for ``event``, in order."""
-        if event.response_id == self._rid:
-            if type(event) is ev.TextDelta:
+        if event.response_id != self._rid:
+            return self._feed(event)
+        if type(event) is ev.TextDelta:
+            # Nearly every delta of a long answer goes to the part the last one went to,
+            # which holds nothing back, and has no "/" and no start of "sandbox:" at its
+            # end: it goes out as it came, only counted (see _Part.settle). Checked here
+            # in line: a call or two more per delta was a third of the rewriter's cost.
+            recent = self._state.recent
+            delta = event.delta
+            if (
+                recent is not None
+                and recent[0] == event.item_id
+                and recent[1] == event.content_index
+                and delta
+                and "/" not in delta
+            ):
+                part = recent[2]
+                if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
+                    passed: ev.TextDelta | None = self._held_then(part, event)
+                elif delta[-1] in _SANDBOX and "s" in delta:  # it may end in a link's start
+                    passed = self._pass_or_hold(part, event, delta)
+                else:
+                    part.passed += len(delta)
+                    part.last = delta
+                    passed = event
+            else:
                 passed = self._without_links(event)
-                if passed is not None:
-                    return [self._stamper.passed(passed)]
-            elif type(event) in _PASSED:
-                return [self._stamper.passed(event)]
+            if passed is None:
+                return self._feed(event)
+            event = passed
+        elif type(event) not in _PASSED:
+            return self._feed(event)
+        # Stamper.passed in line for the first event of a wire event: the core numbers it
+        # "<seq>-0", and so does the Stamper, so it keeps the cursor it came with. (Only
+        # the suffix is looked at: formatting the sequence number to compare it was a
+        # tenth of the rewriter's cost.)
+        stamper, seq = self._stamper, event.sequence_number
+        if seq != stamper.seq and event.cursor[-2:] == "-0":
+            stamper.seq, stamper.k = seq, 1
+            return [event]
+        return [stamper.passed(event)]
+
+    def _feed(self, event: ev.Event) -> list[ev.Event]:
+        """:meth:`feed` the long way: every event it does not pass on at once."""
         if event.response_id != self._rid:
             self._rid, self._state = event.response_id, _ResponseState()
         state = self._state
@@ -361,18 +398,24 @@ class LinkRewriter:
         delta = event.delta
         if not delta or "/" in delta:
             return None
-        if part.passed:
-            before = part.last
-        elif part.emitted == len(part.window) and not part.raw:
-            before = part.window
-        else:
-            return self._held_then(part, event)
+        return self._through(part, event, delta)
+
+    def _through(self, part: _Part, event: ev.TextDelta, delta: str) -> ev.TextDelta | None:
+        """_without_links once the part is found and ``delta`` has no "/"."""
+        if part.passed or (part.emitted == len(part.window) and not part.raw):
+            return self._pass_or_hold(part, event, delta)
+        return self._held_then(part, event)
+
+    def _pass_or_hold(self, part: _Part, event: ev.TextDelta, delta: str) -> ev.TextDelta:
+        """_without_links for a part that holds nothing back."""
         hold = delta.rfind("s")
         if (
             hold >= 0
             and len(delta) - hold <= _SANDBOX_LENGTH
             and _SANDBOX.startswith(delta[hold:])
-            and not _no_link_after(delta[hold - 1] if hold else before[-1:])
+            and not _no_link_after(
+                delta[hold - 1] if hold else (part.last if part.passed else part.window)[-1:]
+            )
         ):
             part.settle()
             return _with_delta(event, self._hold_from(part, delta, delta, hold))

@@ -141,6 +141,7 @@ class App:
         self._token = token
         self._prepare = prepare
         self._file_urls: dict[tuple[str, str], str] = {}
+        self._frame = _SharedFrames(self.browser_view)
         self._asgi = self._build()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -293,7 +294,7 @@ class App:
         except TooOld as exc:
             return _error(410, "too_old", str(exc))
         return StreamingResponse(
-            _frames(subscription, self.heartbeat, self.browser_view, protocol),
+            _frames(subscription, self.heartbeat, self._frame, protocol, self.browser_view),
             media_type="text/event-stream",
             headers=dict(protocol.headers) if protocol else _SSE_HEADERS,
         )
@@ -337,41 +338,80 @@ class _FileUrls:
 async def _frames(
     subscription: Subscription,
     heartbeat: float,
-    view: Callable[[ev.Event], ev.Event],
+    frame: Callable[[ev.Event], bytes],
     protocol: ProtocolStream | None = None,
+    view: Callable[[ev.Event], ev.Event] = lambda event: event,
 ) -> AsyncIterator[bytes]:
-    """SSE frames: ``id:`` the cursor, ``data:`` the event (or the ``protocol``'s frames of
-    it, and its end); a comment while idle."""
+    """SSE frames: ``frame(event)`` for each event (or the ``protocol``'s frames of the
+    ``view`` of it, and its end); a comment while idle.
+
+    What is there when the reader wakes goes out in one write, and the heartbeat's timer
+    runs only while the reader waits for more: a reader that is behind pays neither per
+    event (the subscription's ``ready``, where the broker has one)."""
     yield b"retry: 1000\n\n"
+    ready: Callable[[], list[ev.Event]] = getattr(subscription, "ready", list)
     try:
         while True:
-            event: ev.Event | None = None
-            gone: Exception | None = None
-            over = False
-            with anyio.move_on_after(heartbeat):  # nothing is yielded inside the scope
-                try:
-                    event = await subscription.__anext__()
-                except StopAsyncIteration:
-                    over = True
-                except (TooOld, ResponseNotFound) as exc:
-                    gone = exc
-            if over or gone is not None:  # the reader reconnects with its last id
-                if protocol is not None:
-                    yield protocol.close(None if gone is None else str(gone))
-                elif gone is not None:
-                    yield b"event: gone\ndata: " + str(gone).encode() + b"\n\n"
-                return
-            if event is None:
-                yield b": keepalive\n\n"
-            elif protocol is not None:
-                frames = protocol.feed(view(event))
+            events = ready()
+            if not events:
+                event: ev.Event | None = None
+                gone: Exception | None = None
+                over = False
+                with anyio.move_on_after(heartbeat):  # nothing is yielded inside the scope
+                    try:
+                        event = await subscription.__anext__()
+                    except StopAsyncIteration:
+                        over = True
+                    except (TooOld, ResponseNotFound) as exc:
+                        gone = exc
+                if over or gone is not None:  # the reader reconnects with its last id
+                    if protocol is not None:
+                        yield protocol.close(None if gone is None else str(gone))
+                    elif gone is not None:
+                        yield b"event: gone\ndata: " + str(gone).encode() + b"\n\n"
+                    return
+                if event is None:
+                    yield b": keepalive\n\n"
+                    continue
+                events = [event, *ready()]
+            if protocol is None:
+                yield b"".join(map(frame, events))
+            else:
+                frames = b"".join([protocol.feed(view(event)) for event in events])
                 if frames:  # nothing while a resumed reader's events are skipped
                     yield frames
-            else:
-                data = encode_event(view(event))
-                yield b"id: " + event.cursor.encode() + b"\ndata: " + data + b"\n\n"
     finally:
         await subscription.aclose()
+
+
+class _SharedFrames:
+    """Each event's SSE frame, made once for all the readers of a response.
+
+    A MemoryBroker hands every reader the same event objects, so the frame made for the
+    first reader serves the rest; the last ``size`` events' frames are kept (each with its
+    event, so an id is never taken for another object's). A frame longer than
+    ``largest`` (a long answer's text, again at its end) is not kept: held for later
+    readers that may never come, it would cost more memory than the encoding saves."""
+
+    def __init__(
+        self, view: Callable[[ev.Event], ev.Event], size: int = 4096, largest: int = 64 * 1024
+    ) -> None:
+        self._view = view
+        self._size = size
+        self._largest = largest
+        self._kept: dict[int, tuple[ev.Event, bytes]] = {}
+
+    def __call__(self, event: ev.Event) -> bytes:
+        kept = self._kept.get(id(event))
+        if kept is not None and kept[0] is event:
+            return kept[1]
+        data = encode_event(self._view(event))
+        frame = b"id: " + event.cursor.encode() + b"\ndata: " + data + b"\n\n"
+        if len(frame) <= self._largest:
+            if len(self._kept) >= self._size:
+                del self._kept[next(iter(self._kept))]
+            self._kept[id(event)] = (event, frame)
+        return frame
 
 
 def _json(status: int, body: Any) -> Response:

@@ -1,0 +1,191 @@
+"""How respflow.app writes a response's events to a reader: what is there when the reader
+wakes goes out in one write, each frame is the same for every reader, the UI protocols
+say exactly what they say event by event, and an idle reader still gets its heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+import respflow
+from respflow import MemoryBroker, SSEDecoder
+from respflow import _events as ev
+from respflow._protocols.stream import ProtocolStream
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "a-secret-of-32-bytes-for-tests!!"
+RID = "resp_serving"
+
+
+def _events(count: int) -> list[ev.Event]:
+    events: list[ev.Event] = [ev.ResponseStarted(RID, 0, "0-0")]
+    for seq in range(1, count + 1):
+        events.append(ev.TextDelta(RID, seq, f"{seq}-0", "msg_1", 0, 0, f"word {seq} "))
+    end = count + 1
+    events.append(ev.ResponseCompleted(RID, end, f"{end}-0"))
+    return events
+
+
+async def _bodies(
+    app: respflow.App,
+    url: str,
+    into: list[bytes] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> list[bytes]:
+    """The body messages the app sends for a GET of ``url`` (added to ``into`` as they
+    are sent), until the stream ends."""
+    path, _, query = url.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+    }
+    bodies: list[bytes] = [] if into is None else into
+    asked = False
+    ended = anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await ended.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            assert message["status"] == 200
+        elif message["type"] == "http.response.body":
+            if message.get("body"):
+                bodies.append(message["body"])
+            if not message.get("more_body", False):
+                ended.set()
+
+    with anyio.fail_after(20):
+        await app(scope, receive, send)
+    return bodies
+
+
+def _decoded(body: bytes) -> list[tuple[str | None, ev.Event]]:
+    return [
+        (frame.id, respflow.decode_event(frame.data))
+        for frame in SSEDecoder().feed(body)
+        if isinstance(frame, respflow.Frame) and frame.data
+    ]
+
+
+async def test_a_reader_behind_gets_what_is_there_in_one_write() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET)
+    events = _events(100)
+    await broker.publish(events)
+    bodies = await _bodies(app, app.events_url(RID))
+    assert bodies[0] == b"retry: 1000\n\n"
+    assert len(bodies) == 2  # every event in the second write
+    assert _decoded(bodies[1]) == [(e.cursor, e) for e in events]
+
+
+async def test_a_long_way_behind_is_written_in_bounded_pieces() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET)
+    events = _events(1000)
+    await broker.publish(events)
+    bodies = await _bodies(app, app.events_url(RID))
+    assert 2 < len(bodies) < 10
+    assert _decoded(b"".join(bodies)) == [(e.cursor, e) for e in events]
+
+
+async def test_every_reader_gets_the_same_bytes_and_a_resumed_one_the_rest() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET)
+    events = _events(20)
+    await broker.publish(events)
+    url = app.events_url(RID)
+    first, second = b"".join(await _bodies(app, url)), b"".join(await _bodies(app, url))
+    assert first == second
+    resumed = b"".join(await _bodies(app, url, headers={"Last-Event-ID": events[10].cursor}))
+    assert _decoded(resumed) == [(e.cursor, e) for e in events[11:]]
+
+
+async def test_readers_following_a_response_as_it_is_published_get_all_of_it() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET)
+    events = _events(60)
+    await broker.publish(events[:1])
+    got: list[list[bytes]] = []
+
+    async def read() -> None:
+        got.append(await _bodies(app, app.events_url(RID)))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(read)
+        for at in range(1, len(events), 7):  # in batches, with readers waiting between
+            await anyio.wait_all_tasks_blocked()
+            await broker.publish(events[at : at + 7])
+    for bodies in got:
+        assert _decoded(b"".join(bodies)) == [(e.cursor, e) for e in events]
+
+
+@pytest.mark.parametrize("form", ["vercel", "ag-ui"])
+@pytest.mark.parametrize("resume_at", [None, 5, 30])
+async def test_a_ui_protocol_says_what_it_says_event_by_event(
+    form: str, resume_at: int | None
+) -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET)
+    events = _events(40)
+    await broker.publish(events)
+    after = None if resume_at is None else events[resume_at].cursor
+    headers = {} if after is None else {"Last-Event-ID": after}
+    bodies = await _bodies(app, f"{app.events_url(RID)}&format={form}", headers=headers)
+    one_by_one = ProtocolStream(form, after=after, inline_images=True)
+    expected = b"".join(one_by_one.feed(event) for event in events) + one_by_one.close()
+    assert b"".join(bodies) == b"retry: 1000\n\n" + expected
+
+
+async def test_an_idle_reader_gets_a_heartbeat_and_then_the_events() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET, heartbeat=0.01)
+    events = _events(3)
+    await broker.publish(events[:1])
+    got: list[bytes] = []
+
+    async def read() -> None:
+        await _bodies(app, app.events_url(RID), got)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(read)
+        with anyio.fail_after(20):
+            while b": keepalive\n\n" not in got:
+                await anyio.sleep(0.01)
+        await broker.publish(events[1:])
+    assert _decoded(b"".join(got)) == [(e.cursor, e) for e in events]
+
+
+async def test_a_long_answer_reaches_every_reader_whole() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET)
+    text = "All work and no play makes Jack a dull boy. " * 5000  # past what is kept shared
+    events: list[ev.Event] = [
+        ev.ResponseStarted(RID, 0, "0-0"),
+        ev.TextDone(RID, 1, "1-0", "msg_1", 0, 0, text),
+        ev.ResponseCompleted(RID, 2, "2-0"),
+    ]
+    await broker.publish(events)
+    for _ in range(2):
+        body = b"".join(await _bodies(app, app.events_url(RID)))
+        assert _decoded(body) == [(e.cursor, e) for e in events]
