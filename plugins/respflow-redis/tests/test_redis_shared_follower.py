@@ -48,3 +48,25 @@ async def test_readers_of_a_live_response_share_one_follower(redis_url: str, pre
     # Each reader's subscribe reads once; after that, reads are the follower's (about
     # one per event or two), not every reader's.
     assert reads <= readers + 3 * len(events)
+
+
+async def test_ready_gives_what_a_reader_can_have_without_waiting(
+    redis_url: str, prefix: str
+) -> None:
+    # What respflow.app writes in one go when a reader wakes: all that is there, in
+    # order, up to the limit, and nothing after the end.
+    events = make_events(30)
+    rid = events[0].response_id
+    async with RedisBroker(redis_url, prefix=prefix) as broker:
+        await broker.publish(events[:10])
+        subscription = await broker.subscribe(rid)
+        first = await subscription.__anext__()
+        assert subscription.ready(limit=4) == events[1:5]
+        assert subscription.ready() == events[5:10]
+        assert subscription.ready() == []
+        with anyio.fail_after(10):
+            await broker.publish(events[10:])
+            nxt = await subscription.__anext__()  # waits on the follower
+            rest = subscription.ready(limit=100)
+        assert [first, *events[1:10], nxt, *rest] == events
+        assert subscription.ready() == []

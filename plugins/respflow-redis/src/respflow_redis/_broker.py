@@ -556,6 +556,20 @@ class RedisSubscription:
         await self.aclose()
         raise StopAsyncIteration
 
+    def ready(self, limit: int = 256) -> list[Event]:
+        """Up to ``limit`` of the events this reader can have now, without waiting or
+        asking Redis: what it holds, and what its follower's window holds after it. A
+        server writes them at once (see ``MemoryBroker``'s subscriptions)."""
+        follower = self._follower
+        if not self._pending and follower is not None and follower.error is None:
+            newer = follower.after(self._position)
+            if newer and not follower.gone:
+                self._pending.extend(newer)
+        taken: list[Event] = []
+        while self._pending and len(taken) < limit:
+            taken.append(self._take())
+        return taken
+
     def _follow_shared(self) -> bool:
         """Waits on this process's follower of the response instead of reading pages
         alone: joins the one running if its window reaches back to this reader, else
