@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from importlib import resources
@@ -14,6 +10,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
+from serve_processes import LISTENING, api_environment, running, serve_command
 
 import respflow
 
@@ -26,27 +23,9 @@ BODY = {"model": "gpt-5", "input": "dice", "tools": [{"type": "code_interpreter"
 
 @contextmanager
 def serving(redis_url: str, files: Path) -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
-    command = [sys.executable, "-m", "respflow", "serve", "--mock", "--port", "0"]
-    command += ["--broker", redis_url, "--token", TOKEN, "--secret", SECRET]
-    command += ["--files-dir", str(files)]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    ) as process:
-        try:
-            assert process.stdout is not None
-            first = process.stdout.readline()
-            assert first.startswith("respflow serve: listening on "), first + (
-                process.stderr.read() if process.stderr else ""
-            )
-            yield first.rsplit(" ", 1)[-1].strip()
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
+    command = serve_command(redis_url, files, TOKEN, "--mock", "--secret", SECRET)
+    with running(command, ready=LISTENING, env=api_environment()) as (first, _):
+        yield first.rsplit(" ", 1)[-1].strip()
 
 
 async def _follow(base: str, url: str) -> list[respflow.Event]:

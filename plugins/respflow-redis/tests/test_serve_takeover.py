@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from serve_processes import LISTENING, api_environment, mock_api, running, serve_command
 
 import respflow
 
@@ -29,38 +28,10 @@ BODY = {
 
 
 @contextmanager
-def _process(command: list[str], env: dict[str, str], ready: str) -> Iterator[tuple[str, int]]:
-    """Runs ``command`` until the block ends; yields its first line, once it says
-    ``ready``, and its pid."""
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    ) as process:
-        try:
-            assert process.stdout is not None
-            first = process.stdout.readline()
-            assert first.startswith(ready), first + (
-                process.stderr.read() if process.stderr else ""
-            )
-            yield first, process.pid
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    raise
-
-
-@contextmanager
 def _instance(redis_url: str, files: Path, api: str) -> Iterator[tuple[str, int]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
-    env |= {"OPENAI_BASE_URL": api, "OPENAI_API_KEY": "sk-mock-openai"}
-    command = [sys.executable, "-m", "respflow", "serve", "--port", "0", "--lease-ttl", "1"]
-    command += ["--broker", redis_url, "--token", TOKEN, "--secret", SECRET]
-    command += ["--files-dir", str(files)]
-    with _process(command, env, "respflow serve: listening on ") as (first, pid):
-        yield first.rsplit(" ", 1)[-1].strip(), pid
+    command = serve_command(redis_url, files, TOKEN, "--lease-ttl", "1", "--secret", SECRET)
+    with running(command, ready=LISTENING, env=api_environment(api)) as (first, process):
+        yield first.rsplit(" ", 1)[-1].strip(), process.pid
 
 
 async def _start(base: str) -> str:
@@ -110,10 +81,8 @@ def _shape(events: list[respflow.Event]) -> list[tuple[str, int | None]]:
 async def test_a_killed_instances_background_response_is_finished_by_the_other(
     redis_url: str, tmp_path: Path, anyio_backend: str
 ) -> None:
-    mock = [sys.executable, "-m", "respflow", "mock-server", "--port", "0", "--pace", "0.03"]
     with ExitStack() as stack:
-        line, _ = stack.enter_context(_process(mock, dict(os.environ), "respflow mock-server"))
-        api = line.split("listening on ", 1)[1].strip() + "/v1"
+        api = stack.enter_context(mock_api("--pace", "0.03"))
         a, a_pid = stack.enter_context(_instance(redis_url, tmp_path, api))
         b, _ = stack.enter_context(_instance(redis_url, tmp_path, api))
         events = await _follow(b, await _start(a), kill=(40, a_pid))

@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
+from serve_processes import LISTENING, api_environment, running, serve_command
 
 import respflow
 
@@ -32,27 +33,10 @@ pytestmark = pytest.mark.skipif(
 
 @contextmanager
 def _serving(redis_url: str, files: Path) -> Iterator[tuple[str, int]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
-    command = [sys.executable, "-m", "respflow", "serve", "--workers", "2", "--mock"]
-    command += ["--port", "0", "--lease-ttl", "1", "--broker", redis_url, "--token", TOKEN]
-    command += ["--files-dir", str(files)]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    ) as parent:
-        try:
-            assert parent.stdout is not None
-            first = parent.stdout.readline()
-            assert first.startswith("respflow serve: listening on "), first + (
-                parent.stderr.read() if parent.stderr else ""
-            )
-            yield first.split()[4], parent.pid
-        finally:
-            parent.send_signal(signal.SIGTERM)
-            try:
-                parent.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                parent.kill()
-                raise
+    options = ("--workers", "2", "--mock", "--lease-ttl", "1")
+    command = serve_command(redis_url, files, TOKEN, *options)
+    with running(command, ready=LISTENING, env=api_environment()) as (first, parent):
+        yield first.split()[4], parent.pid
     assert _workers(parent.pid) == []
 
 

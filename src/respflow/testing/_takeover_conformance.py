@@ -155,9 +155,11 @@ class TakeoverConformance:
         after: type[Any] | None = None,
         background: bool = True,
         processors: Any = list,
+        successor_processors: Any = None,
     ) -> tuple[str, list[ev.Event], Stalled, Runner]:
         """Starts a response on a producer that dies after ``publishes`` publishes (or
-        its first event of type ``after``), with a second runner watching; returns what
+        its first event of type ``after``), with a second runner watching (with
+        ``successor_processors``, if given, else the same ``processors``); returns what
         a reader from the start got."""
         async with self.another_client(broker) as theirs, anyio.create_task_group() as tg:
             stalled = Stalled(theirs, publishes, after=after)
@@ -169,7 +171,7 @@ class TakeoverConformance:
                 lease_ttl=_LEASE,
                 owner="successor",
                 takeover=True,
-                processors=processors,
+                processors=successor_processors or processors,
             ) as successor:
                 rid = await dying.start(
                     model="gpt-5", input="dice", tools=_TOOLS, background=background
@@ -251,29 +253,13 @@ class TakeoverConformance:
         # producers put it in different places: before the dead one's last publish and
         # after it, or the other way round. The dead one dies after 8 publishes.
         async with self.open_broker() as broker, _api() as client:
-            async with self.another_client(broker) as theirs, anyio.create_task_group() as tg:
-                stalled = Stalled(theirs, 8)
-                dying = Runner(
-                    client,
-                    stalled,
-                    lease_ttl=_LEASE,
-                    processors=lambda: [_Announce(dying_at)],
-                )
-                await tg.start(_hold, dying)
-                async with Runner(
-                    client,
-                    broker,
-                    lease_ttl=_LEASE,
-                    takeover=True,
-                    processors=lambda: [_Announce(successor_at)],
-                ) as successor:
-                    rid = await dying.start(
-                        model="gpt-5", input="dice", tools=_TOOLS, background=True
-                    )
-                    events = await _read_all(broker, rid)
-                    await successor.wait(rid)
-                stalled.wake()
-                tg.cancel_scope.cancel()
+            rid, events, _, _ = await self._die_after(
+                broker,
+                client,
+                8,
+                processors=lambda: [_Announce(dying_at)],
+                successor_processors=lambda: [_Announce(successor_at)],
+            )
             with anyio.fail_after(30):
                 whole = [e async for e in resume(client, rid)]
         announced = [e for e in events if isinstance(e, ev.FileSaved)]
