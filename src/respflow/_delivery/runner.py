@@ -471,22 +471,37 @@ class Runner:
 
     async def _take_over(self, running: _Running, lease: Lease) -> None:
         sink = _BrokerSink(self.broker, lease, running)
+        opening = running.scope  # leaving the runner (or cancel) stops the opening too
+        reopened = None
         try:
-            reopened = await self._reopen(running, sink)
+            with opening:
+                reopened = await self._reopen(running, sink)
         except Exception as exc:
             _log.warning("respflow: taking over %s failed: %s", running.response_id, exc)
             why = f"the producer of this response stopped, and continuing it failed: {exc}"
             with anyio.CancelScope(shield=True):
-                await self._stop(running, sink, why)
+                if not running.done.is_set():
+                    await self._stop(running, sink, why)
             return
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._stop(running, sink)
+                await self._stop_once(running, sink)
             raise
+        if opening.cancel_called:
+            with anyio.CancelScope(shield=True):
+                if reopened is not None:
+                    await reopened[2].aclose()
+                await self._stop_once(running, sink)
+            return
         if reopened is not None:
             continuation, first, events = reopened
+            running.scope = anyio.CancelScope()  # a scope is entered once: delivery's own
             sink = _BrokerSink(self.broker, lease, running, continuation)
             await self._drive(running, sink, first, events, list(self.processors()))
+
+    async def _stop_once(self, running: _Running, sink: _BrokerSink) -> None:
+        if not running.done.is_set():  # _reopen may have stopped it already
+            await self._stop(running, sink)
 
     async def _reopen(
         self, running: _Running, sink: _BrokerSink
@@ -496,14 +511,16 @@ class Runner:
         response_id = running.response_id
         status = await self.broker.status(response_id)
         if status is None or status.ended or status.last_cursor is None:
-            await self._stop(running, sink)
+            with anyio.CancelScope(shield=True):
+                await self._stop(running, sink)
             return None
         if not running.background:
             why = (
                 "the producer of this response stopped before it ended, and a response not "
                 "started with background=True cannot be replayed to another producer"
             )
-            await self._stop(running, sink, why)
+            with anyio.CancelScope(shield=True):
+                await self._stop(running, sink, why)
             return None
         _log.info("respflow: taking over response %s from %s", response_id, status.owner)
         continuation = await _Continuation.read(self.broker, response_id, status.last_cursor)
