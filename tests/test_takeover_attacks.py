@@ -236,7 +236,9 @@ async def test_a_runner_leaving_while_it_opens_a_replay_stops_at_once_and_hands_
     async def never_answers(client: Any, response_id: str) -> AsyncIterator[ev.Event]:
         opening.set()
         await anyio.sleep_forever()
-        yield  # pragma: no cover
+        nothing: list[ev.Event] = []
+        for event in nothing:  # pragma: no cover (a generator that never yields)
+            yield event
 
     async with _broker() as broker, _api(pace=0.01) as (_, client):
         async with anyio.create_task_group() as tg:
