@@ -262,3 +262,49 @@ async def test_a_runner_leaving_while_it_opens_a_replay_stops_at_once_and_hands_
             events = await _read_all(broker, rid)
             await successor.wait(rid)
         assert _json(events) == _json(await _whole(client, rid))
+
+
+# -- a log that keeps only its newest events ---------------------------------------------
+
+
+@pytest.mark.parametrize("publishes", [100, 112])
+async def test_a_trimmed_log_taken_over_repeats_no_file_outcome(
+    tmp_path: Path, publishes: int
+) -> None:
+    # The log keeps 8 to 16 events: when the producer dies, the image saved at sequence
+    # number 76 is long gone from it, and the successor's own outcome for that image must
+    # not be published again.
+    async with (
+        _broker(max_events=8) as broker,
+        _api() as (_, client),
+        anyio.create_task_group() as tg,
+    ):
+        storage = respflow.LocalStorage(tmp_path)
+
+        def processors() -> list[Any]:
+            return [respflow.FileFetcher(client, storage)]
+
+        stalled = Stalled(broker, publishes)
+        dying = await _dying(tg, stalled, client, processors=processors)
+        async with Runner(
+            client, broker, lease_ttl=_LEASE, takeover=True, processors=processors
+        ) as successor:
+            rid = await _start(dying)
+            reader = _Reader(broker, rid)
+            tg.start_soon(reader.run)
+            with anyio.fail_after(30):
+                await reader.done.wait()
+            await successor.wait(rid)
+        whole = await _whole(client, rid)
+        stalled.wake()
+        tg.cancel_scope.cancel()
+    events = reader.events
+    outcomes = [(e.container_id, e.file_id, e.path) for e in events if isinstance(e, _FILES)]
+    assert outcomes
+    assert len(outcomes) == len(set(outcomes))
+    cursors = [ev.parse_cursor(e.cursor) for e in events]
+    assert cursors == sorted(set(cursors))
+    assert [e.type for e in events if not isinstance(e, _FILES)] == [e.type for e in whole]
+
+
+_FILES = (ev.FileSaved, ev.FileFailed)
