@@ -308,3 +308,23 @@ async def test_a_trimmed_log_taken_over_repeats_no_file_outcome(
 
 
 _FILES = (ev.FileSaved, ev.FileFailed)
+
+
+# -- runners that share a name ------------------------------------------------------------
+
+
+async def test_a_watcher_never_takes_a_live_response_from_a_runner_of_the_same_name() -> None:
+    # Two replicas configured alike (owner="worker" in both): a lease names its owner, and
+    # the same owner may claim its own lease again, but not take a response another runner
+    # of that name is producing.
+    async with (
+        _broker() as broker,
+        _api(pace=0.01) as (mock, client),
+        Runner(client, broker, lease_ttl=_LEASE, owner="worker") as producing,
+        Runner(client, broker, lease_ttl=_LEASE, owner="worker", takeover=True),
+    ):
+        rid = await _start(producing)
+        events = await _read_all(broker, rid)
+        await producing.wait(rid)
+        assert _replays(mock, rid) == 0
+        assert _json(events) == _json(await _whole(client, rid))

@@ -490,6 +490,12 @@ class Runner:
         for response_id, background in (await self.broker.unfinished()).items():
             if response_id in self._running or self._closing:
                 continue
+            status = await self.broker.status(response_id)
+            if status is None or status.owner is not None:
+                # Held: its producer lives. The claim alone would not say so when that
+                # producer is another runner of this one's name (a claim by the same
+                # owner takes the lease again), and would take a live response from it.
+                continue
             lease = await self.broker.claim(response_id, self.owner, self.lease_ttl)
             if lease is None:
                 continue
