@@ -328,3 +328,50 @@ async def test_a_watcher_never_takes_a_live_response_from_a_runner_of_the_same_n
         await producing.wait(rid)
         assert _replays(mock, rid) == 0
         assert _json(events) == _json(await _whole(client, rid))
+
+
+# -- slow, not dead; leaving in the middle of a continuation -----------------------------
+
+
+async def test_a_slow_producer_whose_lease_lapsed_stops_and_its_successor_writes_once() -> None:
+    async with _broker() as broker, _api() as (_, client), anyio.create_task_group() as tg:
+        stalled = Stalled(broker, 25)
+        dying = await _dying(tg, stalled, client)
+        rid = await _start(dying)
+        with anyio.fail_after(30):
+            await stalled.dead.wait()
+        await anyio.sleep(3 * _LEASE)  # its lease lapses while nobody is watching
+        stalled.wake()  # it was only slow: its next publish and renewal are refused
+        with anyio.fail_after(30):
+            await dying.wait(rid)
+        status = await broker.status(rid)
+        assert status is not None
+        assert not status.ended
+        assert status.owner is None
+        async with Runner(client, broker, lease_ttl=_LEASE, takeover=True) as successor:
+            events = await _read_all(broker, rid)
+            await successor.wait(rid)
+        tg.cancel_scope.cancel()
+        assert _json(events) == _json(await _whole(client, rid))
+
+
+async def test_a_successor_that_leaves_mid_continuation_hands_it_on() -> None:
+    async with _broker() as broker, _api(pace=0.01) as (mock, client):
+        async with anyio.create_task_group() as tg:
+            stalled = Stalled(broker, 15)
+            dying = await _dying(tg, stalled, client)
+            rid = await _start(dying)
+            reader = _Reader(broker, rid)
+            tg.start_soon(reader.run)
+            async with Runner(client, broker, lease_ttl=_LEASE, takeover=True) as leaving:
+                with anyio.fail_after(30):
+                    while len(reader.events) < 60 or rid not in leaving.running():
+                        await anyio.sleep(0.01)
+            async with Runner(client, broker, lease_ttl=_LEASE, takeover=True) as last:
+                with anyio.fail_after(30):
+                    await reader.done.wait()
+                await last.wait(rid)
+            stalled.wake()
+            tg.cancel_scope.cancel()
+        assert _replays(mock, rid) == 2
+        assert _json(reader.events) == _json(await _whole(client, rid))
