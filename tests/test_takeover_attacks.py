@@ -18,11 +18,14 @@ import anyio
 import msgspec
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import respflow
 from respflow import Broker, MemoryBroker, Runner
 from respflow import _events as ev
-from respflow.testing import MockServer, Recording, Stalled
+from respflow._delivery.runner import _Continuation
+from respflow.testing import MockServer, Recording, Stalled, make_events
 
 pytestmark = pytest.mark.anyio
 
@@ -375,3 +378,35 @@ async def test_a_successor_that_leaves_mid_continuation_hands_it_on() -> None:
             tg.cancel_scope.cancel()
         assert _replays(mock, rid) == 2
         assert _json(reader.events) == _json(await _whole(client, rid))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    n=st.integers(3, 400),
+    per_sequence=st.integers(1, 4),
+    max_events=st.integers(5, 50),  # more than the events of one sequence number
+    backend=st.sampled_from(["asyncio", "trio"]),
+)
+def test_a_replay_of_what_any_trimmed_log_holds_publishes_nothing_again(
+    n: int, per_sequence: int, max_events: int, backend: str
+) -> None:
+    # Whatever the log kept of a response, the successor finds where it ends (by
+    # bisection, when it was trimmed): the events the log had are all dropped from the
+    # replay, and the first one after them goes on with its own cursor.
+    events = make_events(n, per_sequence=per_sequence)
+    logged, after = events[:-2], events[-2]
+
+    async def check() -> None:
+        async with _broker(max_events=max_events) as broker:
+            for event in logged:  # one at a time, as a runner does: the log trims as it goes
+                await broker.publish([event])
+            status = await broker.status(logged[0].response_id)
+            assert status is not None
+            assert status.last_cursor is not None
+            continuation = await _Continuation.read(
+                broker, logged[0].response_id, status.last_cursor
+            )
+        assert [continuation.place(e) for e in logged] == [None] * len(logged)
+        assert continuation.place(after) == after
+
+    anyio.run(check, backend=backend)
