@@ -114,34 +114,42 @@ class _Continuation:
     below the top, goes after it. Everything later keeps its cursor.
     """
 
-    def __init__(self, top: str, at_top: int | None, announced: set[Any]) -> None:
+    def __init__(
+        self, top: str, at_top: int | None, announced: set[Any], forgotten: int | None = None
+    ) -> None:
         self._top_seq, self._next_k = ev.parse_cursor(top)
         self._next_k += 1
         self._at_top = at_top
         """How many events of the top's sequence number the log holds; None if unknown
         (the log was trimmed): then all of them are taken as held."""
         self._announced = announced
+        self._forgotten = forgotten
+        """The log was trimmed: it no longer holds the events up to this sequence number,
+        so a ``_MADE`` event that falls there is taken as held (the old producer had
+        reported it, or it would repeat one the log dropped)."""
 
     @classmethod
     async def read(cls, broker: Broker, response_id: str, top: str) -> _Continuation:
         """The continuation of the log of ``response_id``, which ends at ``top``."""
         seq = ev.parse_cursor(top)[0]
+        forgotten = None
         try:
             held = await _read_until(broker, response_id, None, top)
-        except TooOld:  # only the newest events are kept: what files they name is enough
-            try:
-                held = await _read_until(broker, response_id, f"{seq - 1}-{2**62}", top)
-            except TooOld:
-                return cls(top, None, set())
+        except TooOld:  # only the newest events are kept: read what is left of them
+            forgotten = await _forgotten_until(broker, response_id, seq)
+            if forgotten >= seq:
+                return cls(top, None, set(), forgotten)
+            held = await _read_until(broker, response_id, f"{forgotten}-{_ANY_K}", top)
         at_top = sum(1 for e in held if e.sequence_number == seq and not isinstance(e, _MADE))
-        return cls(top, at_top, {_made_key(e) for e in held if isinstance(e, _MADE)})
+        announced = {_made_key(e) for e in held if isinstance(e, _MADE)}
+        return cls(top, at_top, announced, forgotten)
 
     def place(self, event: ev.Event) -> ev.Event | None:
         """``event`` with the cursor it takes in the log, or None if the log holds it."""
         seq = event.sequence_number
         if isinstance(event, _MADE):
             key = _made_key(event)
-            if key in self._announced:
+            if key in self._announced or (self._forgotten is not None and seq <= self._forgotten):
                 return None
             self._announced.add(key)
             return self._after_top(event) if seq <= self._top_seq else event
@@ -169,6 +177,27 @@ def _made_key(event: ev.FileSaved | ev.FileFailed | ev.MessageCompleted) -> Any:
     if event.file_id or event.path:
         return (event.container_id, event.file_id, event.path)
     return msgspec.structs.replace(event, sequence_number=0, cursor="")
+
+
+_ANY_K = 2**62
+"""A ``k`` above any real one: the cursor ``f"{seq}-{_ANY_K}"`` is after all of ``seq``'s."""
+
+
+async def _forgotten_until(broker: Broker, response_id: str, top_seq: int) -> int:
+    """The sequence number up to which a trimmed log may lack events: it holds every event
+    after it. Found by bisection, since a reader after a trimmed cursor gets ``TooOld``
+    (a few reads for the longest logs)."""
+    lost, kept = -2, top_seq
+    while kept - lost > 1:
+        middle = (lost + kept) // 2
+        try:
+            probe = await broker.subscribe(response_id, after=f"{middle}-{_ANY_K}")
+        except TooOld:
+            lost = middle
+        else:
+            await probe.aclose()
+            kept = middle
+    return kept
 
 
 async def _read_until(
@@ -461,6 +490,12 @@ class Runner:
         for response_id, background in (await self.broker.unfinished()).items():
             if response_id in self._running or self._closing:
                 continue
+            status = await self.broker.status(response_id)
+            if status is None or status.owner is not None:
+                # Held: its producer lives. The claim alone would not say so when that
+                # producer is another runner of this one's name (a claim by the same
+                # owner takes the lease again), and would take a live response from it.
+                continue
             lease = await self.broker.claim(response_id, self.owner, self.lease_ttl)
             if lease is None:
                 continue
@@ -471,22 +506,37 @@ class Runner:
 
     async def _take_over(self, running: _Running, lease: Lease) -> None:
         sink = _BrokerSink(self.broker, lease, running)
+        opening = running.scope  # leaving the runner (or cancel) stops the opening too
+        reopened = None
         try:
-            reopened = await self._reopen(running, sink)
+            with opening:
+                reopened = await self._reopen(running, sink)
         except Exception as exc:
             _log.warning("respflow: taking over %s failed: %s", running.response_id, exc)
             why = f"the producer of this response stopped, and continuing it failed: {exc}"
             with anyio.CancelScope(shield=True):
-                await self._stop(running, sink, why)
+                if not running.done.is_set():
+                    await self._stop(running, sink, why)
             return
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._stop(running, sink)
+                await self._stop_once(running, sink)
             raise
+        if opening.cancel_called:
+            with anyio.CancelScope(shield=True):
+                if reopened is not None:
+                    await reopened[2].aclose()
+                await self._stop_once(running, sink)
+            return
         if reopened is not None:
             continuation, first, events = reopened
+            running.scope = anyio.CancelScope()  # a scope is entered once: delivery's own
             sink = _BrokerSink(self.broker, lease, running, continuation)
             await self._drive(running, sink, first, events, list(self.processors()))
+
+    async def _stop_once(self, running: _Running, sink: _BrokerSink) -> None:
+        if not running.done.is_set():  # _reopen may have stopped it already
+            await self._stop(running, sink)
 
     async def _reopen(
         self, running: _Running, sink: _BrokerSink
@@ -496,14 +546,16 @@ class Runner:
         response_id = running.response_id
         status = await self.broker.status(response_id)
         if status is None or status.ended or status.last_cursor is None:
-            await self._stop(running, sink)
+            with anyio.CancelScope(shield=True):
+                await self._stop(running, sink)
             return None
         if not running.background:
             why = (
                 "the producer of this response stopped before it ended, and a response not "
                 "started with background=True cannot be replayed to another producer"
             )
-            await self._stop(running, sink, why)
+            with anyio.CancelScope(shield=True):
+                await self._stop(running, sink, why)
             return None
         _log.info("respflow: taking over response %s from %s", response_id, status.owner)
         continuation = await _Continuation.read(self.broker, response_id, status.last_cursor)
