@@ -170,7 +170,7 @@ def test_verify_of_a_folder_respflow_never_saved_into_says_so(
     assert main(["files", "verify", str(tmp_path)]) == 1
     said = capsys.readouterr().err
     assert said.startswith("respflow files: no manifest.json in")
-    assert main(["files", "verify", str(tmp_path / "nowhere")]) == 1
+    assert main(["files", "verify", str(tmp_path / "nowhere")]) == 2
     assert "is not a folder" in capsys.readouterr().err
 
 

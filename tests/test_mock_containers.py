@@ -112,3 +112,13 @@ async def test_with_fresh_ids_every_run_has_its_own_ids_and_files(
         saved = {e.filename for e in run if isinstance(e, respflow.FileSaved)}
         assert {"dice_rolls.csv", "dice_chart.png"} <= saved
         assert isinstance(run[-1], respflow.ResponseCompleted)
+
+
+def test_a_folder_respflow_saved_into_serves_only_the_files_it_saved(tmp_path: Path) -> None:
+    # `mock-server --files respflow-files/<id>/` after a recorded incident: the folder's
+    # manifest and hidden index were never the container's files.
+    for name in ("dice_rolls.csv", "manifest.json", ".respflow-index.json"):
+        (tmp_path / name).write_text("x")
+    mock = MockServer(SAMPLE, files=tmp_path)
+    served = {Path(f.path).name for f in mock.containers.files("cntr_sample")}
+    assert served == {"dice_rolls.csv"}

@@ -236,7 +236,9 @@ async def test_a_replay_cut_midway_is_resumed_and_continued_once() -> None:
 async def test_a_runner_leaving_while_it_opens_a_replay_stops_at_once_and_hands_it_over() -> None:
     opening = anyio.Event()
 
-    async def never_answers(client: Any, response_id: str) -> AsyncIterator[ev.Event]:
+    async def never_answers(
+        client: Any, response_id: str, **options: Any
+    ) -> AsyncIterator[ev.Event]:
         opening.set()
         await anyio.sleep_forever()
         nothing: list[ev.Event] = []

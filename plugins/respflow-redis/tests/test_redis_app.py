@@ -117,6 +117,7 @@ async def test_the_readme_server_runs_as_two_workers_sharing_redis(
     monkeypatch.setenv("REDIS_URL", database)
     monkeypatch.setenv("RESPFLOW_SECRET", "a-secret-long-enough-to-sign-urls")
     monkeypatch.setenv("MY_KEY", "k-123")
+    monkeypatch.setenv("RESPFLOW_FILES", str(tmp_path / "files"))
     first, second = (worker(tmp_path / "server.py", f"worker_{n}") for n in "ab")
     async with MockServer(SAMPLE, pace=0.01) as mock:
         monkeypatch.setenv("OPENAI_BASE_URL", mock.openai_base_url)

@@ -29,7 +29,8 @@ BODY = {
 
 @contextmanager
 def _instance(redis_url: str, files: Path, api: str) -> Iterator[tuple[str, int]]:
-    command = serve_command(redis_url, files, TOKEN, "--lease-ttl", "1", "--secret", SECRET)
+    options = ("--lease-ttl", "1", "--secret", SECRET, "--record", f"{files / 'wire'}/")
+    command = serve_command(redis_url, files, TOKEN, *options)
     with running(command, ready=LISTENING, env=api_environment(api)) as (first, process):
         yield first.rsplit(" ", 1)[-1].strip(), process.pid
 
@@ -96,3 +97,8 @@ async def test_a_killed_instances_background_response_is_finished_by_the_other(
     saved = sorted(e.filename for e in events if isinstance(e, respflow.FileSaved))
     assert saved
     assert saved == sorted(e.filename for e in undisturbed if isinstance(e, respflow.FileSaved))
+    # B recorded the replay it continued from, whole: the incident can be replayed.
+    rid = events[0].response_id
+    recorded = [p for p in (tmp_path / "wire").iterdir() if p.name.startswith(rid)]
+    ends = [list(respflow.replay(p.read_bytes()))[-1] for p in recorded]
+    assert any(isinstance(end, respflow.ResponseCompleted) for end in ends)

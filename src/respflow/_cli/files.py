@@ -29,9 +29,11 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
         description=(
             "Re-hash every file in DIR against the manifest.json of its response folder "
             "and print a line for each file that changed, is missing, or is there without "
-            "being listed, then a summary. DIR is the folder files were saved into "
-            "(./respflow-files by default) or one response's folder in it. Exits 0 when "
-            "every file matches, 1 otherwise."
+            "being listed (any file respflow did not save there, and every file of a "
+            "folder without a manifest), or whose manifest is unreadable, then a summary. "
+            "DIR is the folder files were saved into (respflow saves into ./respflow-files "
+            "unless told otherwise) or one response's folder in it. Exits 0 when every "
+            "file matches, 1 when one does not, 2 when DIR is not a folder."
         ),
     )
     verify.add_argument("dir", type=Path, metavar="DIR")
@@ -40,6 +42,9 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
 def files(args: argparse.Namespace) -> int:
     from .._files.manifest import verify_files  # here: building the parser stays light
 
+    if not args.dir.is_dir():
+        print(f"respflow files: {args.dir} is not a folder", file=sys.stderr)
+        return 2
     report = verify_files(args.dir)
     out = sys.stdout
     for problem in report.problems:

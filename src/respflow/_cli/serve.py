@@ -188,7 +188,7 @@ async def _serve(
     from .._delivery.runner import Runner
     from .._server.app import App, app
     from .._server.hosting import Server
-    from .._sources.openai import stream
+    from .._sources.openai import resume, stream
 
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with contextlib.AsyncExitStack() as stack:
@@ -205,6 +205,8 @@ async def _serve(
                     lease_ttl=args.lease_ttl,
                     takeover=args.broker != "memory",
                     stream=functools.partial(stream, record=recorder),
+                    # A response taken over is recorded again, whole, from its replay.
+                    resume=functools.partial(resume, record=recorder),
                 )
             )
             gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)

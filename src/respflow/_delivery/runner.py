@@ -235,7 +235,9 @@ class Runner:
         takeover: watch the broker for responses whose producer died and take them
             over (see the module's docstring). For brokers that processes share.
         resume: the function that replays a background response for a takeover
-            (default :func:`respflow.resume`), called as ``resume(client, response_id)``.
+            (default :func:`respflow.resume`), called as ``resume(client, response_id,
+            include=["code_interpreter_call.outputs"])``; e.g. ``functools.partial(
+            respflow.resume, record=recorder)`` records the replays too.
     """
 
     def __init__(
@@ -571,13 +573,13 @@ class Runner:
         return continuation, first, events
 
     def _open_replay(self, response_id: str) -> Any:
-        if self._resume is not None:
-            return self._resume(self.client, response_id)
         from .._sources.openai import CODE_OUTPUTS, resume
 
         # From the first event, not after the log's last: the rewriter may hold text
-        # back across events, and items need their beginnings to be finished.
-        return resume(self.client, response_id, include=[CODE_OUTPUTS])
+        # back across events, and items need their beginnings to be finished. The
+        # request's own include is not known here; the code's outputs are what respflow
+        # exists to keep.
+        return (self._resume or resume)(self.client, response_id, include=[CODE_OUTPUTS])
 
 
 async def _prepend(first: ev.Event, rest: AsyncIterator[ev.Event]) -> AsyncIterator[ev.Event]:

@@ -61,7 +61,13 @@ class Containers:
         if folder is None:
             return
         created = int(time.time())
-        local = sorted(p for p in folder.iterdir() if p.is_file())
+        # A folder respflow saved files into also holds its own bookkeeping (the
+        # manifest, a hidden index): those were never the container's.
+        local = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json"
+        )
         for n, path in enumerate(local):
             citations = [(c, f) for c, f, name in cited if name == path.name]
             if not citations:
