@@ -408,8 +408,11 @@ class Runner:
         """Ends the response's log if it has no end, and gives its lease up.
 
         A background response this runner leaves because it exits is not ended when
-        others take responses over: one of them continues it.
+        others take responses over: one of them continues it. Stopping a response that
+        was stopped already does nothing (a takeover may stop it while opening).
         """
+        if running.done.is_set():
+            return
         try:
             if why is not None or not running.handed_over:
                 await self._end_if_open(
@@ -517,28 +520,23 @@ class Runner:
             _log.warning("respflow: taking over %s failed: %s", running.response_id, exc)
             why = f"the producer of this response stopped, and continuing it failed: {exc}"
             with anyio.CancelScope(shield=True):
-                if not running.done.is_set():
-                    await self._stop(running, sink, why)
+                await self._stop(running, sink, why)
             return
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._stop_once(running, sink)
+                await self._stop(running, sink)
             raise
         if opening.cancel_called:
             with anyio.CancelScope(shield=True):
                 if reopened is not None:
                     await reopened[2].aclose()
-                await self._stop_once(running, sink)
+                await self._stop(running, sink)
             return
         if reopened is not None:
             continuation, first, events = reopened
             running.scope = anyio.CancelScope()  # a scope is entered once: delivery's own
             sink = _BrokerSink(self.broker, lease, running, continuation)
             await self._drive(running, sink, first, events, list(self.processors()))
-
-    async def _stop_once(self, running: _Running, sink: _BrokerSink) -> None:
-        if not running.done.is_set():  # _reopen may have stopped it already
-            await self._stop(running, sink)
 
     async def _reopen(
         self, running: _Running, sink: _BrokerSink
