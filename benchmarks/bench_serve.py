@@ -41,7 +41,7 @@ RID = "resp_bench"
 # -- the server process -----------------------------------------------------------------
 
 
-def respflow_server(rate: float, count: int) -> Any:
+def respflow_server(rate: float, count: int, flush: float | None = None) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -50,7 +50,11 @@ def respflow_server(rate: float, count: int) -> Any:
     import respflow
 
     broker = respflow.MemoryBroker(max_events=count + 10)
-    gateway = respflow.app(broker, secret=SECRET)
+    gateway = (  # without a flush given, the app's default
+        respflow.app(broker, secret=SECRET)
+        if flush is None
+        else respflow.app(broker, secret=SECRET, flush=flush)
+    )
 
     def delta(seq: int, due: float) -> respflow.Event:
         return respflow.TextDelta(
@@ -166,10 +170,10 @@ def _group_lifespan(first: Any) -> Any:
     return lifespan
 
 
-def serve(kind: str, rate: float, count: int) -> None:
+def serve(kind: str, rate: float, count: int, flush: float | None) -> None:
     from respflow._server.hosting import Server
 
-    app = respflow_server(rate, count) if kind == "respflow" else floor_server(rate, count)
+    app = respflow_server(rate, count, flush) if kind == "respflow" else floor_server(rate, count)
 
     async def run() -> None:
         async with Server(app) as server:
@@ -224,17 +228,11 @@ async def run_readers(base: str, readers: int) -> tuple[list[float], float]:
     return latencies, used
 
 
-def measure(kind: str, readers: int, rate: float, count: int) -> dict[str, float]:
-    command = [
-        sys.executable,
-        __file__,
-        "--serve",
-        kind,
-        "--rate",
-        str(rate),
-        "--count",
-        str(count),
-    ]
+def measure(
+    kind: str, readers: int, rate: float, count: int, flush: float | None = None
+) -> dict[str, float]:
+    command = [sys.executable, __file__, "--serve", kind, "--rate", str(rate)]
+    command += ["--count", str(count)] + ([] if flush is None else ["--flush", str(flush)])
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             assert server.stdout is not None
@@ -259,28 +257,46 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="events per second")
     parser.add_argument("--count", type=int, default=500, help="events published")
     parser.add_argument("--readers", default="10,100,500", help="reader counts, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument("--flush", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.rate, args.count)
+        serve(args.serve, args.rate, args.count, args.flush)
         return 0
     rate, count = (50.0, 50) if args.quick else (args.rate, args.count)
+    rounds = 1 if args.quick else args.rounds
     print(f"one response, {count} events at {rate:g}/s, readers in one other process")
+    print(f"{rounds} round(s), floor and respflow alternating; medians, ratios per round")
     print(
         "| readers | server | p50 ms | p99 ms | delivered | p50 vs floor | p99 vs floor "
         "| frames per server CPU second | vs floor |"
     )
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    servers = {"floor": None, "respflow, flush=0": 0.0, "respflow (flush 20 ms)": None}
     for readers in (10,) if args.quick else map(int, args.readers.split(",")):
-        floor = measure("floor", readers, rate, count)
-        ours = measure("respflow", readers, rate, count)
-        for name, row in (("floor", floor), ("respflow", ours)):
-            print(
-                f"| {readers} | {name} | {row['p50']:.2f} | {row['p99']:.2f} | "
-                f"{row['delivered']:.0%} | {row['p50'] / floor['p50']:.2f} | "
-                f"{row['p99'] / floor['p99']:.2f} | {row['frames_per_cpu_s']:,.0f} | "
-                f"{row['frames_per_cpu_s'] / floor['frames_per_cpu_s']:.2f} |"
-            )
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        for _ in range(rounds):
+            for name, flush in servers.items():
+                kind = "floor" if name == "floor" else "respflow"
+                runs[name].append(measure(kind, readers, rate, count, flush))
+        for name in servers:
+            print(f"| {readers} | {name} | " + _row(runs[name], runs["floor"]))
     return 0
+
+
+def _row(runs: list[dict[str, float]], floors: list[dict[str, float]]) -> str:
+    def median(key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    def versus(key: str) -> float:
+        pairs = zip(runs, floors, strict=True)
+        return statistics.median(run[key] / floor[key] for run, floor in pairs)
+
+    return (
+        f"{median('p50'):.2f} | {median('p99'):.2f} | {min(r['delivered'] for r in runs):.0%} | "
+        f"{versus('p50'):.2f} | {versus('p99'):.2f} | {median('frames_per_cpu_s'):,.0f} | "
+        f"{versus('frames_per_cpu_s'):.2f} |"
+    )
 
 
 if __name__ == "__main__":

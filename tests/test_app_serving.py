@@ -189,3 +189,82 @@ async def test_a_long_answer_reaches_every_reader_whole() -> None:
     for _ in range(2):
         body = b"".join(await _bodies(app, app.events_url(RID)))
         assert _decoded(body) == [(e.cursor, e) for e in events]
+
+
+async def _follow(
+    app: respflow.App, events: list[ev.Event], broker: MemoryBroker
+) -> tuple[list[bytes], list[int]]:
+    """A reader following ``events`` published one by one, each once every task waits;
+    the bodies it got, and how many events had been published at each of its writes."""
+    await broker.publish(events[:1])
+    bodies: list[bytes] = []
+    published = 1
+    at_write: list[int] = []
+
+    class Watched(list[bytes]):
+        def append(self, body: bytes) -> None:
+            at_write.append(published)
+            super().append(body)
+
+    watched = Watched()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_bodies, app, app.events_url(RID), watched)
+        for event in events[1:]:
+            await anyio.wait_all_tasks_blocked()
+            published += 1
+            await broker.publish([event])
+    bodies.extend(watched)
+    return bodies, at_write
+
+
+async def test_events_that_come_while_a_reader_rests_go_out_in_one_write() -> None:
+    broker = MemoryBroker()
+    events = _events(30)
+    bodies, at_write = await _follow(respflow.app(broker, secret=SECRET, flush=1.0), events, broker)
+    # The first event goes out at once; the rest come while the reader rests after that
+    # write, and go out together when it wakes.
+    assert at_write[:2] == [1, 1]
+    assert len(bodies) == 3
+    assert _decoded(b"".join(bodies)) == [(e.cursor, e) for e in events]
+
+
+async def test_without_flush_each_event_goes_out_as_the_reader_wakes() -> None:
+    broker = MemoryBroker()
+    events = _events(30)
+    bodies, at_write = await _follow(respflow.app(broker, secret=SECRET, flush=0), events, broker)
+    assert len(bodies) == 1 + len(events)
+    assert at_write == [1, *range(1, len(events) + 1)]
+    assert _decoded(b"".join(bodies)) == [(e.cursor, e) for e in events]
+
+
+async def test_flushing_changes_when_bytes_go_out_never_which() -> None:
+    events = _events(40)
+    streams = []
+    for flush in (0.0, 0.01, 1.0):
+        broker = MemoryBroker()
+        bodies, _ = await _follow(respflow.app(broker, secret=SECRET, flush=flush), events, broker)
+        streams.append(b"".join(bodies))
+    assert streams[0] == streams[1] == streams[2]
+
+
+async def test_a_reader_that_rested_through_a_quiet_spell_gets_the_next_event_at_once() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET, flush=0.01)
+    events = _events(2)
+    await broker.publish(events[:1])
+    got: list[bytes] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(_bodies, app, app.events_url(RID), got)
+        await anyio.sleep(0.3)  # long past its rest: it waits for the next event
+        await anyio.wait_all_tasks_blocked()
+        await broker.publish(events[1:2])
+        await anyio.wait_all_tasks_blocked()
+        assert _decoded(b"".join(got)) == [(e.cursor, e) for e in events[:2]]
+        await broker.publish(events[2:])
+    assert _decoded(b"".join(got)) == [(e.cursor, e) for e in events]
+
+
+@pytest.mark.parametrize("flush", [-0.1, 1.5, float("nan")])
+async def test_a_flush_out_of_range_is_refused(flush: float) -> None:
+    with pytest.raises(respflow.UsageError, match="flush must be 0 to 1 seconds"):
+        respflow.app(MemoryBroker(), secret=SECRET, flush=flush)

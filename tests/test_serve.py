@@ -128,6 +128,7 @@ def test_refused_set_ups_say_why_in_one_line() -> None:
         (["--workers", "2"], "--workers above 1 needs a broker the workers share"),
         (["--broker", "nats://x"], "is not a broker respflow knows"),
         (["--port", "70000"], "out of range"),
+        (["--flush", "5"], "--flush 5.0 is out of range (0 to 1 second)"),
     ]:
         done = subprocess.run(
             [sys.executable, "-m", "respflow", "serve", "--mock", *extra],

@@ -87,6 +87,15 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
         help="with a shared broker, how long after an instance dies another one takes its "
         "responses over (default: %(default)s)",
     )
+    parser.add_argument(
+        "--flush",
+        type=float,
+        default=0.02,
+        metavar="SECONDS",
+        help="the least time between two writes to a browser while events flow; what "
+        "arrives in between goes out together (0: each as soon as possible; default: "
+        "%(default)s)",
+    )
     from .main import add_record
 
     add_record(parser)
@@ -139,6 +148,8 @@ def _refused(args: argparse.Namespace) -> str | None:
         return "--workers must be at least 1"
     if not 0.1 <= args.lease_ttl <= 3600:
         return f"--lease-ttl {args.lease_ttl} is out of range (0.1 to 3600 seconds)"
+    if not 0 <= args.flush <= 1:
+        return f"--flush {args.flush} is out of range (0 to 1 second)"
     if args.broker == "memory":
         if args.workers > 1:
             return (
@@ -209,7 +220,14 @@ async def _serve(
                     resume=functools.partial(resume, record=recorder),
                 )
             )
-            gateway = app(broker, runner=runner, files=args.files_dir, secret=secret, token=token)
+            gateway = app(
+                broker,
+                runner=runner,
+                files=args.files_dir,
+                secret=secret,
+                token=token,
+                flush=args.flush,
+            )
             server = await stack.enter_async_context(
                 Server(gateway, host=args.host, port=args.port, fd=args.worker_fd)
             )

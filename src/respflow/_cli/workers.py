@@ -84,6 +84,7 @@ def _worker_command(args: argparse.Namespace, fd: int) -> list[str]:
     command = [sys.executable, "-m", "respflow", "serve", "--worker-fd", str(fd)]
     command += ["--host", args.host, "--broker", args.broker]
     command += ["--files-dir", str(args.files_dir), "--lease-ttl", str(args.lease_ttl)]
+    command += ["--flush", str(args.flush)]
     if args.record:
         command += ["--record", args.record]
     return command
