@@ -268,3 +268,24 @@ async def test_a_reader_that_rested_through_a_quiet_spell_gets_the_next_event_at
 async def test_a_flush_out_of_range_is_refused(flush: float) -> None:
     with pytest.raises(respflow.UsageError, match="flush must be 0 to 1 seconds"):
         respflow.app(MemoryBroker(), secret=SECRET, flush=flush)
+
+
+async def test_the_hub_app_paces_its_readers_the_same_way() -> None:
+    hub = respflow.Hub()
+    app = respflow.events_app(hub, authorize=lambda request, rid: True, flush=1.0)
+    events = _events(30)
+    await hub.send(events[0])
+    got: list[bytes] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(_bodies, app, f"/events/{RID}", got)
+        await anyio.wait_all_tasks_blocked()
+        assert len(got) == 2  # the first event at once; the reader now rests
+        for event in events[1:]:
+            await hub.send(event)
+    assert len(got) == 3
+    assert _decoded(b"".join(got)) == [(e.cursor, e) for e in events]
+
+
+async def test_the_hub_app_refuses_a_flush_out_of_range() -> None:
+    with pytest.raises(respflow.UsageError, match="flush must be 0 to 1 seconds"):
+        respflow.events_app(respflow.Hub(), flush=2)

@@ -263,6 +263,24 @@ class Reader:
             await log.grown.wait()
         raise StopAsyncIteration
 
+    def ready(self, limit: int = 256) -> list[ev.Event]:
+        """Up to ``limit`` of the events there are now, without waiting: none before its
+        response came, once the end went out, or when the reader is to be let go (the
+        next ``__anext__`` says why). A server sends them in one write."""
+        log = self._log
+        position = self._position
+        if log is None or self._done or self._refused is not None or self._hub._closed:
+            return []
+        if position < log.base or position >= log.end:
+            return []
+        if log.end - max(position, self._joined_at) > self._hub.max_lag:
+            return []
+        start = position - log.base
+        events = log.events[start : start + limit]
+        self._position = position + len(events)
+        self._done = isinstance(events[-1], ev.END_TYPES)  # nothing follows a response's end
+        return events
+
     def _next(self, log: _Log) -> ev.Event | None:
         position = self._position
         if position < log.base:

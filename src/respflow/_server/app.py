@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import anyio
 import msgspec
 
 from .. import _events as ev
@@ -46,6 +45,7 @@ from .._exceptions import (
 from .._files.serving import file_response
 from .._files.storage import LocalStorage
 from .._protocols.stream import ProtocolStream
+from .pacing import check_flush, paced
 from .signing import Signer, events_grant, file_grant
 
 if TYPE_CHECKING:
@@ -63,11 +63,8 @@ AuthorizeCall = Callable[[Any], "bool | Awaitable[bool]"]
 Prepare = Callable[[Any, dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
 """``(request, arguments) -> arguments``: what a caller sent, made into what is created."""
 
-_BATCH = 256  # a subscription's ready() gives at most this many events at once
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _FILE_URLS_KEPT = 10_000
-# A longer pause between writes would make a stream visibly stutter.
-_MOST_FLUSH = 1.0
 
 
 def app(
@@ -141,8 +138,9 @@ class App:
     ) -> None:
         if not heartbeat > 0 or not math.isfinite(heartbeat):
             raise UsageError("heartbeat must be a positive number of seconds")
-        if not 0 <= flush <= _MOST_FLUSH:
-            raise UsageError(f"flush must be 0 to {_MOST_FLUSH:g} seconds, not {flush!r}")
+        problem = check_flush(flush)
+        if problem is not None:
+            raise UsageError(problem)
         self.broker = broker
         self.runner = runner
         self.storage = storage
@@ -358,57 +356,33 @@ async def _frames(
     view: Callable[[ev.Event], ev.Event] = lambda event: event,
     flush: float = 0.0,
 ) -> AsyncIterator[bytes]:
-    """SSE frames: ``frame(event)`` for each event (or the ``protocol``'s frames of the
-    ``view`` of it, and its end); a comment while idle.
+    """SSE frames, paced (see :mod:`pacing`): ``frame(event)`` for each event (or the
+    ``protocol``'s frames of the ``view`` of it, and its end); a comment while idle."""
 
-    What is there when the reader wakes goes out in one write, and the heartbeat's timer
-    runs only while the reader waits for more: a reader that is behind pays neither per
-    event (the subscription's ``ready``, where the broker has one). After a write the
-    reader rests ``flush`` seconds, so a stream of many small events costs one write
-    per ``flush`` rather than one per event; the first event after a quiet spell goes
-    out at once, and a reader catching up (a full batch) does not rest."""
-    yield b"retry: 1000\n\n"
-    ready: Callable[[int], list[ev.Event]] | None = getattr(subscription, "ready", None)
-    if ready is None:  # one event per wake-up: resting would only delay it
-        ready, flush = _nothing_ready, 0.0
+    def write(events: list[ev.Event]) -> bytes:
+        if protocol is None:
+            return b"".join(map(frame, events))
+        return b"".join([protocol.feed(view(event)) for event in events])
+
+    def ending(gone: Exception | None) -> bytes:  # the reader reconnects with its last id
+        if protocol is not None:
+            return protocol.close(None if gone is None else str(gone))
+        return b"" if gone is None else b"event: gone\ndata: " + str(gone).encode() + b"\n\n"
+
+    bodies = paced(
+        subscription,
+        write,
+        heartbeat=heartbeat,
+        flush=flush,
+        refusals=(TooOld, ResponseNotFound),
+        ending=ending,
+    )
     try:
-        while True:
-            events = ready(_BATCH)
-            if not events:
-                event: ev.Event | None = None
-                gone: Exception | None = None
-                over = False
-                with anyio.move_on_after(heartbeat):  # nothing is yielded inside the scope
-                    try:
-                        event = await subscription.__anext__()
-                    except StopAsyncIteration:
-                        over = True
-                    except (TooOld, ResponseNotFound) as exc:
-                        gone = exc
-                if over or gone is not None:  # the reader reconnects with its last id
-                    if protocol is not None:
-                        yield protocol.close(None if gone is None else str(gone))
-                    elif gone is not None:
-                        yield b"event: gone\ndata: " + str(gone).encode() + b"\n\n"
-                    return
-                if event is None:
-                    yield b": keepalive\n\n"
-                    continue
-                events = [event, *ready(_BATCH - 1)]
-            if protocol is None:
-                yield b"".join(map(frame, events))
-            else:
-                frames = b"".join([protocol.feed(view(event)) for event in events])
-                if frames:  # nothing while a resumed reader's events are skipped
-                    yield frames
-            if flush and len(events) < _BATCH and not isinstance(events[-1], ev.END_TYPES):
-                await anyio.sleep(flush)
+        async for body in bodies:
+            yield body
     finally:
+        await bodies.aclose()
         await subscription.aclose()
-
-
-def _nothing_ready(limit: int) -> list[ev.Event]:
-    return []
 
 
 class _SharedFrames:

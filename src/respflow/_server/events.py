@@ -6,10 +6,10 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import anyio
-
-from .._delivery.hub import Hub, Lagged, TooOld
-from .._events import encode_event, parse_cursor
+from .._delivery.hub import Hub, Lagged, Reader, TooOld
+from .._events import Event, encode_event, parse_cursor
+from .._exceptions import UsageError
+from .pacing import check_flush, paced
 
 Authorize = Callable[[Any, str], "bool | Awaitable[bool]"]
 """``(request, response_id) -> bool``: may this request follow this response?"""
@@ -28,6 +28,7 @@ def events_app(
     authorize: Authorize = deny_all,
     prefix: str = "/events",
     heartbeat: float = 15.0,
+    flush: float = 0.02,
 ) -> Any:
     """An ASGI app streaming a response's events to browsers as server-sent events.
 
@@ -39,8 +40,13 @@ def events_app(
     response_id)`` decides who may follow what, and the default denies everyone: give
     one that checks your session. A reader too far behind is let go with an
     ``event: lagged`` frame (reconnect with the last id); a cursor no longer in the
-    history gets ``event: too_old``. Needs Starlette.
+    history gets ``event: too_old``. While events flow, a reader's writes are at least
+    ``flush`` seconds apart and what came in between goes out together (``0``: each as
+    soon as the reader wakes); see :func:`respflow.app`. Needs Starlette.
     """
+    problem = check_flush(flush)
+    if problem is not None:
+        raise UsageError(problem)
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -67,7 +73,7 @@ def events_app(
                 media_type="text/event-stream",
             )
         return StreamingResponse(
-            _frames(reader, heartbeat),
+            _frames(reader, heartbeat, flush),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
@@ -76,28 +82,21 @@ def events_app(
     return Starlette(routes=[Route(route, stream, methods=["GET"])])
 
 
-async def _frames(reader: Any, heartbeat: float) -> AsyncIterator[bytes]:
-    yield b"retry: 1000\n\n"
-    while True:
-        event = refused = None
-        finished = False
-        with anyio.move_on_after(heartbeat):  # nothing is yielded inside the scope
-            try:
-                event = await reader.__anext__()
-            except StopAsyncIteration:
-                finished = True
-            except (Lagged, TooOld) as exc:  # TooOld: the response came, past the cursor
-                refused = exc
-        if finished:
-            return
-        if refused is not None:
-            name = b"lagged" if isinstance(refused, Lagged) else b"too_old"
-            yield b"event: " + name + b"\ndata: " + str(refused).encode() + b"\n\n"
-            return
-        if event is None:
-            yield b": keepalive\n\n"
-            continue
-        yield b"id: " + event.cursor.encode() + b"\ndata: " + encode_event(event) + b"\n\n"
+def _frames(reader: Reader, heartbeat: float, flush: float) -> AsyncIterator[bytes]:
+    def write(events: list[Event]) -> bytes:
+        return b"".join(
+            [b"id: " + e.cursor.encode() + b"\ndata: " + encode_event(e) + b"\n\n" for e in events]
+        )
+
+    def ending(refused: Exception | None) -> bytes:
+        if refused is None:
+            return b""
+        name = b"lagged" if isinstance(refused, Lagged) else b"too_old"
+        return b"event: " + name + b"\ndata: " + str(refused).encode() + b"\n\n"
+
+    return paced(
+        reader, write, heartbeat=heartbeat, flush=flush, refusals=(Lagged, TooOld), ending=ending
+    )
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
