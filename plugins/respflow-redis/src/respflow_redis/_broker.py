@@ -11,7 +11,9 @@ it is not in the response's Cluster slot: ``unfinished`` checks each entry again
 response's own keys and drops the stale ones.
 
 Reads: a subscription reads pages with a script that ``XRANGE``s after its position and
-tells a trimmed history (``TooOld``) from an unknown one (``ResponseNotFound``). Once it
+tells a trimmed history (``TooOld``) from an unknown one (``ResponseNotFound``). Each entry
+holds its event (``e``) and the id of the entry before it (``p``): the oldest entry kept
+names the newest trimmed one, so a reader exactly there is told it lost nothing. Once it
 has caught up it waits on this process's *follower* of that response: one task, on one
 connection of its own, that blocks in ``XREAD`` and shares what it reads with every local
 reader through an in-memory window. A reader therefore never cancels a Redis command:
