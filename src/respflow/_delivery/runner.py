@@ -565,14 +565,8 @@ class Runner:
     async def _claim_orphans(self) -> None:
         """Claims each unfinished response no producer holds, and starts its takeover."""
         assert self._group is not None
-        for response_id, background in (await self.broker.unfinished()).items():
+        for response_id, background in (await self._orphans()).items():
             if response_id in self._running or self._closing:
-                continue
-            status = await self.broker.status(response_id)
-            if status is None or status.owner is not None:
-                # Held: its producer lives. The claim alone would not say so when that
-                # producer is another runner of this one's name (a claim by the same
-                # owner takes the lease again), and would take a live response from it.
                 continue
             lease = await self.broker.claim(response_id, self.owner, self.lease_ttl)
             if lease is None:
@@ -581,6 +575,27 @@ class Runner:
                 continue
             running = self._register(response_id, background)
             self._group.start_soon(self._take_over, running, lease)
+
+    async def _orphans(self) -> dict[str, bool]:
+        """The unfinished responses whose lease no one holds: from the broker in one look
+        if it can (``orphans``), else by asking each unfinished one's status.
+
+        Held means its producer lives. The claim alone would not say so when that producer
+        is another runner of this one's name (a claim by the same owner takes the lease
+        again), and would take a live response from it.
+        """
+        orphans = getattr(self.broker, "orphans", None)
+        if orphans is not None:
+            found: dict[str, bool] = await orphans()
+            return found
+        found = {}
+        for response_id, background in (await self.broker.unfinished()).items():
+            if response_id in self._running:
+                continue
+            status = await self.broker.status(response_id)
+            if status is not None and status.owner is None:
+                found[response_id] = background
+        return found
 
     async def _take_over(self, running: _Running, lease: Lease) -> None:
         sink = _BrokerSink(self.broker, lease, running)
