@@ -3,6 +3,7 @@ readers per instance, and what a kept response costs in Redis.
 
     python benchmarks/bench_redis.py            # full run (about five minutes)
     python benchmarks/bench_redis.py --quick    # smoke run, as CI does
+    python benchmarks/bench_redis.py --only publish runner   # some sections
 
 It starts its own ``redis-server`` (``RESPFLOW_REDIS_SERVER`` names another binary taking
 the same options) on a free loopback port, keeping nothing on disk, and stops it at the
@@ -30,6 +31,11 @@ response id of its own.
 4. Memory: ``MEMORY USAGE <key> SAMPLES 0`` of a finished response's keys, against the
    size of its events' JSON, under the response ids the events came with (every event's
    JSON carries it; one row shows an id as long as the API's).
+5. A Runner end to end: ``runner.start()`` to ``runner.wait()`` of the long stream, its
+   bytes arriving in 4 KiB chunks (``respflow.aiter_events``) as from a socket, flat out,
+   into a RedisBroker: as the Runner publishes now (what is ready, in one call) and as it
+   did before (one event per call, by a broker view that splits every call), round-robin.
+   Events/s in this process, publish calls per run, and Redis's CPU per event.
 
 Where a figure is compared or repeated, the variants run interleaved, round after round,
 and the tables give medians (and the spread of the rounds, since the machine is shared).
@@ -52,18 +58,19 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
+from typing import Any, cast
 
 import anyio
 import coredis
 import msgspec
 from anyio.streams.buffered import BufferedByteReceiveStream
-from bench_stream import build_stream
+from bench_stream import build_stream, chunks
 from respflow_redis import RedisBroker
 from respflow_redis._ids import response_keys
 
@@ -187,6 +194,10 @@ def _wait_until_it_answers(server: subprocess.Popen[bytes], port: int, log: Path
 def sample_events() -> list[respflow.Event]:
     sample = resources.files("respflow").joinpath("samples", "code_interpreter.sse")
     return list(respflow.replay(sample.read_bytes()))
+
+
+def sample_body() -> bytes:
+    return resources.files("respflow").joinpath("samples", "code_interpreter.sse").read_bytes()
 
 
 def long_events() -> list[respflow.Event]:
@@ -560,19 +571,160 @@ async def measure_memory(
     return str(server["redis_version"])
 
 
+# -- 5. a Runner end to end -------------------------------------------------------------
+
+
+class Counted:
+    """A RedisBroker as a Runner sees it, counting publish calls; ``one_by_one`` passes
+    each call on one event at a time, as the Runner published before it batched."""
+
+    def __init__(self, broker: RedisBroker, *, one_by_one: bool) -> None:
+        self.broker = broker
+        self.one_by_one = one_by_one
+        self.calls = 0
+        self.events = 0
+
+    async def publish(
+        self, events: Sequence[respflow.Event], *, lease: respflow.Lease | None = None
+    ) -> int:
+        self.events += len(events)
+        if not self.one_by_one:
+            self.calls += 1
+            return await self.broker.publish(events, lease=lease)
+        appended = 0
+        for event in events:
+            self.calls += 1
+            appended += await self.broker.publish([event], lease=lease)
+        return appended
+
+    async def subscribe(self, response_id: str, *, after: str | None = None) -> Any:
+        return await self.broker.subscribe(response_id, after=after)
+
+    async def status(self, response_id: str) -> respflow.LogStatus | None:
+        return await self.broker.status(response_id)
+
+    async def claim(self, response_id: str, owner: str, ttl: float) -> respflow.Lease | None:
+        return await self.broker.claim(response_id, owner, ttl)
+
+    async def renew(self, lease: respflow.Lease, ttl: float) -> respflow.Lease:
+        return await self.broker.renew(lease, ttl)
+
+    async def release(self, lease: respflow.Lease) -> None:
+        await self.broker.release(lease)
+
+    async def unfinished(self) -> dict[str, bool]:
+        return await self.broker.unfinished()
+
+    async def aclose(self) -> None:
+        pass
+
+
+class BytesSource:
+    """A response's events from its bytes, shaped as ``respflow.stream``'s."""
+
+    def __init__(self, body: bytes) -> None:
+        self._events = respflow.aiter_events(chunks(body))
+
+    def __aiter__(self) -> BytesSource:
+        return self
+
+    async def __anext__(self) -> respflow.Event:
+        return await self._events.__anext__()
+
+    async def __aenter__(self) -> BytesSource:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await cast(Any, self._events).aclose()
+
+
+async def run_through_runner(broker: Counted, body: bytes) -> float:
+    """Seconds from ``start`` to the response's end in the broker."""
+
+    def from_bytes(client: Any, **create: Any) -> AsyncIterator[respflow.Event]:
+        return BytesSource(body)
+
+    client = cast(Any, None)  # the stream never calls the API
+    async with respflow.Runner(client, cast(respflow.Broker, broker), stream=from_bytes) as runner:
+        started = time.perf_counter()
+        rid = await runner.start(model="bench", input="")
+        await runner.wait(rid)
+        return time.perf_counter() - started
+
+
+@dataclass
+class RunnerRow:
+    seconds: list[float]
+    calls: list[int]
+    server_cpu: list[float]
+
+
+async def measure_runner(url: str, body: bytes, count: int, rounds: int) -> None:
+    rows = {"now": RunnerRow([], [], []), "before": RunnerRow([], [], [])}
+    async with (
+        RedisBroker(url, prefix="bench:runner:") as redis,
+        coredis.Redis.from_url(url) as raw,
+    ):
+        await run_through_runner(Counted(redis, one_by_one=False), body)  # warm-up
+        await raw.flushdb()
+        for turn in range(rounds):
+            for kind in ("now", "before") if turn % 2 == 0 else ("before", "now"):
+                row = rows[kind]
+                counted = Counted(redis, one_by_one=kind == "before")
+                before = await server_cpu(raw)
+                row.seconds.append(await run_through_runner(counted, body))
+                row.server_cpu.append(await server_cpu(raw) - before)
+                row.calls.append(counted.calls)
+                await raw.flushdb()  # the next run publishes the same response again
+    print(f"## 5. A Runner end to end: {count:,} events flat out, {rounds} rounds\n")
+    print(
+        "| the Runner publishes | publish calls | events/s | events/s x one per call "
+        "| Redis CPU µs/event |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    # Each round's pair ran back to back: the ratio is taken per round, then the median.
+    ratios = [b / n for n, b in zip(rows["now"].seconds, rows["before"].seconds, strict=True)]
+    names = {"before": "one event per call (before)", "now": "what is ready per call (now)"}
+    for kind in ("before", "now"):
+        row = rows[kind]
+        ratio = 1.0 if kind == "before" else statistics.median(ratios)
+        print(
+            f"| {names[kind]} | {statistics.median(row.calls):,.0f} "
+            f"| {count / statistics.median(row.seconds):,.0f} | {ratio:.2f} "
+            f"| {statistics.median(row.server_cpu) / count * 1e6:.1f} |"
+        )
+    notes = "; ".join(
+        f"{kind}: events/s {spread([count / s for s in row.seconds], 0)}"
+        for kind, row in rows.items()
+    )
+    print(f"\nrounds' spread: {notes}; ratio {spread(ratios)}\n")
+
+
 # -- the run ----------------------------------------------------------------------------
 
 
-async def measure(url: str, quick: bool, rounds: int, pace: float, count: int) -> None:
+SECTIONS = ("publish", "instances", "memory", "runner")
+
+
+async def measure(
+    url: str, quick: bool, rounds: int, pace: float, count: int, only: Sequence[str]
+) -> None:
     sample, long = sample_events(), long_events()
-    if quick:
-        await measure_publish(url, sample, rounds)
+    if "publish" in only:
+        await measure_publish(url, sample if quick else long, rounds)
+    if "instances" in only and quick:
         await measure_instances(url, sample, sample, pace, (1, 10, 100), rounds)
-    else:
+    elif "instances" in only:
         paced = [*long[: count - 1], long[-1]]  # the start, then the end
-        await measure_publish(url, long, rounds)
         await measure_instances(url, paced, long, pace, (1, 10, 100, 1000), rounds)
-    redis_version = await measure_memory(url, sample, long, 1_000)
+    if "memory" in only:
+        await measure_memory(url, sample, long, 1_000)
+    if "runner" in only and quick:
+        await measure_runner(url, sample_body(), len(sample), rounds)
+    elif "runner" in only:
+        await measure_runner(url, build_stream()[0], len(long), rounds)
+    async with coredis.Redis.from_url(url) as raw:
+        redis_version = str((await raw.info("server"))["redis_version"])
     print(
         f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f} at the end; redis-server {redis_version}, "
@@ -587,6 +739,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=_at_least(1), default=3, help="rounds of each")
     parser.add_argument("--pace", type=_positive, default=200.0, help="events per second")
     parser.add_argument("--count", type=_at_least(2), default=1_000, help="events at --pace")
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="these sections only"
+    )
     parser.add_argument("--instance", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instance:
@@ -605,7 +760,7 @@ def main() -> int:
     rounds = 1 if args.quick else args.rounds
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with redis_server(binary) as url:
-        anyio.run(measure, url, args.quick, rounds, args.pace, args.count)
+        anyio.run(measure, url, args.quick, rounds, args.pace, args.count, args.only)
     return 0
 
 

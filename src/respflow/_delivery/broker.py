@@ -12,7 +12,8 @@ response's normalized events between them as an ordered log keyed by cursor:
   publish under a lease that is no longer held is refused (:class:`LeaseLost`), so a
   stalled producer cannot write over its successor;
 - ``unfinished`` lists the responses whose log has no end yet, so a producer that died
-  is noticed by the others (:class:`respflow.Runner` takes its responses over).
+  is noticed by the others (:class:`respflow.Runner` takes its responses over); a broker
+  may also have ``orphans``, those of them no producer holds, found in one look.
 
 :class:`MemoryBroker` keeps the logs in this process; ``respflow-redis`` keeps them in
 Redis Streams for many processes. Both pass ``respflow.testing.BrokerConformance``.
@@ -332,6 +333,18 @@ class MemoryBroker:
             rid: log.background
             for rid, log in self._logs.items()
             if log.last is not None and log.ended_at is None
+        }
+
+    async def orphans(self) -> dict[str, bool]:
+        """The unfinished responses whose lease no producer holds (see :meth:`unfinished`):
+        what a :class:`respflow.Runner` with ``takeover=True`` claims. Optional for a
+        broker: a runner asks ``status`` of each unfinished response if it has none."""
+        unfinished = await self.unfinished()
+        now = self._clock()
+        return {
+            rid: background
+            for rid, background in unfinished.items()
+            if (lease := self._logs[rid].lease) is None or lease.expires_at <= now
         }
 
     def responses(self) -> list[str]:

@@ -5,8 +5,11 @@ request with where to follow it), and its events, in a place any reader can foll
 from (the broker). :class:`Runner` gives both: ``await runner.start(**create)`` returns
 as soon as the response id is known and its first event is in the broker, while the rest
 of the response runs in the runner's task group through the processors (file fetcher,
-link rewriter) into the broker. A failure before the first event is raised by ``start``
-itself, as the typed exception :func:`respflow.stream` raises.
+link rewriter) into the broker. What is ready goes in one ``publish`` call: the events of
+one chunk, or all that came while the broker answered the last call (never waiting for
+more), so a burst costs a few round trips and not one per event. A failure before the
+first event is raised by ``start`` itself, as the typed exception :func:`respflow.stream`
+raises.
 
 The runner holds a lease on each response it publishes and renews it while it runs; a
 producer that loses its lease (it stalled, and another took the response over) stops
@@ -64,9 +67,20 @@ class _Running:
     """Stopped, unended, for another runner to continue (this one exits)."""
 
 
+_BATCH = 256
+"""Events one ``publish`` call carries at most: a broker holds its store for the whole call
+(one Lua script on Redis), and past a few hundred a larger batch gains little."""
+
+
 class _BrokerSink:
     """Publishes a response's events into the broker under the runner's lease; once the
-    lease is lost it publishes nothing more (the response has another producer)."""
+    lease is lost it publishes nothing more (the response has another producer).
+
+    The pipeline hands it one event at a time; :meth:`publish_ready`, a task of its own,
+    publishes whatever has come since its last call returned, in one call. A lone event
+    goes out at once (nothing waits for more), and a burst (the events of one chunk, or
+    all that came while Redis answered) costs one round trip, not one per event.
+    """
 
     def __init__(
         self,
@@ -81,20 +95,77 @@ class _BrokerSink:
         self.lost = False
         self.first = anyio.Event()
         self._continuation = continuation
+        self._pending: list[ev.Event] = []
+        self._publishing = False
+        self._ready = anyio.Event()
+        """Set when there is something to publish, or the sink is closing."""
+        self._room = anyio.Event()
+        self._closing = False
+        self._started = False
+        self._done = anyio.Event()
+        self._failure: Exception | None = None
 
     async def send(self, event: ev.Event) -> None:
+        if self._failure is not None:
+            raise self._failure
         placed = event if self._continuation is None else self._continuation.place(event)
         if isinstance(placed, ev.StreamTruncated) and self._running.handed_over:
             placed = None  # the pipeline's notice that it stopped: the response goes on
-        if placed is not None and not self.lost:
-            try:
-                await self._broker.publish([placed], lease=self.lease)
-            except LeaseLost:
-                self.lost = True
-                raise
-        self.first.set()
+        if placed is None or self.lost:
+            if not (self._pending or self._publishing):
+                self.first.set()
+            return
+        while len(self._pending) >= _BATCH and not self._done.is_set():
+            self._room = anyio.Event()
+            await self._room.wait()
+        if self._failure is not None:
+            raise self._failure
+        self._pending.append(placed)
+        self._ready.set()
 
     async def aclose(self) -> None:
+        """Returns once everything sent is published; raises what stopped publishing."""
+        self._closing = True
+        self._ready.set()
+        if self._started:
+            await self._done.wait()
+        self.first.set()
+        if self._failure is not None:
+            raise self._failure
+
+    async def publish_ready(self) -> None:
+        """Publishes what was sent, in order, until the sink is closed. A publish that
+        fails (:class:`LeaseLost`: the response has another producer) stops it, and the
+        next ``send`` raises that, as a send that published itself would have."""
+        self._started = True
+        try:
+            while self._failure is None:
+                while not self._pending:
+                    if self._closing:
+                        return
+                    self._ready = anyio.Event()
+                    await self._ready.wait()
+                batch = self._pending[:_BATCH]
+                del self._pending[:_BATCH]
+                self._room.set()
+                await self._publish(batch)
+        finally:
+            self._done.set()
+            self._room.set()
+
+    async def _publish(self, batch: list[ev.Event]) -> None:
+        if self.lost:
+            return
+        self._publishing = True
+        try:
+            await self._broker.publish(batch, lease=self.lease)
+        except Exception as exc:
+            self.lost = self.lost or isinstance(exc, LeaseLost)
+            self._failure = exc
+            self._pending.clear()
+            return
+        finally:
+            self._publishing = False
         self.first.set()
 
 
@@ -387,6 +458,8 @@ class Runner:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._renew, sink, tg.cancel_scope)
+                # Outside delivery's scope: cancelling a response still publishes its end.
+                tg.start_soon(sink.publish_ready)
                 tg.start_soon(
                     self._deliver, sink, running.scope, first, events, processors, tg.cancel_scope
                 )
@@ -492,14 +565,8 @@ class Runner:
     async def _claim_orphans(self) -> None:
         """Claims each unfinished response no producer holds, and starts its takeover."""
         assert self._group is not None
-        for response_id, background in (await self.broker.unfinished()).items():
+        for response_id, background in (await self._orphans()).items():
             if response_id in self._running or self._closing:
-                continue
-            status = await self.broker.status(response_id)
-            if status is None or status.owner is not None:
-                # Held: its producer lives. The claim alone would not say so when that
-                # producer is another runner of this one's name (a claim by the same
-                # owner takes the lease again), and would take a live response from it.
                 continue
             lease = await self.broker.claim(response_id, self.owner, self.lease_ttl)
             if lease is None:
@@ -508,6 +575,27 @@ class Runner:
                 continue
             running = self._register(response_id, background)
             self._group.start_soon(self._take_over, running, lease)
+
+    async def _orphans(self) -> dict[str, bool]:
+        """The unfinished responses whose lease no one holds: from the broker in one look
+        if it can (``orphans``), else by asking each unfinished one's status.
+
+        Held means its producer lives. The claim alone would not say so when that producer
+        is another runner of this one's name (a claim by the same owner takes the lease
+        again), and would take a live response from it.
+        """
+        orphans = getattr(self.broker, "orphans", None)
+        if orphans is not None:
+            found: dict[str, bool] = await orphans()
+            return found
+        found = {}
+        for response_id, background in (await self.broker.unfinished()).items():
+            if response_id in self._running:
+                continue
+            status = await self.broker.status(response_id)
+            if status is not None and status.owner is None:
+                found[response_id] = background
+        return found
 
     async def _take_over(self, running: _Running, lease: Lease) -> None:
         sink = _BrokerSink(self.broker, lease, running)

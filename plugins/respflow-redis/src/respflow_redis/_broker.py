@@ -11,7 +11,9 @@ it is not in the response's Cluster slot: ``unfinished`` checks each entry again
 response's own keys and drops the stale ones.
 
 Reads: a subscription reads pages with a script that ``XRANGE``s after its position and
-tells a trimmed history (``TooOld``) from an unknown one (``ResponseNotFound``). Once it
+tells a trimmed history (``TooOld``) from an unknown one (``ResponseNotFound``). Each entry
+holds its event (``e``) and the id of the entry before it (``p``): the oldest entry kept
+names the newest trimmed one, so a reader exactly there is told it lost nothing. Once it
 has caught up it waits on this process's *follower* of that response: one task, on one
 connection of its own, that blocks in ``XREAD`` and shares what it reads with every local
 reader through an in-memory window. A reader therefore never cancels a Redis command:
@@ -71,6 +73,8 @@ from ._ids import (
 __all__ = ["RedisBroker", "RedisSubscription", "redacted"]
 
 SCHEMES = ("redis", "rediss", "unix")
+_INDEX_PAGE = 500
+"""Entries of the unfinished index whose statuses go to Redis in one pipelined round trip."""
 
 
 def redacted(url: str) -> str:
@@ -392,20 +396,42 @@ class RedisBroker:
         )
 
     async def unfinished(self) -> dict[str, bool]:
+        return {rid: background for rid, background, _ in await self._indexed()}
+
+    async def orphans(self) -> dict[str, bool]:
+        """The unfinished responses whose lease no producer holds (see :meth:`unfinished`):
+        what a :class:`respflow.Runner` with ``takeover=True`` claims, found in one look."""
+        return {
+            rid: background for rid, background, owner in await self._indexed() if owner is None
+        }
+
+    async def _indexed(self) -> list[tuple[str, bool, str | None]]:
+        """The index's live entries, each with whether it is a background response and
+        its lease's owner; stale entries are dropped from the index. One round trip for
+        the index and one per page of its entries (their statuses, pipelined)."""
         client = self._check_open()
         index = await client.hgetall(self._unfinished_key)
-        found: dict[str, bool] = {}
+        raw_ids = list(index)
+        replies: list[Any] = []
+        for start in range(0, len(raw_ids), _INDEX_PAGE):
+            async with client.pipeline(transaction=False) as pipe:
+                for raw_id in raw_ids[start : start + _INDEX_PAGE]:
+                    keys = self._keys(_text(raw_id))
+                    pipe.eval(_scripts.STATUS, [keys.last, keys.lease])
+            replies += pipe.results or ()
+        live: list[tuple[str, bool, str | None]] = []
         stale: list[str | bytes] = []
-        for raw_id, flag in index.items():
-            rid = _text(raw_id)
-            status = await self.status(rid)
-            if status is None or status.ended:
-                stale.append(raw_id)
-            elif status.last_cursor is not None:
-                found[rid] = flag == b"1"
+        for raw_id, reply in zip(raw_ids, replies, strict=True):
+            last, lease = _list(reply)
+            newest, ended = _parse_last(last)
+            if ended or (last is None and lease is None):
+                stale.append(raw_id)  # ended, expired, or never written
+            elif newest is not None:  # (else it is being written: indexed first)
+                owner = None if lease is None else _text(lease).partition(" ")[2]
+                live.append((_text(raw_id), index[raw_id] == b"1", owner))
         if stale:
             await client.hdel(self._unfinished_key, stale)
-        return found
+        return live
 
     async def subscribe(self, response_id: str, *, after: str | None = None) -> RedisSubscription:
         self._check_open()

@@ -44,7 +44,12 @@ local appended, ended = 0, false
 for i = 5, #ARGV, 4 do
   local ms, seq = ARGV[i], ARGV[i + 1]
   if newer(ms, seq, top_ms, top_seq) then
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ms .. '-' .. seq, 'e', ARGV[i + 2])
+    -- 'p', the id before it: once this is the oldest entry kept, READ knows from it
+    -- whether a reader's cursor missed anything trimmed.
+    redis.call(
+      'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ms .. '-' .. seq,
+      'e', ARGV[i + 2], 'p', top_ms .. '-' .. top_seq
+    )
     top_ms, top_seq, appended = ms, seq, appended + 1
     if ARGV[i + 3] == '1' then
       ended = true
@@ -62,7 +67,9 @@ return appended
 """
 )
 
-READ = """
+READ = (
+    _NEWER
+    + """
 -- KEYS: log, last
 -- ARGV: the id to read after (exclusive), how many entries at most
 -- Returns {0} for an unknown or expired response; {2, last} when entries right after
@@ -75,23 +82,40 @@ local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV
 if #entries > 0 then
   local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
   if oldest[1][1] == entries[1][1] then
-    -- The reader is below the oldest entry kept: were any before it trimmed?
-    -- (XRANGE would skip them without a word.)
-    local info = redis.call('XINFO', 'STREAM', KEYS[1])
-    local field = {}
-    for i = 1, #info, 2 do
-      field[info[i]] = info[i + 1]
+    -- The reader is below the oldest entry kept: was anything after it trimmed?
+    -- (XRANGE would skip it without a word.) The oldest entry names the one before it,
+    -- the newest trimmed: a reader at or after that one lost nothing.
+    local fields, before = oldest[1][2], nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'p' then
+        before = fields[i + 1]
+      end
     end
-    if field['entries-added'] == nil then
-      return redis.error_reply('XINFO STREAM has no entries-added: respflow needs Redis 7.0+')
-    end
-    if field['entries-added'] > field['length'] then
-      return {2, last}
+    if before then
+      local bm, bs = string.match(before, '^(%d+)-(%d+)')
+      local rm, rs = string.match(ARGV[1], '^(%d+)-(%d+)')
+      if newer(bm, bs, rm, rs) then
+        return {2, last}
+      end
+    else
+      -- Written by an older respflow, without 'p': any trimming counts.
+      local info = redis.call('XINFO', 'STREAM', KEYS[1])
+      local field = {}
+      for i = 1, #info, 2 do
+        field[info[i]] = info[i + 1]
+      end
+      if field['entries-added'] == nil then
+        return redis.error_reply('XINFO STREAM has no entries-added: respflow needs Redis 7.0+')
+      end
+      if field['entries-added'] > field['length'] then
+        return {2, last}
+      end
     end
   end
 end
 return {1, last, entries}
 """
+)
 
 STATUS = """
 -- KEYS: last, lease
