@@ -48,6 +48,7 @@ from .. import _events as ev
 from .._exceptions import UsageError
 from . import wire
 from .code_items import CodeItems
+from .held import LARGE_PAYLOAD, LONG_TEXT, Held, decode_holding
 from .items import ITEM_KINDS, JOIN_EVERY, Json, Record, Streamed, type_of
 from .message_items import MessageItems
 from .sse import DEFAULT_MAX_FRAME_BYTES, Data, Frame, OversizedFrame, SSEDecoder
@@ -66,6 +67,10 @@ _ARGUMENT_FIELDS: dict[type[Any], str] = {
     wire.McpArgumentsDone: "arguments",
 }
 
+
+_JOIN_AHEAD = 8
+"""How many times the bytes of a frame still arriving a streamed text may be, to be joined
+before the frame is whole (see :meth:`Assembler._join_before`)."""
 
 DEFAULT_MAX_SEQUENCE_JUMP = 1_000_000
 """Far more events than any response has (a long one has tens of thousands)."""
@@ -211,7 +216,26 @@ class Assembler(CodeItems, MessageItems):
         """Feed raw event-stream bytes, cut anywhere; returns the events they completed."""
         self._check_open()
         self._plain(self._sse.feed_data(data))
+        pending = self._sse.pending
+        if pending >= LONG_TEXT:
+            self._join_before(pending)
         return self._take()
+
+    def _join_before(self, pending: int) -> None:
+        """A frame of ``pending`` bytes so far is arriving, likely one that carries a
+        text streamed in pieces: join those pieces now, while the frame is short, so the
+        text is not held three times (pieces, joined, and in the frame) when it is read.
+
+        Only texts at most :data:`_JOIN_AHEAD` times the frame's bytes are joined, so
+        joining costs at most that many times the bytes received.
+        """
+        for index, record in self._items.items():
+            if index in self._final:
+                continue
+            texts = [part.streamed for part in record.parts.values() if part.text is None]
+            for streamed in [*texts, record.code]:
+                if not streamed.joined() and sum(map(len, streamed)) <= _JOIN_AHEAD * pending:
+                    streamed.text()
 
     def _plain(self, items: list[Data | Frame | OversizedFrame]) -> None:
         """The hot path: frames' data from :meth:`SSEDecoder.feed_data`, decoded, and
@@ -229,12 +253,17 @@ class Assembler(CodeItems, MessageItems):
         out = self._out  # the same list until feed() takes it
         expected, rid, records, final = self._next_in_line(), self._rid, self._items, self._final
         placed: int | None = None  # the last number placed here, not yet in self._last_seq
+        large = LARGE_PAYLOAD
         for item in items:
             if isinstance(item, (bytes, bytearray)):
-                try:
-                    event: Any = decode(item)
-                except Exception:
-                    event = None
+                holding = self._holding(item) if len(item) >= large else None
+                if holding is not None:
+                    event, item = holding  # checked for depth against the payload read
+                else:
+                    try:
+                        event = decode(item)
+                    except Exception:
+                        event = None
                 kind = type(event)
                 if (
                     kind is text_delta or kind is code_delta or kind is code_delta_dotted
@@ -432,6 +461,11 @@ class Assembler(CodeItems, MessageItems):
     def _payload(self, data: wire.Payload, *, complete: bool) -> None:
         if data == b"[DONE]" or data == "[DONE]":
             return
+        if not isinstance(data, str) and len(data) >= LARGE_PAYLOAD:
+            holding = self._holding(data)
+            if holding is not None:
+                self._safely(holding[0])
+                return
         try:
             event = wire.decode_event(data)
         except msgspec.ValidationError as exc:  # a DecodeError subclass: catch it first
@@ -458,6 +492,20 @@ class Assembler(CodeItems, MessageItems):
                 self._skipped("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
             return
         self._safely(event)
+
+    def _holding(self, data: bytes | bytearray) -> tuple[Any, bytes] | None:
+        """``data`` decoded without decoding again the long texts it shares with the
+        items (see :mod:`.held`); None if it shares none, and it is decoded as usual."""
+        held: list[Held] = []
+        for record in self._items.values():
+            for part in record.parts.values():
+                held.append(part.text if part.text is not None else part.streamed)
+            held += [record.code, *record.arguments.values()]
+        for final in self._final.values():
+            code = final.get("code")
+            if isinstance(code, str) and len(code) >= LONG_TEXT:
+                held.append(code)
+        return decode_holding(data, held)
 
     def _safely(self, event: wire.WireEvent | wire.Unrecognized, *, placed: bool = False) -> None:
         """Dispatch ``event`` (to its handler only, if it was ``placed`` in the sequence)."""
