@@ -46,9 +46,8 @@ import msgspec
 
 from .. import _events as ev
 from .._exceptions import UsageError
-from . import wire
+from . import held, wire
 from .code_items import CodeItems
-from .held import LARGE_PAYLOAD, LONG_TEXT, Held, decode_holding
 from .items import ITEM_KINDS, JOIN_EVERY, Json, Record, Streamed, type_of
 from .message_items import MessageItems
 from .sse import DEFAULT_MAX_FRAME_BYTES, Data, Frame, OversizedFrame, SSEDecoder
@@ -217,7 +216,7 @@ class Assembler(CodeItems, MessageItems):
         self._check_open()
         self._plain(self._sse.feed_data(data))
         pending = self._sse.pending
-        if pending >= LONG_TEXT:
+        if pending >= held.LONG_TEXT:
             self._join_before(pending)
         return self._take()
 
@@ -253,7 +252,7 @@ class Assembler(CodeItems, MessageItems):
         out = self._out  # the same list until feed() takes it
         expected, rid, records, final = self._next_in_line(), self._rid, self._items, self._final
         placed: int | None = None  # the last number placed here, not yet in self._last_seq
-        large = LARGE_PAYLOAD
+        large = held.LARGE_PAYLOAD
         for item in items:
             if isinstance(item, (bytes, bytearray)):
                 holding = self._holding(item) if len(item) >= large else None
@@ -461,7 +460,7 @@ class Assembler(CodeItems, MessageItems):
     def _payload(self, data: wire.Payload, *, complete: bool) -> None:
         if data == b"[DONE]" or data == "[DONE]":
             return
-        if not isinstance(data, str) and len(data) >= LARGE_PAYLOAD:
+        if not isinstance(data, str) and len(data) >= held.LARGE_PAYLOAD:
             holding = self._holding(data)
             if holding is not None:
                 self._safely(holding[0])
@@ -496,16 +495,16 @@ class Assembler(CodeItems, MessageItems):
     def _holding(self, data: bytes | bytearray) -> tuple[Any, bytes] | None:
         """``data`` decoded without decoding again the long texts it shares with the
         items (see :mod:`.held`); None if it shares none, and it is decoded as usual."""
-        held: list[Held] = []
+        texts: list[held.Held] = []
         for record in self._items.values():
             for part in record.parts.values():
-                held.append(part.text if part.text is not None else part.streamed)
-            held += [record.code, *record.arguments.values()]
+                texts.append(part.text if part.text is not None else part.streamed)
+            texts += [record.code, *record.arguments.values()]
         for final in self._final.values():
             code = final.get("code")
-            if isinstance(code, str) and len(code) >= LONG_TEXT:
-                held.append(code)
-        return decode_holding(data, held)
+            if isinstance(code, str) and len(code) >= held.LONG_TEXT:
+                texts.append(code)
+        return held.decode_holding(data, texts)
 
     def _safely(self, event: wire.WireEvent | wire.Unrecognized, *, placed: bool = False) -> None:
         """Dispatch ``event`` (to its handler only, if it was ``placed`` in the sequence)."""

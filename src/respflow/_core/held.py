@@ -43,8 +43,9 @@ _REST = 256 * 1024
 twice and walked, so it must be small beside what was spared."""
 
 _CHUNK = 16 * 1024
-"""Characters encoded at a time when a held text is compared: the encoded chunk stays in
-the cache and is never the size of the text."""
+"""The fewest characters encoded at a time when a held text is compared; a long text goes
+in 64 chunks, so the loop costs little and an encoded chunk is never the size of the
+text."""
 
 _PREFIX = 64
 """Characters of a held text looked for first, to find where its literal may start."""
@@ -152,7 +153,7 @@ def _literal_end(data: bytes | bytearray, at: int, text: Held) -> int:
     """Where the literal of ``text`` that starts at ``at`` ends, or -1 if none does."""
     at += 1
     ascii_first = False  # whichever way the last chunk of non-ASCII text was written
-    for chunk in _chunks(text, _CHUNK):
+    for chunk in _chunks(text, max(_CHUNK, _length(text) // 64)):
         for encoded in _encodings(chunk, ascii_first):
             with memoryview(encoded) as view, view[1:-1] as inside:
                 if data.startswith(inside, at):
