@@ -406,6 +406,7 @@ class Assembler(CodeItems, MessageItems):
         self._next_index = 0
         self._by_id: dict[str, Record] = {}
         self._final: dict[int, Json] = {}
+        self._plain_texts: held.Plain = {}
         self._container_id: str | None = None
         self._shell_commands: dict[int, int] = {}
         self._shell_calls: dict[str, Record] = {}
@@ -504,7 +505,7 @@ class Assembler(CodeItems, MessageItems):
             code = final.get("code")
             if isinstance(code, str) and len(code) >= held.LONG_TEXT:
                 texts.append(code)
-        return held.decode_holding(data, texts)
+        return held.decode_holding(data, texts, self._plain_texts)
 
     def _safely(self, event: wire.WireEvent | wire.Unrecognized, *, placed: bool = False) -> None:
         """Dispatch ``event`` (to its handler only, if it was ``placed`` in the sequence)."""

@@ -30,7 +30,7 @@ import msgspec
 from . import wire
 from .items import Streamed
 
-__all__ = ["LARGE_PAYLOAD", "LONG_TEXT", "decode_holding"]
+__all__ = ["LARGE_PAYLOAD", "LONG_TEXT", "Held", "Plain", "decode_holding"]
 
 LARGE_PAYLOAD = 256 * 1024
 """Payloads at least this long are searched for held texts; shorter ones decode quickly."""
@@ -58,20 +58,28 @@ _ENCODE = msgspec.json.Encoder().encode
 Held = str | Streamed
 """A text the assembler holds: whole, or as it streamed, in pieces."""
 
+Plain = dict[int, str]
+"""Held strings (by ``id``) whose JSON is their own bytes: ASCII, nothing escaped."""
+
 
 class _Differs(Exception):
     """The two decodes differ other than by the markers."""
 
 
-def decode_holding(data: bytes | bytearray, held: Iterable[Held]) -> tuple[Any, bytes] | None:
+def decode_holding(
+    data: bytes | bytearray, held: Iterable[Held], plain: Plain
+) -> tuple[Any, bytes] | None:
     """The event ``data`` decodes to, and the shorter payload it was read from, if the
     texts in ``data`` that are the longest part of it are among ``held``; else None.
 
     The event's strings at those places are the held texts themselves (a text held in
-    pieces is joined, and kept joined), so no second copy of them is made.
+    pieces is joined, and kept joined), so no second copy of them is made. ``plain``
+    remembers the held strings found to be ASCII that JSON writes as they are (kept by the
+    caller, with the texts), so that the next frames that repeat them are compared by
+    their bytes alone.
     """
     texts = [text for text in _unique(held) if _length(text) >= LONG_TEXT]
-    spans = _spans(data, texts) if texts else []
+    spans = _spans(data, texts, plain) if texts else []
     if not spans or len(data) - sum(end - start for start, end, _ in spans) > _REST:
         return None
     first, second = _spliced(data, spans, "a"), _spliced(data, spans, "b")
@@ -91,8 +99,12 @@ def decode_holding(data: bytes | bytearray, held: Iterable[Held]) -> tuple[Any, 
 
 
 def _unique(held: Iterable[Held]) -> Iterator[Held]:
+    """Each text once; one held as a single string, as that string (the one it stands
+    for, whichever holds it)."""
     seen: set[int] = set()
     for text in held:
+        if not isinstance(text, str) and len(text.blocks) == 1 and text.joined():
+            text = text.blocks[0]
         if id(text) not in seen:
             seen.add(id(text))
             yield text
@@ -119,14 +131,14 @@ def _spliced(data: bytes | bytearray, spans: list[tuple[int, int, Held]], which:
         return b"".join(pieces)
 
 
-def _spans(data: bytes | bytearray, texts: list[Held]) -> list[tuple[int, int, Held]]:
+def _spans(data: bytes | bytearray, texts: list[Held], plain: Plain) -> list[tuple[int, int, Held]]:
     """Where in ``data`` a string literal of one of ``texts`` is, in order, not overlapping."""
     found = []
     for text in texts:
         for prefix in _prefixes(text):
             at, tries = data.find(prefix), 0
             while at >= 0 and tries < _TRIES:
-                end = _literal_end(data, at, text)
+                end = _literal_end(data, at, text, plain)
                 if end < 0:
                     tries += 1
                     at = data.find(prefix, at + 1)
@@ -149,20 +161,41 @@ def _prefixes(text: Held) -> set[bytes]:
     }
 
 
-def _literal_end(data: bytes | bytearray, at: int, text: Held) -> int:
+def _literal_end(data: bytes | bytearray, at: int, text: Held, plain: Plain) -> int:
     """Where the literal of ``text`` that starts at ``at`` ends, or -1 if none does."""
+    size = max(_CHUNK, _length(text) // 64)
+    if isinstance(text, str) and plain.get(id(text)) is text:
+        return _plain_literal_end(data, at, text, size)
     at += 1
+    escapes = False  # whether any chunk needed an escape
     ascii_first = False  # whichever way the last chunk of non-ASCII text was written
-    for chunk in _chunks(text, max(_CHUNK, _length(text) // 64)):
+    for chunk in _chunks(text, size):
         for encoded in _encodings(chunk, ascii_first):
             with memoryview(encoded) as view, view[1:-1] as inside:
                 if data.startswith(inside, at):
                     at += len(inside)
+                    escapes = escapes or len(inside) != len(chunk)
                     if not chunk.isascii():
                         ascii_first = encoded.isascii()
                     break
         else:
             return -1
+    if not data.startswith(b'"', at):
+        return -1
+    if isinstance(text, str) and text.isascii() and not escapes:
+        plain[id(text)] = text
+    return at + 1
+
+
+def _plain_literal_end(data: bytes | bytearray, at: int, text: str, size: int) -> int:
+    """:func:`_literal_end` for ASCII text that needs no escape: its literal is its bytes,
+    copied a chunk at a time (far quicker than encoding it again)."""
+    at += 1
+    for start in range(0, len(text), size):
+        encoded = text[start : start + size].encode("ascii")
+        if not data.startswith(encoded, at):
+            return -1
+        at += len(encoded)
     return at + 1 if data.startswith(b'"', at) else -1
 
 
