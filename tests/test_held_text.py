@@ -286,3 +286,42 @@ def test_frames_that_repeat_a_long_text_make_no_second_copy_of_it() -> None:
     # decoding each frame whole made a third copy, read 3.1 times the text.
     assert _peak_reading_the_done_frames(DecodesEverything(), text) > 2.9
     assert _peak_reading_the_done_frames(Assembler(), text) < 2.4
+
+
+def test_a_response_of_several_long_messages_is_read_sparing_every_text() -> None:
+    texts = [text_of(300_000, f"{n}: {LINE}") for n in range(3)]
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}
+    ]
+    finals = []
+    for n, text in enumerate(texts):
+        added = {"id": f"msg_{n}", "type": "message", "status": "in_progress"}
+        ref = {"item_id": f"msg_{n}", "output_index": n, "content_index": 0}
+        part = {"type": "output_text", "text": text, "annotations": []}
+        final = {**added, "status": "completed", "role": "assistant", "content": [part]}
+        finals.append(final)
+        events.append({"type": "response.output_item.added", "output_index": n, "item": added})
+        for at in range(0, len(text), 1000):
+            events.append(
+                {"type": "response.output_text.delta", **ref, "delta": text[at : at + 1000]}
+            )
+        events.append({"type": "response.output_text.done", **ref, "text": text})
+        events.append({"type": "response.content_part.done", **ref, "part": part})
+        events.append({"type": "response.output_item.done", "output_index": n, "item": final})
+    events.append(
+        {
+            "type": "response.completed",
+            "response": {"id": "resp_1", "status": "completed", "output": finals},
+        }
+    )
+    body = b"".join(
+        f"event: {e['type']}\ndata: {json.dumps({**e, 'sequence_number': n})}\n\n".encode()
+        for n, e in enumerate(events)
+    )
+    spied = Spied()
+    cuts = list(range(65536, len(body), 65536))
+    out = fed(spied, body, cuts)
+    assert spied.spared == 3 * 3 + 1  # every frame that repeats a text
+    assert out == fed(DecodesEverything(), body, cuts)
+    completed = [e for e in out if isinstance(e, respflow.MessageCompleted)]
+    assert [e.text for e in completed] == texts

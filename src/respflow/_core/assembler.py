@@ -497,7 +497,10 @@ class Assembler(CodeItems, MessageItems):
         """``data`` decoded without decoding again the long texts it shares with the
         items (see :mod:`.held`); None if it shares none, and it is decoded as usual."""
         texts: list[held.Held] = []
-        for record in self._items.values():
+        records = list(self._items.values())
+        # The item added last first (the done events of one item), then all in order (a
+        # response's output): see held._spans.
+        for record in records[-1:] + records[:-1]:
             for part in record.parts.values():
                 texts.append(part.text if part.text is not None else part.streamed)
             texts += [record.code, *record.arguments.values()]

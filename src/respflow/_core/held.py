@@ -53,6 +53,9 @@ _PREFIX = 64
 _TRIES = 16
 """Places a held text's first characters are tried at before that text is given up on."""
 
+_SCANS = 4
+"""How many times over its length a payload may be searched for held texts."""
+
 _ENCODE = msgspec.json.Encoder().encode
 
 Held = str | Streamed
@@ -132,25 +135,44 @@ def _spliced(data: bytes | bytearray, spans: list[tuple[int, int, Held]], which:
 
 
 def _spans(data: bytes | bytearray, texts: list[Held], plain: Plain) -> list[tuple[int, int, Held]]:
-    """Where in ``data`` a string literal of one of ``texts`` is, in order, not overlapping."""
+    """Where in ``data`` a string literal of one of ``texts`` is, in order, not overlapping.
+
+    The texts are looked for in the order given, each from where the last was found (the
+    items of a response come in order), until what is left could not hold another; the
+    search gives up once it has passed over the payload :data:`_SCANS` times.
+    """
     found = []
+    left, budget, cursor = len(data), _SCANS * len(data), 0
     for text in texts:
         for prefix in _prefixes(text):
-            at, tries = data.find(prefix), 0
+            if left < LONG_TEXT or budget < 0:
+                break
+            at, tries = _find(data, prefix, cursor), 0
+            budget -= len(data) if at < 0 else at - cursor if at >= cursor else len(data)
             while at >= 0 and tries < _TRIES:
                 end = _literal_end(data, at, text, plain)
                 if end < 0:
                     tries += 1
                     at = data.find(prefix, at + 1)
-                else:
-                    found.append((at, end, text))
-                    at = data.find(prefix, end)
+                    continue
+                found.append((at, end, text))
+                left -= end - at
+                cursor = end
+                break
+            if found and found[-1][2] is text:
+                break  # found; the other way of writing it need not be looked for
     found.sort(key=lambda span: span[0])
     spans: list[tuple[int, int, Held]] = []
     for span in found:
         if not spans or span[0] >= spans[-1][1]:
             spans.append(span)
     return spans
+
+
+def _find(data: bytes | bytearray, prefix: bytes, cursor: int) -> int:
+    """Where ``prefix`` is, from ``cursor`` on, else before it."""
+    at = data.find(prefix, cursor)
+    return at if at >= 0 or not cursor else data.find(prefix, 0, cursor + len(prefix) - 1)
 
 
 def _prefixes(text: Held) -> set[bytes]:
