@@ -68,8 +68,8 @@ _ARGUMENT_FIELDS: dict[type[Any], str] = {
 
 
 _JOIN_AHEAD = 8
-"""How many times the bytes of a frame still arriving a streamed text may be, to be joined
-before the frame is whole (see :meth:`Assembler._join_before`)."""
+"""A streamed text is joined ahead of a frame still arriving (:meth:`Assembler._join_before`)
+once the frame's bytes so far are at least its length divided by this."""
 
 DEFAULT_MAX_SEQUENCE_JUMP = 1_000_000
 """Far more events than any response has (a long one has tens of thousands)."""
@@ -508,7 +508,10 @@ class Assembler(CodeItems, MessageItems):
             code = final.get("code")
             if isinstance(code, str) and len(code) >= held.LONG_TEXT:
                 texts.append(code)
-        return held.decode_holding(data, texts, self._plain_texts)
+        try:
+            return held.decode_holding(data, texts, self._plain_texts)
+        except Exception:  # a bug there must not cost the event: it is decoded as usual
+            return None
 
     def _safely(self, event: wire.WireEvent | wire.Unrecognized, *, placed: bool = False) -> None:
         """Dispatch ``event`` (to its handler only, if it was ``placed`` in the sequence)."""
