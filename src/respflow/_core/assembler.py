@@ -255,14 +255,13 @@ class Assembler(CodeItems, MessageItems):
         large = held.LARGE_PAYLOAD
         for item in items:
             if isinstance(item, (bytes, bytearray)):
-                holding = self._holding(item) if len(item) >= large else None
-                if holding is not None:
-                    event, item = holding  # checked for depth against the payload read
-                else:
+                if len(item) < large:
                     try:
-                        event = decode(item)
+                        event: Any = decode(item)
                     except Exception:
                         event = None
+                else:
+                    event, item = self._decoded_large(item)
                 kind = type(event)
                 if (
                     kind is text_delta or kind is code_delta or kind is code_delta_dotted
@@ -492,6 +491,18 @@ class Assembler(CodeItems, MessageItems):
                 self._skipped("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
             return
         self._safely(event)
+
+    def _decoded_large(self, data: Data) -> tuple[Any, Data]:
+        """A large payload of :meth:`_plain` decoded (None if it does not decode as a
+        known event), with the payload to measure its depth on: the shorter one it was
+        read from if it repeats held texts."""
+        holding = self._holding(data)
+        if holding is not None:
+            return holding
+        try:
+            return wire.decode_known(data), data
+        except Exception:
+            return None, data
 
     def _holding(self, data: bytes | bytearray) -> tuple[Any, bytes] | None:
         """``data`` decoded without decoding again the long texts it shares with the
