@@ -46,7 +46,7 @@ import msgspec
 
 from .. import _events as ev
 from .._exceptions import UsageError
-from . import wire
+from . import held, wire
 from .code_items import CodeItems
 from .items import ITEM_KINDS, JOIN_EVERY, Json, Record, Streamed, type_of
 from .message_items import MessageItems
@@ -66,6 +66,10 @@ _ARGUMENT_FIELDS: dict[type[Any], str] = {
     wire.McpArgumentsDone: "arguments",
 }
 
+
+_JOIN_AHEAD = 8
+"""A streamed text is joined ahead of a frame still arriving (:meth:`Assembler._join_before`)
+once the frame's bytes so far are at least its length divided by this."""
 
 DEFAULT_MAX_SEQUENCE_JUMP = 1_000_000
 """Far more events than any response has (a long one has tens of thousands)."""
@@ -211,7 +215,26 @@ class Assembler(CodeItems, MessageItems):
         """Feed raw event-stream bytes, cut anywhere; returns the events they completed."""
         self._check_open()
         self._plain(self._sse.feed_data(data))
+        pending = self._sse.pending
+        if pending >= held.LONG_TEXT:
+            self._join_before(pending)
         return self._take()
+
+    def _join_before(self, pending: int) -> None:
+        """A frame of ``pending`` bytes so far is arriving, likely one that carries a
+        text streamed in pieces: join those pieces now, while the frame is short, so the
+        text is not held three times (pieces, joined, and in the frame) when it is read.
+
+        Only texts at most :data:`_JOIN_AHEAD` times the frame's bytes are joined, so
+        joining costs at most that many times the bytes received.
+        """
+        for index, record in self._items.items():
+            if index in self._final:
+                continue
+            texts = [part.streamed for part in record.parts.values() if part.text is None]
+            for streamed in [*texts, record.code]:
+                if not streamed.joined() and sum(map(len, streamed)) <= _JOIN_AHEAD * pending:
+                    streamed.text()
 
     def _plain(self, items: list[Data | Frame | OversizedFrame]) -> None:
         """The hot path: frames' data from :meth:`SSEDecoder.feed_data`, decoded, and
@@ -229,12 +252,16 @@ class Assembler(CodeItems, MessageItems):
         out = self._out  # the same list until feed() takes it
         expected, rid, records, final = self._next_in_line(), self._rid, self._items, self._final
         placed: int | None = None  # the last number placed here, not yet in self._last_seq
+        large = held.LARGE_PAYLOAD
         for item in items:
             if isinstance(item, (bytes, bytearray)):
-                try:
-                    event: Any = decode(item)
-                except Exception:
-                    event = None
+                if len(item) < large:
+                    try:
+                        event: Any = decode(item)
+                    except Exception:
+                        event = None
+                else:
+                    event, item = self._decoded_large(item)
                 kind = type(event)
                 if (
                     kind is text_delta or kind is code_delta or kind is code_delta_dotted
@@ -378,6 +405,7 @@ class Assembler(CodeItems, MessageItems):
         self._next_index = 0
         self._by_id: dict[str, Record] = {}
         self._final: dict[int, Json] = {}
+        self._plain_texts: held.Plain = {}
         self._container_id: str | None = None
         self._shell_commands: dict[int, int] = {}
         self._shell_calls: dict[str, Record] = {}
@@ -432,6 +460,11 @@ class Assembler(CodeItems, MessageItems):
     def _payload(self, data: wire.Payload, *, complete: bool) -> None:
         if data == b"[DONE]" or data == "[DONE]":
             return
+        if not isinstance(data, str) and len(data) >= held.LARGE_PAYLOAD:
+            holding = self._holding(data)
+            if holding is not None:
+                self._safely(holding[0])
+                return
         try:
             event = wire.decode_event(data)
         except msgspec.ValidationError as exc:  # a DecodeError subclass: catch it first
@@ -458,6 +491,38 @@ class Assembler(CodeItems, MessageItems):
                 self._skipped("invalid_json", f"an event was not valid JSON and was skipped: {exc}")
             return
         self._safely(event)
+
+    def _decoded_large(self, data: Data) -> tuple[Any, Data]:
+        """A large payload of :meth:`_plain` decoded (None if it does not decode as a
+        known event), with the payload to measure its depth on: the shorter one it was
+        read from if it repeats held texts."""
+        holding = self._holding(data)
+        if holding is not None:
+            return holding
+        try:
+            return wire.decode_known(data), data
+        except Exception:
+            return None, data
+
+    def _holding(self, data: bytes | bytearray) -> tuple[Any, bytes] | None:
+        """``data`` decoded without decoding again the long texts it shares with the
+        items (see :mod:`.held`); None if it shares none, and it is decoded as usual."""
+        texts: list[held.Held] = []
+        records = list(self._items.values())
+        # The item added last first (the done events of one item), then all in order (a
+        # response's output): see held._spans.
+        for record in records[-1:] + records[:-1]:
+            for part in record.parts.values():
+                texts.append(part.text if part.text is not None else part.streamed)
+            texts += [record.code, *record.arguments.values()]
+        for final in self._final.values():
+            code = final.get("code")
+            if isinstance(code, str) and len(code) >= held.LONG_TEXT:
+                texts.append(code)
+        try:
+            return held.decode_holding(data, texts, self._plain_texts)
+        except Exception:  # a bug there must not cost the event: it is decoded as usual
+            return None
 
     def _safely(self, event: wire.WireEvent | wire.Unrecognized, *, placed: bool = False) -> None:
         """Dispatch ``event`` (to its handler only, if it was ``placed`` in the sequence)."""

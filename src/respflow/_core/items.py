@@ -67,6 +67,10 @@ class Streamed:
             self.blocks.append("".join(runs))
             self.runs = []
 
+    def joined(self) -> bool:
+        """Whether it is held as one string (or nothing), so :meth:`text` copies nothing."""
+        return len(self.blocks) <= 1 and not self.runs and not self.recent
+
     def text(self) -> str:
         """All of it, as one string; kept as that one string, so asking again is free."""
         if len(self.blocks) == 1 and not self.runs and not self.recent:
@@ -81,6 +85,8 @@ class Streamed:
     def settle(self, final: str) -> None:
         """``final`` is the finished text: if it is what streamed, it is kept instead, so
         the text is held once, not twice. Compared in place, without joining."""
+        if self.blocks and self.blocks[0] is final and self.joined():
+            return  # already that very string (an event read from the text held)
         if not self or sum(map(len, self)) != len(final):
             return
         at = 0

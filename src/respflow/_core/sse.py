@@ -87,6 +87,11 @@ class SSEDecoder:
         # Bytes held back until we know whether the stream opens with a BOM.
         self._head: bytes | None = b""
 
+    @property
+    def pending(self) -> int:
+        """About how many bytes of a frame not yet complete are held."""
+        return len(self._partial) + self._frame_bytes
+
     def feed(self, chunk: bytes) -> list[Frame | OversizedFrame]:
         chunk = self._after_head(chunk)
         if not chunk:
