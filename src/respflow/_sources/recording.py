@@ -26,7 +26,7 @@ from .._core.assembler import Assembler
 from .._events import END_TYPES, Event
 from .._exceptions import RecordingError
 
-__all__ = ["RecordingFormat", "detect_format", "replay"]
+__all__ = ["RecordingFormat", "detect_format", "replay", "replay_batches"]
 
 RecordingFormat = Literal["sse", "jsonl", "response", "events"]
 
@@ -136,6 +136,19 @@ def replay(
     Raises:
         RecordingError: as :func:`detect_format`.
     """
+    for batch in replay_batches(data, format=format, assembler=assembler):
+        yield from batch
+
+
+def replay_batches(
+    data: bytes,
+    *,
+    format: RecordingFormat | None = None,
+    assembler: Assembler | None = None,
+) -> Iterator[list[Event]]:
+    """:func:`replay`'s events in the lists the assembler hands them out in, for a reader
+    that does one thing to many events at once (``respflow replay --format jsonl`` encodes
+    a list in one call). Same arguments, same events, same errors."""
     if format is None:
         fmt, array = _detect(data)
     else:
@@ -146,28 +159,28 @@ def replay(
         return
     asm = assembler or Assembler()
     if fmt == "sse":
-        yield from asm.feed(body)
+        yield asm.feed(body)
     elif fmt == "response":
-        yield from asm.feed_response(body)
+        yield asm.feed_response(body)
     else:
         if array is None and format is not None:
             array = _array(body)
         if array is not None:
             for raw in array:
-                yield from asm.feed_event(bytes(raw))
+                yield asm.feed_event(bytes(raw))
         else:
             for line in body.splitlines():
                 if line.strip():
-                    yield from asm.feed_event(line)
-    yield from asm.close()
+                    yield asm.feed_event(line)
+    yield asm.close()
 
 
-def _replay_normalized(body: bytes) -> Iterator[Event]:
+def _replay_normalized(body: bytes) -> Iterator[list[Event]]:
     own = _NormalizedEvents()
     for number, line in enumerate(body.splitlines(), 1):
         if line.strip():
-            yield from own.line(number, line)
-    yield from own.close()
+            yield own.line(number, line)
+    yield own.close()
 
 
 class _Response:
