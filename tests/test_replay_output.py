@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from respflow import Event, encode_event, replay
+from respflow import Assembler, Event, encode_event, replay
 from respflow._cli import main
 from respflow._cli.main import LINES_PER_WRITE, write_lines
+from respflow._sources.recording import FEED_BYTES
 from respflow.testing import StreamBuilder, to_jsonl, to_sse
 
 SAMPLE = resources.files("respflow").joinpath("samples", "code_interpreter.sse").read_bytes()
@@ -63,6 +64,20 @@ def test_jsonl_output_is_each_event_encoded_on_its_own_line(
     path = tmp_path / "recording"
     path.write_bytes(recording)
     assert replayed(path, capsysbinary) == one_by_one(recording)
+
+
+@pytest.mark.parametrize(
+    "recording",
+    [
+        pytest.param(LONG, id="lf"),
+        pytest.param(b"\xef\xbb\xbf" + LONG, id="bom"),
+        pytest.param(LONG.replace(b"\n", b"\r\n"), id="crlf"),
+    ],
+)
+def test_replay_in_pieces_gives_what_one_feed_of_the_whole_gives(recording: bytes) -> None:
+    assert len(recording) > 3 * FEED_BYTES
+    whole = Assembler()
+    assert list(replay(recording)) == whole.feed(recording) + whole.close()
 
 
 def test_a_real_process_writes_the_same_bytes(tmp_path: Path) -> None:
