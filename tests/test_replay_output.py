@@ -209,3 +209,29 @@ def test_the_top_level_help_and_errors_name_every_command(
     for command in _ADDERS:
         assert command in shown
         assert repr(command) in said
+
+
+def frozen_at_exit(call: str, path: Path) -> int:
+    """How many objects a process that runs ``call`` leaves out of the garbage collection
+    at its exit (its exit functions run first, as at a real exit)."""
+    probe = (
+        "import atexit, gc, sys\nfrom respflow._cli import main\n"
+        f"sys.argv = ['respflow', 'replay', '--format', 'jsonl', {str(path)!r}]\n{call}\n"
+        "atexit._run_exitfuncs()\nprint(gc.get_freeze_count(), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return int(done.stderr.split()[-1])
+
+
+def test_only_the_command_line_leaves_its_objects_to_the_system_at_exit(tmp_path: Path) -> None:
+    path = tmp_path / "long.sse"
+    path.write_bytes(LONG)
+    assert frozen_at_exit("main()", path) > 0  # the process is the command: it exits faster
+    assert frozen_at_exit("main(sys.argv[1:])", path) == 0  # a program's own exit is its own

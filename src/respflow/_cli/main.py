@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import errno
+import gc
 import importlib
 import os
 import signal
@@ -711,6 +713,15 @@ def _event_line() -> Any:
     return EventLine()
 
 
+def _leave_the_rest_to_the_system() -> None:
+    """At exit an interpreter searches every object still alive, its modules' too, for
+    garbage: ~15 ms, a tenth of replaying 50,000 events. What is garbage now is collected
+    (and finalized) here; the rest, which a replay that has written its output does not
+    need finalized, is left to the system to reclaim with the process."""
+    gc.collect()
+    gc.freeze()
+
+
 def _one_line(command: str, exc: BaseException) -> str:
     """What went wrong, as one line without a secret in it."""
     from .._delivery.redaction import redact_text
@@ -736,9 +747,12 @@ def _innermost(exc: BaseException) -> BaseException:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    own_process = argv is None  # `respflow ...` or `python -m respflow ...`
     if argv is None:
         argv = sys.argv[1:]
     args = _parser(argv).parse_args(argv)
+    if own_process and args.command == "replay":
+        atexit.register(_leave_the_rest_to_the_system)
     missing = _missing_extra(args)
     if missing is not None:
         print(missing, file=sys.stderr)
