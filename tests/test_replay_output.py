@@ -145,6 +145,7 @@ UNUSED = (
     "respflow._server",
     "respflow.testing",
     "secrets",
+    "signal",
     "starlette",
     "structlog",
     "trio",

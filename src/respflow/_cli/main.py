@@ -9,7 +9,6 @@ import errno
 import gc
 import importlib
 import os
-import signal
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
@@ -450,6 +449,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _mock_server(args: argparse.Namespace) -> int:
+    import signal
     from importlib import resources
 
     import anyio
