@@ -28,7 +28,9 @@ Paths:
   (d) openai SDK: responses.stream() accumulator, in-memory transport
   (e) respflow.stream(client): the SDK sends the request over loopback HTTP, respflow reads
   (f) openai SDK: responses.create(stream=True), typed events, over the same loopback HTTP
-  (g) (a) with a LinkRewriter on the path (every event through LinkRewriter.feed)
+  (g) (a) with a LinkRewriter on the path: aiter_events(..., processors=[rewriter]), the
+      events of each chunk through LinkRewriter.feed_all in one call
+  (h) (a) with LinkRewriter.feed called on each event the loop gets
 """
 
 from __future__ import annotations
@@ -107,6 +109,14 @@ async def path_b(body: bytes) -> int:
 
 
 async def path_g(body: bytes) -> int:
+    n = 0
+    rewriter = respflow.LinkRewriter()
+    async for _ in respflow.aiter_events(chunks(body), processors=[rewriter]):
+        n += 1
+    return n
+
+
+async def path_h(body: bytes) -> int:
     n = 0
     rewriter = respflow.LinkRewriter()
     async for event in respflow.aiter_events(chunks(body)):
@@ -201,6 +211,7 @@ async def measure(repeats: int, base_url: str) -> None:
         "e": path_e(http),
         "f": path_c(http),
         "g": path_g,
+        "h": path_h,
     }
     labels = {
         "a": "respflow: bytes -> normalized events",
@@ -210,8 +221,9 @@ async def measure(repeats: int, base_url: str) -> None:
         "e": "respflow.stream(client) over loopback HTTP",
         "f": "openai SDK: create(stream=True) over loopback HTTP",
         "g": "respflow: (a) with a LinkRewriter on the path",
+        "h": "respflow: (a) with LinkRewriter.feed on each event",
     }
-    baseline = {"a": "c", "b": "c", "c": "c", "d": "c", "e": "f", "f": "f", "g": "c"}
+    baseline = {"a": "c", "b": "c", "c": "c", "d": "c", "e": "f", "f": "f", "g": "c", "h": "c"}
     normalized = await path_a(body)
     for run in paths.values():  # warm-up
         await run(body)
@@ -251,6 +263,8 @@ async def measure(repeats: int, base_url: str) -> None:
     print()
     rewriter_cost = median_ratio(times["g"], times["a"])
     print(f"LinkRewriter on the path: (g) takes {rewriter_cost:.2f}x the time of (a)")
+    feed_cost = median_ratio(times["h"], times["a"])
+    print(f"LinkRewriter.feed on each event: (h) takes {feed_cost:.2f}x the time of (a)")
     await http.close()
 
 
