@@ -357,8 +357,7 @@ class LinkRewriter:
         stamper = self._stamper
         for event in events:
             if type(event) is ev.TextDelta:
-                # feed's commonest case in line: the part the last delta went to holds
-                # nothing back, and the delta has no "/" and cannot end in a link's start.
+                # feed in line, but for a delta it sends the long way.
                 part = self._recent
                 delta = event.delta
                 if (
@@ -368,13 +367,20 @@ class LinkRewriter:
                     or event.response_id != self._rid
                     or not delta
                     or "/" in delta
-                    or not (part.passed or (part.emitted == len(part.window) and not part.raw))
-                    or ("s" in delta and delta[-1] in _SANDBOX)
                 ):
                     out += self.feed(event)
                     continue
-                part.passed += len(delta)
-                part.last = delta
+                if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
+                    passed = self._held_then(part, event)
+                    if passed is None:
+                        out += self._feed(event)
+                        continue
+                    event = passed
+                elif "s" in delta and delta[-1] in _SANDBOX:
+                    event = self._pass_or_hold(part, event, delta)
+                else:
+                    part.passed += len(delta)
+                    part.last = delta
             elif (
                 not (type(event) is ev.CodeDelta or type(event) in _PASSED)
                 or event.response_id != self._rid
@@ -460,9 +466,17 @@ class LinkRewriter:
         if hold >= 0 and len(delta) - hold <= _SANDBOX_LENGTH and _SANDBOX.startswith(delta[hold:]):
             before = delta[hold - 1] if hold else (part.last if part.passed else part.window)[-1:]
             if not before or not (before.isalnum() or before in "_/."):
-                part.settle()
-                out = self._hold_from(part, delta, delta, hold)
-                return msgspec.structs.replace(event, delta=out)
+                if not part.passed:
+                    out = self._hold_from(part, delta, delta, hold)
+                    return msgspec.structs.replace(event, delta=out)
+                # settle and _hold_from in one step, for the usual case: what went out
+                # as it came is counted, and the window is the held start of "sandbox:"
+                # after one character of context.
+                part.at += part.emitted + part.passed - 1 + hold
+                part.out += part.passed + hold
+                part.window = delta[hold - 1 :] if hold else part.last[-1] + delta
+                part.emitted, part.held, part.passed = 1, None, 0
+                return msgspec.structs.replace(event, delta=delta[:hold])
         part.passed += len(delta)
         part.last = delta
         return event
@@ -471,9 +485,10 @@ class LinkRewriter:
         """_without_links for a part that holds something back."""
         delta = event.delta
         window, emitted = part.window, part.emitted
-        if part.raw or "/" in window[emitted:]:
+        held = window[emitted:]
+        if part.raw or "/" in held:
             return None
-        rest = window[emitted:] + delta
+        rest = held + delta
         hold = rest.rfind("s")
         if (
             hold >= 0
