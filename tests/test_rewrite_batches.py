@@ -212,3 +212,24 @@ class _Downloads:
 async def test_a_processor_without_feed_is_refused_with_where_it_belongs() -> None:
     with pytest.raises(UsageError, match="in a Pipeline"):
         respflow.aiter_events(_chunked(b"", 1), processors=[_Downloads()])
+
+
+class _Broken:
+    def feed(self, event: ev.Event) -> list[ev.Event]:
+        if isinstance(event, ev.TextDone):
+            raise LookupError("a bug in the processor")
+        return [event]
+
+
+async def test_a_processor_that_raises_is_not_taken_for_a_failed_source() -> None:
+    got: list[ev.Event] = []
+
+    async def read() -> None:
+        events = respflow.aiter_events(_chunked(_wire("some text"), 64), processors=[_Broken()])
+        async for event in events:
+            got.append(event)
+
+    with pytest.raises(LookupError, match="a bug in the processor"):
+        await read()
+    assert any(isinstance(e, ev.TextDelta) for e in got)
+    assert not any(isinstance(e, ev.StreamError) for e in got)

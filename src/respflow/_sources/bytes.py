@@ -36,7 +36,8 @@ def aiter_events(
     ``processors`` are sans-I/O steps with ``feed(event) -> list[Event]`` (like
     :class:`respflow.LinkRewriter`), applied in order to the events of each chunk as it is
     read; one with ``feed_all(events)`` takes them in one call, so an event it passes
-    unchanged costs no call of its own. The same events as feeding each event in turn.
+    unchanged costs no call of its own. The same events as feeding each event in turn;
+    an exception a processor raises comes out of the iteration, as from a loop of its own.
     """
     then = _steps(processors)
     if record is None:
@@ -70,13 +71,24 @@ def _steps(processors: Sequence[Any]) -> Callable[[list[Event]], list[Event]] | 
         return None
 
     def run(events: list[Event]) -> list[Event]:
-        for step in steps:
-            if not events:
-                break
-            events = step(events)
+        try:
+            for step in steps:
+                if not events:
+                    break
+                events = step(events)
+        except Exception as exc:
+            raise _ProcessorFailed(exc) from exc
         return events
 
     return run
+
+
+class _ProcessorFailed(Exception):
+    """A processor raised ``raised``: not a failure of the source."""
+
+    def __init__(self, raised: Exception) -> None:
+        super().__init__(raised)
+        self.raised = raised
 
 
 def _each(feed: Callable[[Event], list[Event]]) -> Callable[[list[Event]], list[Event]]:
@@ -106,6 +118,8 @@ async def drive(
             async for item in source:
                 for event in feed(item):
                     yield event
+        except _ProcessorFailed as failed:
+            raise failed.raised from None
         except Exception as exc:
             for event in after(asm.transport_error(f"{what} failed: {exc!r}")):
                 yield event
