@@ -2,14 +2,14 @@
 
 The stream (built with respflow.testing.StreamBuilder, every event valid against the
 SDK's own types) holds a code interpreter call of 2,000 code deltas and a message of
-3,000 text deltas with a container_file_citation, as in a long real turn. Paths (a)-(d)
-and (g) read the same bytes in 4 KiB chunks with one async checkpoint per chunk; paths (e)
-and (f) fetch them over real loopback HTTP from ``respflow mock-server`` running in a child
-process. All run round-robin after a warm-up and are timed in this process's CPU time (so
+3,000 text deltas with a container_file_citation, as in a long real turn. Paths (a)-(d),
+(g) and (h) read the same bytes in 4 KiB chunks with one async checkpoint per chunk; paths
+(e) and (f) fetch them over real loopback HTTP from ``respflow mock-server`` running in a
+child process. All run round-robin after a warm-up and are timed in this process's CPU time (so
 other load on a shared machine does not count, and over HTTP neither side is charged for
 the mock server's work); the table reports microseconds per wire event and the ratio to
 the SDK path on the same transport, (c) in memory and (f) over HTTP: the median of the
-ratios of each round. (g) is compared with (a): the LinkRewriter's share.
+ratios of each round. (g) and (h) are compared with (a): the LinkRewriter's share.
 
 A second table runs whole processes on a stream ten times as long (50,010 wire events):
 ``respflow replay --format jsonl FILE`` against a script that iterates the SDK's typed
