@@ -340,7 +340,7 @@ class LinkRewriter:
         # the suffix is looked at: formatting the sequence number to compare it was a
         # tenth of the rewriter's cost.)
         stamper, seq = self._stamper, event.sequence_number
-        if seq != stamper.seq and event.cursor.endswith("-0"):
+        if seq != stamper.seq and event.cursor[-2:] == "-0":
             stamper.seq, stamper.k = seq, 1
             return [event]
         return [stamper.passed(event)]
@@ -388,7 +388,7 @@ class LinkRewriter:
                 out += self._feed(event)
                 continue
             seq = event.sequence_number
-            if seq != stamper.seq and event.cursor.endswith("-0"):
+            if seq != stamper.seq and event.cursor[-2:] == "-0":
                 stamper.seq, stamper.k = seq, 1
                 keep(event)
             else:
