@@ -2,14 +2,14 @@
 
 The stream (built with respflow.testing.StreamBuilder, every event valid against the
 SDK's own types) holds a code interpreter call of 2,000 code deltas and a message of
-3,000 text deltas with a container_file_citation, as in a long real turn. Paths (a)-(d)
-and (g) read the same bytes in 4 KiB chunks with one async checkpoint per chunk; paths (e)
-and (f) fetch them over real loopback HTTP from ``respflow mock-server`` running in a child
-process. All run round-robin after a warm-up and are timed in this process's CPU time (so
+3,000 text deltas with a container_file_citation, as in a long real turn. Paths (a)-(d),
+(g) and (h) read the same bytes in 4 KiB chunks with one async checkpoint per chunk; paths
+(e) and (f) fetch them over real loopback HTTP from ``respflow mock-server`` running in a
+child process. All run round-robin after a warm-up and are timed in this process's CPU time (so
 other load on a shared machine does not count, and over HTTP neither side is charged for
 the mock server's work); the table reports microseconds per wire event and the ratio to
 the SDK path on the same transport, (c) in memory and (f) over HTTP: the median of the
-ratios of each round. (g) is compared with (a): the LinkRewriter's share.
+ratios of each round. (g) and (h) are compared with (a): the LinkRewriter's share.
 
 A second table runs whole processes on a stream ten times as long (50,010 wire events):
 ``respflow replay --format jsonl FILE`` against a script that iterates the SDK's typed
@@ -28,7 +28,9 @@ Paths:
   (d) openai SDK: responses.stream() accumulator, in-memory transport
   (e) respflow.stream(client): the SDK sends the request over loopback HTTP, respflow reads
   (f) openai SDK: responses.create(stream=True), typed events, over the same loopback HTTP
-  (g) (a) with a LinkRewriter on the path (every event through LinkRewriter.feed)
+  (g) (a) with a LinkRewriter on the path: aiter_events(..., processors=[rewriter]), the
+      events of each chunk through LinkRewriter.feed_all in one call
+  (h) (a) with LinkRewriter.feed called on each event the loop gets
 """
 
 from __future__ import annotations
@@ -107,6 +109,14 @@ async def path_b(body: bytes) -> int:
 
 
 async def path_g(body: bytes) -> int:
+    n = 0
+    rewriter = respflow.LinkRewriter()
+    async for _ in respflow.aiter_events(chunks(body), processors=[rewriter]):
+        n += 1
+    return n
+
+
+async def path_h(body: bytes) -> int:
     n = 0
     rewriter = respflow.LinkRewriter()
     async for event in respflow.aiter_events(chunks(body)):
@@ -201,6 +211,7 @@ async def measure(repeats: int, base_url: str) -> None:
         "e": path_e(http),
         "f": path_c(http),
         "g": path_g,
+        "h": path_h,
     }
     labels = {
         "a": "respflow: bytes -> normalized events",
@@ -210,8 +221,9 @@ async def measure(repeats: int, base_url: str) -> None:
         "e": "respflow.stream(client) over loopback HTTP",
         "f": "openai SDK: create(stream=True) over loopback HTTP",
         "g": "respflow: (a) with a LinkRewriter on the path",
+        "h": "respflow: (a) with LinkRewriter.feed on each event",
     }
-    baseline = {"a": "c", "b": "c", "c": "c", "d": "c", "e": "f", "f": "f", "g": "c"}
+    baseline = {"a": "c", "b": "c", "c": "c", "d": "c", "e": "f", "f": "f", "g": "c", "h": "c"}
     normalized = await path_a(body)
     for run in paths.values():  # warm-up
         await run(body)
@@ -251,6 +263,8 @@ async def measure(repeats: int, base_url: str) -> None:
     print()
     rewriter_cost = median_ratio(times["g"], times["a"])
     print(f"LinkRewriter on the path: (g) takes {rewriter_cost:.2f}x the time of (a)")
+    feed_cost = median_ratio(times["h"], times["a"])
+    print(f"LinkRewriter.feed on each event: (h) takes {feed_cost:.2f}x the time of (a)")
     await http.close()
 
 

@@ -9,7 +9,6 @@ ids, duplicates, hostile numbering and cut tails, however the bytes are chunked.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import tracemalloc
@@ -34,6 +33,7 @@ from respflow import (
 from respflow import _events as ev
 from respflow.testing import StreamBuilder, to_sse
 
+from ._deltas import code_delta, pieces, text_delta, text_done
 from .external import recordings
 from .test_hostile_files_naming import _work
 
@@ -301,29 +301,6 @@ def test_a_large_event_is_decoded_from_the_bytes_it_was_gathered_in() -> None:
 # -- the link rewriter --------------------------------------------------------------------
 
 
-def text_delta(n: int, piece: str, content_index: int = 0) -> ev.TextDelta:
-    return ev.TextDelta(
-        response_id="resp_1",
-        sequence_number=n,
-        cursor=f"{n}-0",
-        item_id="msg_1",
-        output_index=0,
-        content_index=content_index,
-        delta=piece,
-    )
-
-
-def code_delta(n: int, piece: str) -> ev.CodeDelta:
-    return ev.CodeDelta(
-        response_id="resp_1",
-        sequence_number=n,
-        cursor=f"{n}-0",
-        item_id="ci_1",
-        output_index=0,
-        delta=piece,
-    )
-
-
 def test_a_delta_with_nothing_to_rewrite_passes_as_it_is_for_a_few_lines_of_work() -> None:
     rewriter = LinkRewriter()
     rewriter.feed(text_delta(0, "The answer: "))
@@ -381,24 +358,18 @@ words = st.lists(
 def test_the_rewriters_fast_path_says_what_the_general_path_says(
     text: str, cuts: list[int], markdown: bool, data: st.DataObject
 ) -> None:
-    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
-    pieces = [text[a:b] for a, b in itertools.pairwise(points)]
     events: list[respflow.Event] = [
         text_delta(n, piece, content_index=data.draw(st.integers(0, 1)))
-        for n, piece in enumerate(pieces)
+        for n, piece in enumerate(pieces(text, cuts))
     ]
     events.insert(data.draw(st.integers(0, len(events))), code_delta(500, "print(1)"))
     events += [
-        ev.TextDone(
-            response_id="resp_1",
-            sequence_number=900 + ci,
-            cursor=f"{900 + ci}-0",
-            item_id="msg_1",
-            output_index=0,
-            content_index=ci,
-            text="".join(
+        text_done(
+            900 + ci,
+            "".join(
                 e.delta for e in events if isinstance(e, ev.TextDelta) and e.content_index == ci
             ),
+            content_index=ci,
         )
         for ci in (0, 1)
     ]

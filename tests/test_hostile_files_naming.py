@@ -9,7 +9,6 @@ a name too long for the collision counter still gets one.
 
 from __future__ import annotations
 
-import itertools
 import posixpath
 import re
 import sys
@@ -32,6 +31,8 @@ from respflow import LinkRewriter, LocalStorage, Reconnect, files_app, find_link
 from respflow import _events as ev
 from respflow._files.names import FileNames, numbered
 from respflow.testing import LoopbackServer, MockServer, Recording, StreamBuilder, to_sse
+
+from ._deltas import pieces, text_delta, text_done
 
 FAST = Reconnect(attempts=3, initial_delay=0.01)
 DEVICES = {"con", "prn", "aux", "nul", "clock$", "conin$", "conout$"}
@@ -59,30 +60,6 @@ class Chunks:
         return data
 
 
-def _delta(n: int, piece: str) -> ev.TextDelta:
-    return ev.TextDelta(
-        response_id="resp_1",
-        sequence_number=n,
-        cursor=f"{n}-0",
-        item_id="msg_1",
-        output_index=0,
-        content_index=0,
-        delta=piece,
-    )
-
-
-def _done(n: int, text: str) -> ev.TextDone:
-    return ev.TextDone(
-        response_id="resp_1",
-        sequence_number=n,
-        cursor=f"{n}-0",
-        item_id="msg_1",
-        output_index=0,
-        content_index=0,
-        text=text,
-    )
-
-
 def _cited(n: int, start: int, end: int, file_id: str) -> ev.FileCited:
     return ev.FileCited(
         response_id="resp_1",
@@ -98,11 +75,6 @@ def _cited(n: int, start: int, end: int, file_id: str) -> ev.FileCited:
         end_index=end,
         container_id="cntr",
     )
-
-
-def _pieces(text: str, cuts: list[int]) -> list[str]:
-    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
-    return [text[a:b] for a, b in itertools.pairwise(points)]
 
 
 def _streamed(out: list[respflow.Event]) -> str:
@@ -385,7 +357,7 @@ def test_a_link_is_rewritten_to_the_name_its_file_is_stored_under() -> None:
         code = _code(n, container_id)
         rewriter.feed(code)
         names.see(code)
-        done = rewriter.feed(msgspec.structs.replace(_done(10 + n, text), item_id=f"msg_{n}"))
+        done = rewriter.feed(msgspec.structs.replace(text_done(10 + n, text), item_id=f"msg_{n}"))
         [rewritten] = [e.text for e in done if isinstance(e, ev.TextDone)]
         out.append(rewritten)
         expected = " ".join(
@@ -488,8 +460,8 @@ def test_a_link_longer_than_max_hold_in_small_deltas_still_adds_up_to_the_text()
     rewriter = LinkRewriter(max_hold=50)
     out: list[respflow.Event] = []
     for n in range(0, len(text), 7):
-        out += rewriter.feed(_delta(n, text[n : n + 7]))
-    out += rewriter.feed(_done(len(text), text))
+        out += rewriter.feed(text_delta(n, text[n : n + 7]))
+    out += rewriter.feed(text_done(len(text), text))
     [done] = [e for e in out if isinstance(e, ev.TextDone)]
     assert _streamed(out) == done.text == LinkRewriter(max_hold=50).rewrite(text, "resp_1")
     assert long_link in done.text  # too long to hold back: left as it is, everywhere
@@ -541,12 +513,12 @@ def test_streaming_equals_the_whole_rewrite_for_any_links_citations_cuts_and_max
     cited = [links[p % len(links)] for p in picks] if links else []
     rewriter = LinkRewriter(max_hold=max_hold, markdown=markdown)
     out: list[respflow.Event] = []
-    for n, piece in enumerate(_pieces(text, cuts)):
-        out += rewriter.feed(_delta(n, piece))
+    for n, piece in enumerate(pieces(text, cuts)):
+        out += rewriter.feed(text_delta(n, piece))
     citations = [_cited(1000 + n, c.start, c.end, f"cfile_{n}") for n, c in enumerate(cited)]
     for citation in citations:  # annotations come after the last delta, before text.done
         out += rewriter.feed(citation)
-    out += rewriter.feed(_done(2000, text))
+    out += rewriter.feed(text_done(2000, text))
     whole = LinkRewriter(max_hold=max_hold, markdown=markdown).rewrite(text, "resp_1")
     [done] = [e for e in out if isinstance(e, ev.TextDone)]
     assert _streamed(out) == done.text == whole
@@ -621,6 +593,6 @@ def test_one_huge_delta_is_rewritten_in_one_pass() -> None:
     # the delta (the old rewriter's) runs for minutes.
     text = "see sandbox:/mnt/data/out.csv " + ":s" * 2_500_000
     rewriter = LinkRewriter()
-    out = rewriter.feed(_delta(0, text))
-    out += rewriter.feed(_done(1, text))
+    out = rewriter.feed(text_delta(0, text))
+    out += rewriter.feed(text_done(1, text))
     assert _streamed(out) == text.replace("sandbox:/mnt/data/out.csv", "/files/resp_1/out.csv")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +9,8 @@ import respflow
 from respflow import LinkRewriter
 from respflow import _events as ev
 from respflow.testing import StreamBuilder, to_sse
+
+from ._deltas import pieces, text_delta, text_done
 
 FRAGMENTS = [
     "sandbox:/mnt/data/",
@@ -45,38 +45,11 @@ FRAGMENTS = [
 texts = st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join)
 
 
-def _deltas(text: str, cuts: list[int]) -> list[str]:
-    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
-    return [text[a:b] for a, b in itertools.pairwise(points)]
-
-
-def _delta(n: int, piece: str, rid: str = "resp_1") -> ev.TextDelta:
-    return ev.TextDelta(
-        response_id=rid,
-        sequence_number=n,
-        cursor=f"{n}-0",
-        item_id="msg_1",
-        output_index=0,
-        content_index=0,
-        delta=piece,
-    )
-
-
 def _stream(rewriter: LinkRewriter, pieces: list[str], text: str) -> list[respflow.Event]:
     out: list[respflow.Event] = []
     for n, piece in enumerate(pieces):
-        out += rewriter.feed(_delta(n, piece))
-    n = len(pieces)
-    done = ev.TextDone(
-        response_id="resp_1",
-        sequence_number=n,
-        cursor=f"{n}-0",
-        item_id="msg_1",
-        output_index=0,
-        content_index=0,
-        text=text,
-    )
-    return out + rewriter.feed(done)
+        out += rewriter.feed(text_delta(n, piece))
+    return out + rewriter.feed(text_done(len(pieces), text))
 
 
 @given(texts, st.lists(st.integers(min_value=0)))
@@ -84,7 +57,7 @@ def test_rewriting_delta_by_delta_equals_rewriting_the_whole_text(
     text: str, cuts: list[int]
 ) -> None:
     rewriter = LinkRewriter()
-    out = _stream(rewriter, _deltas(text, cuts), text)
+    out = _stream(rewriter, pieces(text, cuts), text)
     whole = LinkRewriter().rewrite(text, "resp_1")
     streamed = "".join(e.delta for e in out if isinstance(e, ev.TextDelta))
     assert streamed == whole
@@ -97,10 +70,10 @@ def test_rewriting_delta_by_delta_equals_rewriting_the_whole_text(
 
 def test_only_what_could_still_become_a_link_is_held_back() -> None:
     rewriter = LinkRewriter()
-    [first] = rewriter.feed(_delta(1, "See sandbox:/mn", "r"))
+    [first] = rewriter.feed(text_delta(1, "See sandbox:/mn", "r"))
     assert isinstance(first, ev.TextDelta)
     assert first.delta == "See "
-    [second] = rewriter.feed(_delta(2, "t/data/a b.csv now", "r"))
+    [second] = rewriter.feed(text_delta(2, "t/data/a b.csv now", "r"))
     assert isinstance(second, ev.TextDelta)
     assert second.delta == "/files/r/a b.csv now"  # a link ends at the space
 
@@ -112,7 +85,7 @@ def test_never_more_than_max_hold_is_held() -> None:
     for n in range(0, len(text), 7):
         piece = text[n : n + 7]
         sent += len(piece)
-        for event in rewriter.feed(_delta(n, piece, "r")):
+        for event in rewriter.feed(text_delta(n, piece, "r")):
             assert isinstance(event, ev.TextDelta)
             received += len(event.delta)
         assert sent - received <= 50

@@ -7,13 +7,13 @@ event, and the two must agree on every event, cursor and annotation span.
 
 from __future__ import annotations
 
-import itertools
-
 from hypothesis import given
 from hypothesis import strategies as st
 
 from respflow import LinkRewriter
 from respflow import _events as ev
+
+from ._deltas import pieces, text_delta, text_done
 
 FRAGMENTS = [
     "sandbox:/mnt/data/",
@@ -64,11 +64,6 @@ class _GeneralPath(LinkRewriter):
         return self._feed(event)
 
 
-def _pieces(text: str, at: list[int]) -> list[str]:
-    points = sorted({c % (len(text) + 1) for c in at} | {0, len(text)})
-    return [text[a:b] for a, b in itertools.pairwise(points)]
-
-
 def _events(parts: list[tuple[str, list[str]]], code_every: int) -> list[ev.Event]:
     """One response: a message with the given parts streamed in the given pieces, code
     deltas in between, a citation of the first link, the message and the end."""
@@ -80,15 +75,15 @@ def _events(parts: list[tuple[str, list[str]]], code_every: int) -> list[ev.Even
         seq += 1
         return seq
 
-    for index, (text, pieces) in enumerate(parts):
-        for n, piece in enumerate(pieces):
+    for index, (text, cut) in enumerate(parts):
+        for n, piece in enumerate(cut):
             if code_every and n % code_every == 0:
                 s = next_seq()
                 out.append(ev.CodeDelta("resp_1", s, f"{s}-0", "ci_1", 1, "x = 1/2"))
             s = next_seq()
-            out.append(ev.TextDelta("resp_1", s, f"{s}-0", "msg_1", 0, index, piece))
+            out.append(text_delta(s, piece, content_index=index))
         s = next_seq()
-        out.append(ev.TextDone("resp_1", s, f"{s}-0", "msg_1", 0, index, text))
+        out.append(text_done(s, text, content_index=index))
         link = text.find("sandbox:/mnt/data/")
         if link >= 0:
             end = link + len("sandbox:/mnt/data/")
@@ -132,7 +127,7 @@ def _through(rewriter: LinkRewriter, events: list[ev.Event]) -> list[ev.Event]:
 def test_the_fast_path_lets_out_what_the_general_path_does(
     parts: list[tuple[str, list[int]]], code_every: int, markdown: bool, max_hold: int
 ) -> None:
-    events = _events([(text, _pieces(text, at)) for text, at in parts], code_every)
+    events = _events([(text, pieces(text, at)) for text, at in parts], code_every)
     fast = _through(LinkRewriter(markdown=markdown, max_hold=max_hold), events)
     general = _through(_GeneralPath(markdown=markdown, max_hold=max_hold), events)
     assert fast == general
@@ -142,7 +137,7 @@ def test_the_fast_path_lets_out_what_the_general_path_does(
 def test_a_long_answer_in_small_deltas_keeps_every_character(text: str, at: list[int]) -> None:
     """Deltas that go out as they came still count for where later links and spans go."""
     text = "plain words " * 30 + text
-    events = _events([(text, _pieces(text, at))], 0)
+    events = _events([(text, pieces(text, at))], 0)
     out = _through(LinkRewriter(), events)
     streamed = "".join(e.delta for e in out if isinstance(e, ev.TextDelta))
     assert streamed == LinkRewriter().rewrite(text, "resp_1")

@@ -165,8 +165,6 @@ class _ResponseState:
     failed_names: set[str] = field(default_factory=set)
     failed_files: set[tuple[str | None, str]] = field(default_factory=set)
     cited_names: dict[tuple[str | None, str], list[str]] = field(default_factory=dict)
-    recent: tuple[str, int, _Part] | None = None
-    """The part the last text delta went to: the next one very likely goes there too."""
 
     def part(self, item_id: str, content_index: int) -> _Part:
         """The part, up to date (see _Part.settle); made if it is new."""
@@ -223,6 +221,10 @@ class LinkRewriter:
         self._stamper = Stamper()
         self._rid = ""
         self._state = _ResponseState()
+        self._recent: _Part | None = None
+        """The part the last text delta went to: the next one very likely goes there too."""
+        self._recent_item = ""
+        self._recent_index = 0
 
     # -- the pure rewrite -----------------------------------------------------------------
 
@@ -300,26 +302,24 @@ class LinkRewriter:
 
     def feed(self, event: ev.Event) -> list[ev.Event]:
         """The events to pass on for ``event``, in order."""
-        if event.response_id != self._rid:
-            return self._feed(event)
         if type(event) is ev.TextDelta:
             # Nearly every delta of a long answer goes to the part the last one went to,
             # which holds nothing back, and has no "/" and no start of "sandbox:" at its
             # end: it goes out as it came, only counted (see _Part.settle). Checked here
             # in line: a call or two more per delta was a third of the rewriter's cost.
-            recent = self._state.recent
+            part = self._recent
             delta = event.delta
             if (
-                recent is not None
-                and recent[0] == event.item_id
-                and recent[1] == event.content_index
+                part is not None
+                and event.item_id == self._recent_item
+                and event.content_index == self._recent_index
+                and event.response_id == self._rid
                 and delta
                 and "/" not in delta
             ):
-                part = recent[2]
                 if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
                     passed: ev.TextDelta | None = self._held_then(part, event)
-                elif delta[-1] in _SANDBOX and "s" in delta:  # it may end in a link's start
+                elif "s" in delta and delta[-1] in _SANDBOX:  # it may end in a link's start
                     passed = self._pass_or_hold(part, event, delta)
                 else:
                     part.passed += len(delta)
@@ -330,7 +330,10 @@ class LinkRewriter:
             if passed is None:
                 return self._feed(event)
             event = passed
-        elif type(event) not in _PASSED:
+        elif (
+            not (type(event) is ev.CodeDelta or type(event) in _PASSED)
+            or event.response_id != self._rid
+        ):
             return self._feed(event)
         # Stamper.passed in line for the first event of a wire event: the core numbers it
         # "<seq>-0", and so does the Stamper, so it keeps the cursor it came with. (Only
@@ -342,10 +345,61 @@ class LinkRewriter:
             return [event]
         return [stamper.passed(event)]
 
+    def feed_all(self, events: Iterable[ev.Event]) -> list[ev.Event]:
+        """The events to pass on for each of ``events``, in order: what :meth:`feed` gives
+        for each in turn, in one call (for what one ``Assembler.feed`` returns, say).
+
+        Most events of a long answer go out as they came; here that costs a few checks in
+        one loop, not a call and a list each.
+        """
+        out: list[ev.Event] = []
+        keep = out.append
+        stamper = self._stamper
+        for event in events:
+            if type(event) is ev.TextDelta:
+                # feed in line, but for a delta it sends the long way.
+                part = self._recent
+                delta = event.delta
+                if (
+                    part is None
+                    or event.item_id != self._recent_item
+                    or event.content_index != self._recent_index
+                    or event.response_id != self._rid
+                    or not delta
+                    or "/" in delta
+                ):
+                    out += self.feed(event)
+                    continue
+                if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
+                    passed = self._held_then(part, event)
+                    if passed is None:
+                        out += self._feed(event)
+                        continue
+                    event = passed
+                elif "s" in delta and delta[-1] in _SANDBOX:
+                    event = self._pass_or_hold(part, event, delta)
+                else:
+                    part.passed += len(delta)
+                    part.last = delta
+            elif (
+                not (type(event) is ev.CodeDelta or type(event) in _PASSED)
+                or event.response_id != self._rid
+            ):
+                out += self._feed(event)
+                continue
+            seq = event.sequence_number
+            if seq != stamper.seq and event.cursor[-2:] == "-0":
+                stamper.seq, stamper.k = seq, 1
+                keep(event)
+            else:
+                keep(stamper.passed(event))
+        return out
+
     def _feed(self, event: ev.Event) -> list[ev.Event]:
         """:meth:`feed` the long way: every event it does not pass on at once."""
         if event.response_id != self._rid:
             self._rid, self._state = event.response_id, _ResponseState()
+            self._recent = None
         state = self._state
         state.names.see(event)
         match event:
@@ -384,17 +438,16 @@ class LinkRewriter:
         every delta costs a few string operations instead of the link scan, and when
         nothing is held it goes out as it came, only counted (see _Part.settle).
         """
-        state = self._state
+        if event.response_id != self._rid:
+            return None
         item_id, index = event.item_id, event.content_index
-        recent = state.recent
-        if recent is not None and recent[0] == item_id and recent[1] == index:
-            part = recent[2]
-        else:
-            found = state.parts.get((item_id, index))
+        part = self._recent
+        if part is None or item_id != self._recent_item or index != self._recent_index:
+            found = self._state.parts.get((item_id, index))
             if found is None:
                 return None
-            part = found
-            state.recent = (item_id, index, part)
+            part = self._recent = found
+            self._recent_item, self._recent_index = item_id, index
         delta = event.delta
         if not delta or "/" in delta:
             return None
@@ -407,18 +460,23 @@ class LinkRewriter:
         return self._held_then(part, event)
 
     def _pass_or_hold(self, part: _Part, event: ev.TextDelta, delta: str) -> ev.TextDelta:
-        """_without_links for a part that holds nothing back."""
+        """_without_links for a part that holds nothing back. (_no_link_after is in line,
+        and the event is replaced at once: what is held is never the whole delta.)"""
         hold = delta.rfind("s")
-        if (
-            hold >= 0
-            and len(delta) - hold <= _SANDBOX_LENGTH
-            and _SANDBOX.startswith(delta[hold:])
-            and not _no_link_after(
-                delta[hold - 1] if hold else (part.last if part.passed else part.window)[-1:]
-            )
-        ):
-            part.settle()
-            return _with_delta(event, self._hold_from(part, delta, delta, hold))
+        if hold >= 0 and len(delta) - hold <= _SANDBOX_LENGTH and _SANDBOX.startswith(delta[hold:]):
+            before = delta[hold - 1] if hold else (part.last if part.passed else part.window)[-1:]
+            if not before or not (before.isalnum() or before in "_/."):
+                if not part.passed:
+                    out = self._hold_from(part, delta, delta, hold)
+                    return msgspec.structs.replace(event, delta=out)
+                # settle and _hold_from in one step, for the usual case: what went out
+                # as it came is counted, and the window is the held start of "sandbox:"
+                # after one character of context.
+                part.at += part.emitted + part.passed - 1 + hold
+                part.out += part.passed + hold
+                part.window = delta[hold - 1 :] if hold else part.last[-1] + delta
+                part.emitted, part.held, part.passed = 1, None, 0
+                return msgspec.structs.replace(event, delta=delta[:hold])
         part.passed += len(delta)
         part.last = delta
         return event
@@ -427,9 +485,10 @@ class LinkRewriter:
         """_without_links for a part that holds something back."""
         delta = event.delta
         window, emitted = part.window, part.emitted
-        if part.raw or "/" in window[emitted:]:
+        held = window[emitted:]
+        if part.raw or "/" in held:
             return None
-        rest = window[emitted:] + delta
+        rest = held + delta
         hold = rest.rfind("s")
         if (
             hold >= 0
@@ -442,7 +501,7 @@ class LinkRewriter:
         part.out += len(rest)
         part.at += emitted + len(rest) - 1
         part.window, part.emitted = delta[-1], 1  # the context for what comes next
-        return _with_delta(event, rest)
+        return msgspec.structs.replace(event, delta=rest)  # rest starts with what was held
 
     def _hold_from(self, part: _Part, delta: str, rest: str, hold: int) -> str:
         """_without_links when ``rest[hold:]`` may begin a link: the text before it goes."""

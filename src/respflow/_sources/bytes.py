@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from .._core.assembler import Assembler
 from .._events import Event
@@ -20,6 +20,7 @@ def aiter_events(
     *,
     assembler: Assembler | None = None,
     record: Record | None = None,
+    processors: Sequence[Any] = (),
 ) -> AsyncIterator[Event]:
     """Normalized events from a byte stream: an HTTP body, a socket, a file.
 
@@ -31,10 +32,17 @@ def aiter_events(
 
     ``record`` (a :class:`respflow.Recorder`) gets the raw bytes before they are decoded;
     it cannot be combined with ``assembler``.
+
+    ``processors`` are sans-I/O steps with ``feed(event) -> list[Event]`` (like
+    :class:`respflow.LinkRewriter`), applied in order to the events of each chunk as it is
+    read; one with ``feed_all(events)`` takes them in one call, so an event it passes
+    unchanged costs no call of its own. The same events as feeding each event in turn;
+    an exception a processor raises comes out of the iteration, as from a loop of its own.
     """
+    then = _steps(processors)
     if record is None:
         asm = assembler or Assembler()
-        return drive(chunks, asm.feed, asm, "the byte source")
+        return drive(chunks, asm.feed, asm, "the byte source", then=then)
     if assembler is not None:
         raise UsageError("pass record= or assembler=, not both: a recorder taps its own")
     tapped = assembler_for(record)
@@ -43,7 +51,48 @@ def aiter_events(
     async def close_tap() -> None:  # also when the consumer leaves early
         tapped.tap.close()
 
-    return drive(chunks, tapped.feed, tapped, "the byte source", cleanup=close_tap)
+    return drive(chunks, tapped.feed, tapped, "the byte source", cleanup=close_tap, then=then)
+
+
+def _steps(processors: Sequence[Any]) -> Callable[[list[Event]], list[Event]] | None:
+    """One function that runs a list of events through ``processors``; None for none."""
+    steps: list[Callable[[list[Event]], list[Event]]] = []
+    for processor in processors:
+        if hasattr(processor, "feed_all"):
+            steps.append(processor.feed_all)
+        elif hasattr(processor, "feed"):
+            steps.append(_each(processor.feed))
+        else:
+            raise UsageError(
+                f"{processor!r} has no feed(event): aiter_events takes sans-I/O processors "
+                "only; run one with process(events) (like FileFetcher) in a Pipeline"
+            )
+    if not steps:
+        return None
+
+    def run(events: list[Event]) -> list[Event]:
+        try:
+            for step in steps:
+                if not events:
+                    break
+                events = step(events)
+        except Exception as exc:
+            raise _ProcessorFailed(exc) from exc
+        return events
+
+    return run
+
+
+class _ProcessorFailed(Exception):
+    """A processor raised ``raised``: not a failure of the source."""
+
+    def __init__(self, raised: Exception) -> None:
+        super().__init__(raised)
+        self.raised = raised
+
+
+def _each(feed: Callable[[Event], list[Event]]) -> Callable[[list[Event]], list[Event]]:
+    return lambda events: [out for event in events for out in feed(event)]
 
 
 async def drive(
@@ -52,22 +101,34 @@ async def drive(
     asm: Assembler,
     what: str,
     cleanup: Callable[[], Awaitable[None]] | None = None,
+    then: Callable[[list[Event]], list[Event]] | None = None,
 ) -> AsyncIterator[Event]:
     """Feed each item of ``source`` to ``asm``; a failure of the source ends the response.
 
-    ``cleanup`` runs however the iteration ends. Callers return this generator itself
-    rather than wrapping it: an inner generator left unfinished is a ResourceWarning on trio.
+    ``cleanup`` runs however the iteration ends; ``then`` takes each list of events the
+    assembler gives and returns what to yield instead. Callers return this generator
+    itself rather than wrapping it: an inner generator left unfinished is a
+    ResourceWarning on trio.
     """
+    if then is not None:
+        fed, feed = feed, lambda item: then(fed(item))
+    after = then or _unchanged
     try:
         try:
             async for item in source:
                 for event in feed(item):
                     yield event
+        except _ProcessorFailed as failed:
+            raise failed.raised from None
         except Exception as exc:
-            for event in asm.transport_error(f"{what} failed: {exc!r}"):
+            for event in after(asm.transport_error(f"{what} failed: {exc!r}")):
                 yield event
-        for event in asm.close():
+        for event in after(asm.close()):
             yield event
     finally:
         if cleanup is not None:
             await cleanup()
+
+
+def _unchanged(events: list[Event]) -> list[Event]:
+    return events
