@@ -188,3 +188,28 @@ async def test_a_reader_that_leaves_while_resting_is_let_go(more: bool) -> None:
             await broker.publish(events[1:5])
         with anyio.fail_after(10):
             await broker.closed.wait()
+
+
+async def test_a_ui_reader_resumed_at_the_newest_event_gets_the_next_at_once() -> None:
+    # Its catch-up writes nothing (every event is before its id; AG-UI would write a
+    # snapshot): there is no write to rest after, so the next event is the first after a
+    # quiet spell and goes out at once.
+    form = "vercel"
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET, flush=1.0)
+    events = _events(10)
+    await broker.publish(events[:6])
+    after = events[5].cursor
+    got: list[bytes] = []
+    async with anyio.create_task_group() as group:
+        url = f"{app.events_url(RID)}&format={form}"
+        group.start_soon(partial(_bodies, app, url, got, headers={"Last-Event-ID": after}))
+        await anyio.wait_all_tasks_blocked()
+        assert got == [b"retry: 1000\n\n"]
+        await broker.publish(events[6:7])
+        await anyio.wait_all_tasks_blocked()
+        assert len(got) == 2  # the new event, not after a rest
+        await broker.publish(events[7:])
+    one_by_one = ProtocolStream(form, after=after, inline_images=True)
+    expected = b"".join(one_by_one.feed(event) for event in events) + one_by_one.close()
+    assert b"".join(got) == b"retry: 1000\n\n" + expected
