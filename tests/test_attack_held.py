@@ -407,3 +407,55 @@ def test_texts_that_are_not_there_are_searched_for_a_bounded_number_of_times() -
     held_all, spared_all = _passed_over(200, off_by_one=False)
     assert spared_all
     assert held_all <= held._SCANS + 1.5
+
+
+# -- lone surrogates handed in as Python text ----------------------------------------------
+
+
+def _surrogate_stream() -> list[dict[str, Any]]:
+    """A message whose middle delta holds a lone surrogate, as Python's ``json`` (the
+    SDK's) reads ``"\\ud83d"``: bytes that no UTF-8 encoder writes."""
+    ref = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {"id": "msg_1", "type": "message", "status": "in_progress"},
+        },
+        {"type": "response.output_text.delta", **ref, "delta": "Hel"},
+        {"type": "response.output_text.delta", **ref, "delta": json.loads('"\\ud83d"')},
+        {"type": "response.output_text.delta", **ref, "delta": "lo"},
+    ]
+    return [{**event, "sequence_number": n} for n, event in enumerate(events)]
+
+
+def test_a_lone_surrogate_in_an_event_handed_in_is_reported_and_the_rest_read() -> None:
+    for form in ("dict", "str"):
+        assembler = Assembler()
+        out: list[respflow.Event] = []
+        for event in _surrogate_stream():
+            payload = event if form == "dict" else json.dumps(event, ensure_ascii=False)
+            out += assembler.feed_event(payload)  # raised UnicodeEncodeError
+        out += assembler.close()
+        errors = [e for e in out if isinstance(e, respflow.StreamError)]
+        assert [e.code for e in errors] == ["invalid_event" if form == "dict" else "invalid_utf8"]
+        assert "\\ud83d" in errors[0].message
+        assert [e.delta for e in out if isinstance(e, respflow.TextDelta)] == ["Hel", "lo"]
+
+
+def test_a_lone_surrogate_in_a_response_handed_in_is_reported() -> None:
+    text = json.loads('"a\\ud83d"')
+    response = {
+        "id": "resp_1",
+        "status": "completed",
+        "output": [
+            {"id": "m", "type": "message", "content": [{"type": "output_text", "text": text}]}
+        ],
+    }
+    for payload in (response, json.dumps(response, ensure_ascii=False)):
+        out = Assembler().feed_response(payload)  # raised UnicodeEncodeError
+        assert [e.code for e in out if isinstance(e, respflow.StreamError)] in (
+            ["invalid_event"],
+            ["invalid_response"],
+        )
