@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import tracemalloc
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from respflow import Assembler
 from respflow._core import held, wire
 
 from .test_held_text import LINE, DecodesEverything, Spied, fed, small_limits, text_of
+from .test_held_text import wire as wire_frames
 
 # Keys, tags and ids are words like these: a text equal to one would be "long" only under
 # small_limits, never with the real limits.
@@ -458,4 +460,30 @@ def test_a_lone_surrogate_in_a_response_handed_in_is_reported() -> None:
         assert [e.code for e in out if isinstance(e, respflow.StreamError)] in (
             ["invalid_event"],
             ["invalid_response"],
+        )
+
+
+def _peak_reading(assembler: Assembler, text: str, done: str) -> float:
+    """The most memory traced while the four done frames (carrying ``done``) were fed in
+    64 KiB reads, as a multiple of the text; the text streamed in 256-character deltas."""
+    frames = wire_frames(text, list(range(0, len(text), 256)), done, style="ascii")
+    reads = [frame[at : at + 65536] for frame in frames[-4:] for at in range(0, len(frame), 65536)]
+    for frame in frames[:-4]:
+        assembler.feed(frame)
+    tracemalloc.start()
+    try:
+        for read in reads:
+            events = assembler.feed(read)
+        del events
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / len(text)
+
+
+def test_done_texts_that_differ_from_the_held_one_cost_no_more_memory_than_before() -> None:
+    text = text_of(1 << 20)
+    for done in (text[:-1] + "#", "#" + text[1:], text_of(1 << 20, "other words ")):
+        assert _peak_reading(Assembler(), text, done) <= _peak_reading(
+            DecodesEverything(), text, done
         )
