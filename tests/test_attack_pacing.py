@@ -8,6 +8,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import respflow
 from respflow import Hub, MemoryBroker
@@ -213,3 +215,48 @@ async def test_a_ui_reader_resumed_at_the_newest_event_gets_the_next_at_once() -
     one_by_one = ProtocolStream(form, after=after, inline_images=True)
     expected = b"".join(one_by_one.feed(event) for event in events) + one_by_one.close()
     assert b"".join(got) == b"retry: 1000\n\n" + expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(1, 30),
+    resumes=st.integers(0, 3),
+    after=st.integers(-1, 100),
+    limits=st.lists(st.integers(1, 40), min_size=1, max_size=5),
+)
+def test_ready_and_anext_agree_when_a_response_is_resumed_after_its_end(
+    count: int, resumes: int, after: int, limits: list[int]
+) -> None:
+    # Each resume: the response cut (stream.truncated), then more of it from another
+    # pipeline; a reader stops at the first end after where it starts, either way.
+    events = _events(count)[:-1]
+    for _ in range(resumes):
+        seq = len(events)
+        events.append(ev.StreamTruncated(RID, seq, f"{seq}-0", seq - 1, "stopped"))
+        events += [
+            ev.TextDelta(RID, n, f"{n}-0", "msg_1", 0, 0, "more") for n in range(seq + 1, seq + 4)
+        ]
+    events.append(ev.ResponseCompleted(RID, len(events), f"{len(events)}-0"))
+
+    async def run() -> None:
+        hub = Hub()
+        for event in events:
+            await hub.send(event)
+        cursor = events[after].cursor if 0 <= after < len(events) else None
+        one_by_one = [e async for e in hub.subscribe(RID, after=cursor)]
+        reader = hub.subscribe(RID, after=cursor)
+        mixed: list[ev.Event] = []
+        turn = 0
+        while True:
+            batch = reader.ready(limits[turn % len(limits)])
+            turn += 1
+            mixed += batch
+            if not batch:
+                try:
+                    mixed.append(await reader.__anext__())
+                except StopAsyncIteration:
+                    break
+        assert mixed == one_by_one
+        assert sum(isinstance(e, ev.END_TYPES) for e in mixed) <= 1
+
+    anyio.run(run)
