@@ -245,6 +245,18 @@ def test_a_text_repeated_in_two_fields_and_as_a_key_reads_whole() -> None:
     assert spared == 1  # the done text; the item holds the text as a key too: read whole
 
 
+def test_a_held_text_under_a_duplicate_key_reads_as_the_last_key_says() -> None:
+    text = text_of(300_000, LINE)
+    literal = json.dumps(text)
+    for frame, expected in (
+        (_done(literal)[:-1] + ',"text":"last"}', "last"),
+        (_done('"first"')[:-1] + ',"text":' + literal + "}", text),
+        (_done(literal)[:-1] + "," + literal + ":" + literal + "}", text),
+    ):
+        events, _ = _both(_message_stream(text, [frame]))
+        assert [e.text for e in events if isinstance(e, respflow.TextDone)] == [expected]
+
+
 def test_done_texts_one_character_off_at_either_end_are_read_as_sent() -> None:
     text = text_of(300_000, LINE)
     for other in ("#" + text[1:], text[:-1] + "#", text[1:], text[:-1], text + " ", " " + text):
