@@ -351,7 +351,7 @@ class Assembler(CodeItems, MessageItems):
         except wire.NestingTooDeep:
             self._too_deep("the response object")
             return self._take()
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeError) as exc:
             self._error("invalid_response", f"the response object could not be read: {exc}")
             return self._take()
         self._begin(resp.id)
@@ -449,6 +449,11 @@ class Assembler(CodeItems, MessageItems):
             self._too_deep(what)
         except TypeError as exc:
             self._skipped("invalid_event", f"{what} is not JSON ({exc}); it was skipped")
+        except UnicodeEncodeError as exc:  # a lone surrogate, which Python's json reads
+            self._skipped(
+                "invalid_event",
+                f"{what} holds text that is not valid Unicode ({exc}); it was skipped",
+            )
         return None
 
     def _frame(self, frame: Frame | OversizedFrame) -> None:
@@ -477,13 +482,13 @@ class Assembler(CodeItems, MessageItems):
         except wire.NestingTooDeep:  # a DecodeError subclass too
             self._too_deep("an event")
             return
-        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        except (UnicodeError, msgspec.DecodeError) as exc:
             if not complete:
                 self._skipped(
                     "cut_off_event",
                     "the stream ended in the middle of an event; the partial event was skipped",
                 )
-            elif isinstance(exc, UnicodeDecodeError):
+            elif isinstance(exc, UnicodeError):  # str payloads: a lone surrogate
                 self._skipped(
                     "invalid_utf8", f"an event was not valid UTF-8 and was skipped: {exc}"
                 )

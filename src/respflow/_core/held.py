@@ -149,11 +149,13 @@ def _spans(data: bytes | bytearray, texts: list[Held], plain: Plain) -> list[tup
                 break
             at, tries = _find(data, prefix, cursor), 0
             budget -= len(data) if at < 0 else at - cursor if at >= cursor else len(data)
-            while at >= 0 and tries < _TRIES:
+            while at >= 0 and tries < _TRIES and budget >= 0:
                 end = _literal_end(data, at, text, plain)
                 if end < 0:
                     tries += 1
-                    at = data.find(prefix, at + 1)
+                    after = data.find(prefix, at + 1)
+                    budget -= (after if after >= 0 else len(data)) - at
+                    at = after
                     continue
                 found.append((at, end, text))
                 left -= end - at

@@ -277,6 +277,8 @@ class Reader:
             return []
         start = position - log.base
         events = log.events[start : start + limit]
+        if log.ended:  # a pipeline that resumed the response may have sent more after it
+            events = _up_to_the_end(events)
         self._position = position + len(events)
         self._done = isinstance(events[-1], ev.END_TYPES)  # nothing follows a response's end
         return events
@@ -300,3 +302,11 @@ class Reader:
         self._position = position + 1
         self._done = isinstance(event, ev.END_TYPES)
         return event
+
+
+def _up_to_the_end(events: list[ev.Event]) -> list[ev.Event]:
+    """``events`` up to and with the first end among them, as ``__anext__`` gives them."""
+    for n, event in enumerate(events):
+        if isinstance(event, ev.END_TYPES):
+            return events[: n + 1]
+    return events

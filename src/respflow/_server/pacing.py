@@ -83,8 +83,9 @@ async def paced(
                 continue
             events = [event, *ready(BATCH - 1)]
         body = write(events)
-        if body:  # nothing while a resumed reader's events are skipped
-            yield body
+        if not body:  # a resumed reader's events skipped: no write to rest after
+            continue
+        yield body
         if flush and len(events) < BATCH and not isinstance(events[-1], ev.END_TYPES):
             await anyio.sleep(flush)
 
