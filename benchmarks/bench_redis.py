@@ -378,7 +378,8 @@ async def reads_so_far(raw: coredis.Redis[bytes]) -> int:
 async def publish_paced(
     broker: RedisBroker, lease: respflow.Lease, events: list[respflow.Event], pace: float | None
 ) -> dict[str, int]:
-    """Publishes one event per call, as the Runner does; the moment each went out."""
+    """Publishes one event per call (a producer at a model's pace has one event ready at a
+    time; the Runner publishes what is ready); the moment each went out."""
     published: dict[str, int] = {}
     start = time.monotonic_ns()
     for n, event in enumerate(events, 1):

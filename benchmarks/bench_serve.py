@@ -6,18 +6,20 @@
 A server process publishes one response's events at a fixed rate while N readers in
 another process follow it over real loopback HTTP; each event carries the moment it was
 published (time.monotonic, one clock for the whole machine), so each reader knows how
-long it took to arrive. Two servers, same readers, same rate:
+long it took to arrive. Three servers, same readers, same rate:
 
-- respflow: ``respflow.app`` over a ``MemoryBroker``, the events published into the
-  broker one by one and streamed to each reader through a signed ``events_url``
-  (subscription, browser view, JSON encoding, SSE framing per reader);
+- respflow, twice: ``respflow.app`` over a ``MemoryBroker``, the events published into
+  the broker one by one and streamed to each reader through a signed ``events_url``
+  (subscription, browser view, JSON encoding, SSE framing), once with ``flush=0`` and
+  once with the app's default rest between a reader's writes;
 - floor: a bare Starlette SSE endpoint that hands precomputed frames to each reader's
   queue: the least any Python SSE server on hypercorn does.
 
 The table reports p50 and p99 latency, the events delivered (of readers x events), the
 ratios to the floor, and the frames delivered per CPU second of the server process (its
 process time from before the first event to after the last reader is done): SSE frames
-per core, as a ratio to the floor's.
+per core, as a ratio to the floor's. Each figure is a median over the rounds, each ratio a
+median of the rounds' ratios (so a ratio column is not always one column over another).
 """
 
 from __future__ import annotations

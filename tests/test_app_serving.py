@@ -289,3 +289,11 @@ async def test_the_hub_app_paces_its_readers_the_same_way() -> None:
 async def test_the_hub_app_refuses_a_flush_out_of_range() -> None:
     with pytest.raises(respflow.UsageError, match="flush must be 0 to 1 seconds"):
         respflow.events_app(respflow.Hub(), flush=2)
+
+
+@pytest.mark.parametrize("heartbeat", [0, -1.0, float("inf"), float("nan")])
+async def test_the_hub_app_refuses_a_heartbeat_that_would_spin_or_never_come(
+    heartbeat: float,
+) -> None:
+    with pytest.raises(respflow.UsageError, match="heartbeat must be a positive number"):
+        respflow.events_app(respflow.Hub(), heartbeat=heartbeat)

@@ -233,3 +233,18 @@ async def test_a_processor_that_raises_is_not_taken_for_a_failed_source() -> Non
         await read()
     assert any(isinstance(e, ev.TextDelta) for e in got)
     assert not any(isinstance(e, ev.StreamError) for e in got)
+
+
+class _BrokenAtTheEnd:
+    def feed(self, event: ev.Event) -> list[ev.Event]:
+        if isinstance(event, ev.StreamTruncated):
+            raise LookupError("a bug in the processor, at the end")
+        return [event]
+
+
+async def test_a_processor_that_raises_on_the_end_of_a_cut_stream_raises_as_itself() -> None:
+    body = _wire("some text")
+    cut = body[: len(body) // 2]  # no end event: closing the assembler makes the truncation
+    with pytest.raises(LookupError, match="at the end"):
+        async for _ in respflow.aiter_events(_chunked(cut, 64), processors=[_BrokenAtTheEnd()]):
+            pass

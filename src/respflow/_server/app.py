@@ -135,7 +135,7 @@ class App:
         prepare: Prepare | None,
         prefix: str,
         heartbeat: float,
-        flush: float = 0.0,
+        flush: float = 0.02,
     ) -> None:
         if not heartbeat > 0 or not math.isfinite(heartbeat):
             raise UsageError("heartbeat must be a positive number of seconds")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ def events_app(
     ``flush`` seconds apart and what came in between goes out together (``0``: each as
     soon as the reader wakes); see :func:`respflow.app`. Needs Starlette.
     """
+    if not heartbeat > 0 or not math.isfinite(heartbeat):
+        raise UsageError("heartbeat must be a positive number of seconds")
     problem = check_flush(flush)
     if problem is not None:
         raise UsageError(problem)

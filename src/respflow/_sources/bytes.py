@@ -37,7 +37,8 @@ def aiter_events(
     :class:`respflow.LinkRewriter`), applied in order to the events of each chunk as it is
     read; one with ``feed_all(events)`` takes them in one call, so an event it passes
     unchanged costs no call of its own. The same events as feeding each event in turn;
-    an exception a processor raises comes out of the iteration, as from a loop of its own.
+    an exception a processor raises comes out of the iteration as it was raised and ends
+    it (the events of that chunk not yet yielded are not).
     """
     then = _steps(processors)
     if record is None:
@@ -118,13 +119,15 @@ async def drive(
             async for item in source:
                 for event in feed(item):
                     yield event
-        except _ProcessorFailed as failed:
-            raise failed.raised from None
+        except _ProcessorFailed:
+            raise
         except Exception as exc:
             for event in after(asm.transport_error(f"{what} failed: {exc!r}")):
                 yield event
         for event in after(asm.close()):
             yield event
+    except _ProcessorFailed as failed:  # also from the events that end a response
+        raise failed.raised from None
     finally:
         if cleanup is not None:
             await cleanup()
