@@ -152,9 +152,8 @@ UNUSED = (
 )
 
 
-def modules_after(code: str) -> set[str]:
-    """The modules a fresh interpreter has loaded after ``code`` (listed on stderr)."""
-    probe = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)), file=sys.stderr)"
+def last_said(probe: str) -> str:
+    """The last line a fresh interpreter running ``probe`` writes to stderr."""
     done = subprocess.run(
         [sys.executable, "-c", probe],
         stdout=subprocess.DEVNULL,
@@ -163,7 +162,13 @@ def modules_after(code: str) -> set[str]:
         check=True,
         timeout=60,
     )
-    return set(done.stderr.splitlines()[-1].split())
+    return done.stderr.splitlines()[-1]
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after ``code``."""
+    probe = f"{code}\nimport sys\nprint(' '.join(sorted(sys.modules)), file=sys.stderr)"
+    return set(last_said(probe).split())
 
 
 def test_replay_jsonl_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
@@ -220,15 +225,7 @@ def frozen_at_exit(call: str, path: Path) -> int:
         f"sys.argv = ['respflow', 'replay', '--format', 'jsonl', {str(path)!r}]\n{call}\n"
         "atexit._run_exitfuncs()\nprint(gc.get_freeze_count(), file=sys.stderr)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return int(done.stderr.split()[-1])
+    return int(last_said(probe))
 
 
 def test_only_the_command_line_leaves_its_objects_to_the_system_at_exit(tmp_path: Path) -> None:
