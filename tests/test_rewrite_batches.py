@@ -248,3 +248,20 @@ async def test_a_processor_that_raises_on_the_end_of_a_cut_stream_raises_as_itse
     with pytest.raises(LookupError, match="at the end"):
         async for _ in respflow.aiter_events(_chunked(cut, 64), processors=[_BrokenAtTheEnd()]):
             pass
+
+
+async def test_a_processor_that_raises_leaves_the_byte_source_closed() -> None:
+    closed = False
+
+    async def source() -> AsyncIterator[bytes]:
+        nonlocal closed
+        try:
+            async for chunk in _chunked(_wire("some text"), 64):
+                yield chunk
+        finally:
+            closed = True
+
+    with pytest.raises(LookupError):
+        async for _ in respflow.aiter_events(source(), processors=[_Broken()]):
+            pass
+    assert closed

@@ -38,7 +38,7 @@ def aiter_events(
     read; one with ``feed_all(events)`` takes them in one call, so an event it passes
     unchanged costs no call of its own. The same events as feeding each event in turn;
     an exception a processor raises comes out of the iteration as it was raised and ends
-    it (the events of that chunk not yet yielded are not).
+    it (the events of that chunk not yet yielded are not), and ``chunks`` is closed.
     """
     then = _steps(processors)
     if record is None:
@@ -127,6 +127,11 @@ async def drive(
         for event in after(asm.close()):
             yield event
     except _ProcessorFailed as failed:  # also from the events that end a response
+        # The iteration ends here: the source is not read again, so it is closed now
+        # rather than left to the garbage collector (a ResourceWarning on trio).
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()
         raise failed.raised from None
     finally:
         if cleanup is not None:
