@@ -256,8 +256,9 @@ async def test_a_processor_that_raises_leaves_the_byte_source_closed() -> None:
     async def source() -> AsyncIterator[bytes]:
         nonlocal closed
         try:
-            async for chunk in _chunked(_wire("some text"), 64):
-                yield chunk
+            body = _wire("some text")
+            for at in range(0, len(body), 64):
+                yield body[at : at + 64]
         finally:
             closed = True
 
