@@ -10,7 +10,10 @@ from respflow_redis._ids import after_id, cursor_of, entry_id, format_id, respon
 from respflow import UsageError
 
 MAX = 2**64 - 1
-made = st.tuples(st.integers(-1, MAX - 2), st.integers(0, MAX))  # what respflow makes
+# What respflow makes, but for the very last id, which no reader could resume after.
+made = st.tuples(st.integers(-1, MAX - 2), st.integers(0, MAX)).filter(
+    lambda pair: pair != (MAX - 2, MAX)
+)
 any_cursor = st.tuples(st.integers(-(2**70), 2**70), st.integers(0, 2**70))
 
 
@@ -50,7 +53,9 @@ def test_any_cursor_a_reader_sends_reads_after_a_valid_id_in_the_same_order(
         assert first <= second
 
 
-@pytest.mark.parametrize("bad", ["-2-0", "-7-3", f"{MAX - 1}-0", f"0-{MAX + 1}"])
+@pytest.mark.parametrize(
+    "bad", ["-2-0", "-7-3", f"{MAX - 1}-0", f"0-{MAX + 1}", f"{MAX - 2}-{MAX}"]
+)
 def test_a_cursor_respflow_never_makes_cannot_be_stored(bad: str) -> None:
     with pytest.raises(UsageError, match="cannot store"):
         entry_id(bad)

@@ -43,7 +43,9 @@ def entry_id(cursor: str) -> StreamId:
     """
     seq, k = parse_cursor(cursor)
     ms = seq + OFFSET
-    if not (1 <= ms <= MAX_PART and 0 <= k <= MAX_PART):
+    # The very last id is refused too: no reader could resume after it ("(<id>" of it
+    # is an error), so it would be read again by every reader that had seen it.
+    if not (1 <= ms <= MAX_PART and 0 <= k <= MAX_PART and (ms, k) <= LAST_ID):
         raise UsageError(
             f"cannot store an event with cursor {cursor!r} in Redis: cursors are "
             "'<seq>-<k>' with seq from -1 and k from 0, as respflow makes them"

@@ -1,0 +1,16 @@
+"""Settings shared by every test directory."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+# CI explores the same examples on every run, so that a red CI means the change broke
+# something rather than that the search was lucky; a developer's run (no CI in the
+# environment) draws new examples each time, and RESPFLOW_HYPOTHESIS=hunt draws many more.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("hunt", max_examples=2000, print_blob=True)
+settings.load_profile(
+    os.environ.get("RESPFLOW_HYPOTHESIS") or ("ci" if os.environ.get("CI") else "default")
+)
