@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import respflow
 from respflow import Hub, events_app, parse_cursor
+from respflow._protocols.stream import parse_frame_id
 from respflow.testing import LoopbackServer
 
 CURSOR = re.compile(r"-?[0-9]+-[0-9]+")
@@ -49,6 +50,19 @@ def test_a_cursor_is_digits_a_dash_and_digits(text: str) -> None:
 @given(st.integers(-1, 2**70), st.integers(0, 2**70))
 def test_every_cursor_respflow_writes_reads_back(seq: int, k: int) -> None:
     assert parse_cursor(f"{seq}-{k}") == (seq, k)
+
+
+@given(st.lists(pieces, max_size=8).map("".join), st.lists(pieces, max_size=4).map("".join))
+@example("5-0", "٣")
+@example("5-0", "")
+@example("5-0", " 1")
+def test_a_frame_id_is_a_cursor_a_colon_and_digits(cursor: str, index: str) -> None:
+    frame_id = f"{cursor}:{index}"
+    if CURSOR.fullmatch(cursor) and re.fullmatch(r"[0-9]{1,9}", index):
+        assert parse_frame_id(frame_id) == (parse_cursor(cursor), int(index))
+    else:
+        with pytest.raises(ValueError, match="not a"):
+            parse_frame_id(frame_id)
 
 
 SAMPLE = resources.files("respflow").joinpath("samples", "code_interpreter.sse").read_bytes()
