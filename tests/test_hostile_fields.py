@@ -119,6 +119,8 @@ def mutated(changes: list[Mutation]) -> list[dict[str, Any]]:
     events = hostile_stream()
     for at, where, value in changes:
         places = paths(events[at])
+        if not places:  # every key of it was deleted
+            continue
         path = places[where % len(places)] if isinstance(where, int) else where
         parent: Any = events[at]
         for step in path[:-1]:
