@@ -64,6 +64,11 @@ _FIELD = re.compile(
 )
 
 
+# Where a form's "+" (a space) hides a shape that needs whitespace: "Bearer+...", "key:+...".
+# Only there is text without "%" read decoded; "+" alone is common (code, arithmetic).
+_PLUS_SPACED = re.compile(r"(?i)\b(?:bearer|basic)\+|:\+")
+
+
 def redact_text(text: str) -> str:
     """``text`` with every secret-shaped part replaced by ``[redacted]``.
 
@@ -72,7 +77,7 @@ def redact_text(text: str) -> str:
     decoded text holds a secret, the text is given back decoded, redacted.
     """
     clean = _shapes_redacted(text)
-    if "%" not in clean and "+" not in clean:
+    if "%" not in clean and ("+" not in clean or not _PLUS_SPACED.search(clean)):
         return clean
     # Imported here: most text has no percent sign, and a process's start pays for it.
     from urllib.parse import unquote_plus
