@@ -401,9 +401,16 @@ def decode_event(data: bytes | str) -> Event:
 
 
 def parse_cursor(cursor: str) -> tuple[int, int]:
-    """``"12-3"`` -> ``(12, 3)``: cursors compare correctly as these tuples."""
+    """``"12-3"`` -> ``(12, 3)``: cursors compare correctly as these tuples.
+
+    Only ASCII digits are read, as respflow writes them: ``int()`` alone also takes
+    whitespace and line ends around a number, ``+``, ``_`` and other scripts' digits, and
+    a cursor from a reader is echoed in replies (line ends there would cut an SSE frame).
+    """
     seq, _, k = cursor.rpartition("-")
-    try:
-        return int(seq), int(k)
-    except ValueError:
-        raise ValueError(f"not a respflow cursor: {cursor!r} (expected '<seq>-<k>')") from None
+    if cursor.isascii() and k.isdigit() and seq.lstrip("-").isdigit():
+        try:
+            return int(seq), int(k)
+        except ValueError:  # "--5", or more digits than int() reads
+            pass
+    raise ValueError(f"not a respflow cursor: {cursor!r} (expected '<seq>-<k>')")

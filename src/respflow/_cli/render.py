@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from .. import _events as ev
@@ -18,6 +19,19 @@ _STYLES = {
     "file": "\x1b[35m",
 }
 _RESET = "\x1b[0m"
+# The C0 controls other than tab, LF and CR (progress bars use it), DEL and the C1
+# controls: what is shown is the model's or its code's, and an ESC, CSI or OSC sequence
+# in it would drive the reader's terminal (retitle it, write its clipboard, hide lines).
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _clean(text: str) -> str:
+    """``text`` with its control characters shown as escapes (``\\x1b``), not acted on."""
+    return _CONTROLS.sub(_escape, text) if _CONTROLS.search(text) else text
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 class PrettyRenderer:
@@ -34,6 +48,7 @@ class PrettyRenderer:
         return f"{_STYLES[name]}{text}{_RESET}" if self._color else text
 
     def _out(self, text: str) -> None:
+        """Writes ``text`` as it is: what came from the stream went through _clean."""
         if text:
             self._write(text)
             self._at_line_start = text.endswith("\n")
@@ -41,7 +56,7 @@ class PrettyRenderer:
     def _line(self, name: str, text: str) -> None:
         if not self._at_line_start:
             self._out("\n")
-        self._out(self._style(name, text) + "\n")
+        self._out(self._style(name, _clean(text)) + "\n")
 
     def render(self, event: ev.Event) -> None:
         match event:
@@ -52,7 +67,7 @@ class PrettyRenderer:
                 where = f" in {container}" if container else ""
                 self._line("head", f"── code ({tool}{where}) ──")
             case ev.CodeDelta(delta=delta):
-                self._out(self._style("code", delta.replace("\r\n", "\n")))
+                self._out(self._style("code", _clean(delta.replace("\r\n", "\n"))))
             case ev.CodeDone():
                 if not self._at_line_start:
                     self._out("\n")
@@ -62,14 +77,14 @@ class PrettyRenderer:
                 if not self._streaming_output:
                     self._streaming_output = True
                     self._line("head", "── output ──")
-                self._out(delta)
+                self._out(_clean(delta))
             case ev.CodeLogs() if self._streaming_output:
                 self._streaming_output = False  # it streamed already: the whole adds nothing
                 if not self._at_line_start:
                     self._out("\n")
             case ev.CodeLogs(logs=logs):
                 self._line("head", "── output ──")
-                self._out(logs if logs.endswith("\n") else logs + "\n")
+                self._out(_clean(logs if logs.endswith("\n") else logs + "\n"))
             case ev.CodeImage(url=url):
                 self._line("file", f"[image {_describe_url(url)}]")
             case ev.CodeOutputsMissing(reason=reason, hint=hint):
@@ -81,7 +96,7 @@ class PrettyRenderer:
                 if self._answering != item_id:
                     self._answering = item_id
                     self._line("head", "── answer ──")
-                self._out(delta)
+                self._out(_clean(delta))
             case ev.TextDone():
                 if not self._at_line_start:
                     self._out("\n")

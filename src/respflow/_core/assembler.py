@@ -48,7 +48,7 @@ from .. import _events as ev
 from .._exceptions import UsageError
 from . import held, wire
 from .code_items import CodeItems
-from .items import ITEM_KINDS, JOIN_EVERY, Json, Record, Streamed, type_of
+from .items import JOIN_EVERY, Json, Record, Streamed, kind_of, text_or_none, type_of
 from .message_items import MessageItems
 from .sse import DEFAULT_MAX_FRAME_BYTES, Data, Frame, OversizedFrame, SSEDecoder
 
@@ -754,10 +754,10 @@ class Assembler(CodeItems, MessageItems):
                 self._complete_shell_output(item, final)
             self._emit(
                 ev.ItemCompleted,
-                item_id=final.get("id") or item.item_id or None,
+                item_id=text_or_none(final.get("id")) or item.item_id or None,
                 output_index=item.index,
                 item_type=str(final.get("type") or "unknown"),
-                status=final.get("status"),
+                status=text_or_none(final.get("status")),
                 item=final,
             )
 
@@ -819,4 +819,4 @@ class Assembler(CodeItems, MessageItems):
 
 
 def _same_kind(final: Json, item: Record) -> bool:
-    return ITEM_KINDS.get(final.get("type", ""), "other") == item.kind
+    return kind_of(final) == item.kind

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import _events as ev
 from . import wire
-from .items import ItemState, Json, Record
+from .items import ItemState, Json, Record, text_or_none
 
 __all__ = ["CodeItems"]
 
@@ -83,11 +85,14 @@ class CodeItems(ItemState):
         if outputs is None and isinstance(final.get("results"), list):
             # Payloads from before mid-2025 carried logs in "results".
             outputs = [r for r in final["results"] if isinstance(r, dict) and "logs" in r]
-        container_id = final.get("container_id") or item.container_id
+        container_id = text_or_none(final.get("container_id")) or item.container_id
         if container_id:
             self._container_id = container_id
+        if isinstance(outputs, list):
+            # An output that is not an object is none: CodeCompleted.outputs holds objects.
+            outputs = _objects(outputs)
         for output in outputs if isinstance(outputs, list) else ():
-            kind = output.get("type") if isinstance(output, dict) else None
+            kind = output.get("type")
             if kind == "logs":
                 self._emit(
                     ev.CodeLogs,
@@ -203,7 +208,7 @@ class CodeItems(ItemState):
         environment = final.get("environment") or item.added.get("environment")
         kind = environment.get("type") if isinstance(environment, dict) else None
         call_id = str(final.get("call_id") or item.added.get("call_id") or "")
-        if kind in _LOCAL_SHELL or not call_id:
+        if not call_id or (isinstance(kind, str) and kind in _LOCAL_SHELL):
             self._shell_completed(item, final, None)
         else:
             self._shell_calls[call_id] = item
@@ -215,7 +220,9 @@ class CodeItems(ItemState):
         pending = self._shell_pending.pop(call_id, None)
         if call is not None and pending is not None:
             outputs = final.get("output")
-            self._shell_completed(call, pending, outputs if isinstance(outputs, list) else None)
+            self._shell_completed(
+                call, pending, _objects(outputs) if isinstance(outputs, list) else None
+            )
 
     def _shell_completed(self, item: Record, final: Json, outputs: list[Json] | None) -> None:
         code = item.code.text()
@@ -238,3 +245,7 @@ class CodeItems(ItemState):
             item = self._shell_calls.get(call_id)
             if item is not None:
                 self._shell_completed(item, final, None)
+
+
+def _objects(outputs: list[Any]) -> list[Json]:
+    return [output for output in outputs if isinstance(output, dict)]

@@ -13,7 +13,17 @@ from typing import Any, cast
 from .. import _events as ev
 from . import wire
 
-__all__ = ["ITEM_KINDS", "ItemState", "Json", "Part", "Record", "Streamed", "type_of"]
+__all__ = [
+    "ITEM_KINDS",
+    "ItemState",
+    "Json",
+    "Part",
+    "Record",
+    "Streamed",
+    "kind_of",
+    "text_or_none",
+    "type_of",
+]
 
 Json = dict[str, Any]
 
@@ -142,12 +152,12 @@ class Record:
         self.item_id = item_id
         self.added = added
         self.status: str | None = None
-        self.container_id: str | None = added.get("container_id")
+        self.container_id = text_or_none(added.get("container_id"))
         self.tool: ev.Tool = "shell" if kind == "shell" else "code_interpreter"
         if kind == "shell":
             environment = added.get("environment")
             if isinstance(environment, dict):
-                self.container_id = environment.get("container_id") or None
+                self.container_id = text_or_none(environment.get("container_id")) or None
         self.code = Streamed()
         self.parts: dict[int, Part] = {}
         self.arguments: dict[str, Streamed] = {}
@@ -197,8 +207,7 @@ class ItemState:
         )
 
     def _new_item(self, index: int, added: Json) -> Record:
-        kind = ITEM_KINDS.get(added.get("type", ""), "other")
-        item = Record(index, kind, str(added.get("id") or ""), added)
+        item = Record(index, kind_of(added), str(added.get("id") or ""), added)
         self._items[index] = item
         if index >= self._next_index:
             self._next_index = index + 1
@@ -240,6 +249,23 @@ class ItemState:
             container_id=item.container_id,
             tool=item.tool,
         )
+
+
+def kind_of(item: Json) -> str:
+    """The kind of record an output item makes: "other" for a type that is not a known
+    string (a list or an object there is unhashable, and was an error inside respflow)."""
+    item_type = item.get("type")
+    return ITEM_KINDS.get(item_type, "other") if isinstance(item_type, str) else "other"
+
+
+def text_or_none(value: object) -> str | None:
+    """``value`` if it is a string, else None.
+
+    An item's fields are whatever JSON the server sent, and the events made from them are
+    typed: an event holding a number where a string belongs encodes, but ``decode_event``
+    refuses it, so a broker's readers and ``respflow replay`` would lose the whole event.
+    """
+    return value if isinstance(value, str) else None
 
 
 def type_of(event: object) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import _events as ev
 from . import wire
-from .items import ItemState, Json, Part, Record
+from .items import ItemState, Json, Part, Record, text_or_none
 from .links import find_uncovered_links
 
 __all__ = ["MessageItems"]
@@ -102,7 +102,8 @@ class MessageItems(ItemState):
         if key in item.cited:
             return
         item.cited.add(key)
-        if not isinstance(annotation, dict) or annotation.get("type") not in _FILE_ANNOTATIONS:
+        kind = annotation.get("type") if isinstance(annotation, dict) else None
+        if not isinstance(kind, str) or kind not in _FILE_ANNOTATIONS:
             return
         file_id = annotation.get("file_id")
         if not isinstance(file_id, str):
@@ -114,12 +115,13 @@ class MessageItems(ItemState):
             item_id=item.item_id,
             output_index=item.index,
             content_index=content_index,
-            kind=annotation["type"],
+            kind=kind,
             file_id=file_id,
-            filename=annotation.get("filename"),
-            start_index=start if isinstance(start, int) else 0,
-            end_index=end if isinstance(end, int) else 0,
-            container_id=annotation.get("container_id"),
+            filename=text_or_none(annotation.get("filename")),
+            # type(), not isinstance(): a bool is an int that the event's readers refuse.
+            start_index=start if type(start) is int else 0,
+            end_index=end if type(end) is int else 0,
+            container_id=text_or_none(annotation.get("container_id")),
         )
 
     def _link(self, item: Record, content_index: int, part: Part) -> None:

@@ -363,8 +363,9 @@ class SSEDecoder:
                 if b"\x00" not in value:
                     self._last_id = value.decode("utf-8", "replace")
             elif name == b"retry":
-                if value.isdigit():
-                    self._retry = int(value)
+                retry = _retry(value)
+                if retry is not None:
+                    self._retry = retry
             elif name == b"data":  # "data" with no colon: an empty data line
                 self._data.append(b"")
         return out
@@ -381,6 +382,21 @@ class SSEDecoder:
         self._data = []
         self._event = ""
         return frame
+
+
+def _retry(value: bytes) -> int | None:
+    """A ``retry`` field's delay, if its value is one: ASCII digits, below 2**64.
+
+    int() refuses more than 4,300 digits (a ValueError out of ``feed``), so leading zeros
+    go first and a longer value is ignored as a delay past 64 bits is by browsers.
+    """
+    if not value.isdigit():
+        return None
+    digits = value.lstrip(b"0")
+    if len(digits) > 20:
+        return None
+    delay = int(digits or b"0")
+    return delay if delay < 2**64 else None
 
 
 def _all_plain(lines: list[bytes]) -> list[bytes] | None:

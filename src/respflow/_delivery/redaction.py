@@ -64,8 +64,32 @@ _FIELD = re.compile(
 )
 
 
+# Where a form's "+" (a space) hides a shape that needs whitespace: "Bearer+...", "key:+...".
+# Only there is text without "%" read decoded; "+" alone is common (code, arithmetic).
+_PLUS_SPACED = re.compile(r"(?i)\b(?:bearer|basic)\+|:\+")
+
+
 def redact_text(text: str) -> str:
-    """``text`` with every secret-shaped part replaced by ``[redacted]``."""
+    """``text`` with every secret-shaped part replaced by ``[redacted]``.
+
+    Percent-encoded text (a URL inside a URL, a form body) is looked at decoded too: a
+    key there is ``%20sk-...`` or ``token%3D...``, shapes that its encoding hides. If the
+    decoded text holds a secret, the text is given back decoded, redacted.
+    """
+    clean = _shapes_redacted(text)
+    if "%" not in clean and ("+" not in clean or not _PLUS_SPACED.search(clean)):
+        return clean
+    # Imported here: most text has no percent sign, and a process's start pays for it.
+    from urllib.parse import unquote_plus
+
+    decoded = unquote_plus(clean)
+    if decoded == clean:
+        return clean
+    redacted = _shapes_redacted(decoded)
+    return redacted if redacted != decoded else clean
+
+
+def _shapes_redacted(text: str) -> str:
     text = _USERINFO.sub(rf"\g<1>{REDACTED}@", text)
     text = _BEARER.sub(rf"\g<1>\g<2>{REDACTED}", text)
     text = _BASIC.sub(_basic, text)

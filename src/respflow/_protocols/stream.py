@@ -49,7 +49,7 @@ def parse_frame_id(frame_id: str) -> tuple[tuple[int, int], int | None]:
     cursor, colon, index = frame_id.partition(":")
     if not colon:
         return parse_cursor(cursor), None
-    if not index.isdigit() or len(index) > 9:
+    if not (index.isdigit() and index.isascii()) or len(index) > 9:  # as parse_cursor
         raise ValueError(f"not a frame id: {frame_id!r} (expected '<seq>-<k>' or '<seq>-<k>:<n>')")
     return parse_cursor(cursor), int(index)
 

@@ -55,7 +55,9 @@ class Signer:
         exp, sig = params.get("exp"), params.get("sig")
         if not exp or not sig:
             return "missing"
-        if not exp.isdigit() or len(exp) > 12:
+        # ASCII only: compare_digest raises TypeError for a str with other characters
+        # (a 500 for any ?sig=é), and isdigit() takes other scripts' digits too.
+        if not (exp.isascii() and exp.isdigit() and sig.isascii()) or len(exp) > 12:
             return "invalid"
         if not hmac.compare_digest(self._mac(grant, int(exp)), sig):
             return "invalid"
