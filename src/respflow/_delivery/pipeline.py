@@ -154,17 +154,21 @@ class Pipeline:
             await outlet.put(stamped)
 
     async def run(self, events: AsyncIterable[ev.Event]) -> None:
-        """Publish every event of ``events``, through the processors."""
+        """Publish every event of ``events``, through the processors.
+
+        Processors with ``process`` each get the events of the one before; consecutive
+        ones with only ``feed`` run as one step, each event through all of them in turn
+        (through ``feed_all`` where they have it), so an event costs one async
+        iteration for the run of them, not one for each.
+        """
         async with contextlib.AsyncExitStack() as stack:
-            for processor in self.processors:
-                if hasattr(processor, "process"):
-                    events = await stack.enter_async_context(processor.process(events))
-                elif hasattr(processor, "feed"):
+            for stage in _stages(self.processors):
+                if callable(stage):
                     events = await stack.enter_async_context(
-                        contextlib.aclosing(_fed(events, processor.feed))
+                        contextlib.aclosing(_fed(events, stage))
                     )
                 else:
-                    raise UsageError(f"{processor!r} has neither process() nor feed()")
+                    events = await stack.enter_async_context(stage.process(events))
             async for event in events:
                 await self.publish(event)
 
@@ -212,11 +216,53 @@ async def deliver(
     return pipeline.failures
 
 
-async def _fed(
-    events: AsyncIterable[ev.Event], feed: Callable[[ev.Event], list[ev.Event]]
-) -> AsyncGenerator[ev.Event, None]:
+_Batch = Callable[[list[ev.Event]], list[ev.Event]]
+"""Sans-I/O processors run in turn: a list of events in, the events to pass on out."""
+
+
+def _stages(processors: Sequence[Any]) -> list[Any]:
+    """``processors`` as the pipeline runs them: those with ``process`` as they are, each
+    run of consecutive ones with only ``feed`` as one :data:`_Batch`."""
+    stages: list[Any] = []
+    run: list[_Batch] = []
+    for processor in processors:
+        if hasattr(processor, "process"):
+            if run:
+                stages.append(_chained(run))
+                run = []
+            stages.append(processor)
+        elif hasattr(processor, "feed_all"):
+            run.append(processor.feed_all)
+        elif hasattr(processor, "feed"):
+            run.append(_each(processor.feed))
+        else:
+            raise UsageError(f"{processor!r} has neither process() nor feed()")
+    if run:
+        stages.append(_chained(run))
+    return stages
+
+
+def _each(feed: Callable[[ev.Event], list[ev.Event]]) -> _Batch:
+    return lambda events: [out for event in events for out in feed(event)]
+
+
+def _chained(steps: list[_Batch]) -> _Batch:
+    if len(steps) == 1:
+        return steps[0]
+
+    def run(events: list[ev.Event]) -> list[ev.Event]:
+        for step in steps:
+            if not events:
+                break
+            events = step(events)
+        return events
+
+    return run
+
+
+async def _fed(events: AsyncIterable[ev.Event], batch: _Batch) -> AsyncGenerator[ev.Event, None]:
     async for event in events:
-        for out in feed(event):
+        for out in batch([event]):
             yield out
 
 

@@ -319,7 +319,7 @@ class LinkRewriter:
             ):
                 if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
                     passed: ev.TextDelta | None = self._held_then(part, event)
-                elif "s" in delta and delta[-1] in _SANDBOX:  # it may end in a link's start
+                elif delta[-1] in _SANDBOX and delta.endswith(_SANDBOX_STARTS):  # a link's start?
                     passed = self._pass_or_hold(part, event, delta)
                 else:
                     part.passed += len(delta)
@@ -355,44 +355,65 @@ class LinkRewriter:
         out: list[ev.Event] = []
         keep = out.append
         stamper = self._stamper
-        for event in events:
-            if type(event) is ev.TextDelta:
-                # feed in line, but for a delta it sends the long way.
-                part = self._recent
-                delta = event.delta
-                if (
-                    part is None
-                    or event.item_id != self._recent_item
-                    or event.content_index != self._recent_index
-                    or event.response_id != self._rid
-                    or not delta
-                    or "/" in delta
-                ):
-                    out += self.feed(event)
-                    continue
-                if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
-                    passed = self._held_then(part, event)
-                    if passed is None:
-                        out += self._feed(event)
+        text_delta, code_delta, passed = ev.TextDelta, ev.CodeDelta, _PASSED
+        # What feed reads of self on every event, in locals: read again after each call
+        # that may change it (the long way), and the stamper's number written back
+        # before each call that reads it.
+        rid, part = self._rid, self._recent
+        recent_item, recent_index = self._recent_item, self._recent_index
+        last = stamper.seq
+        event: Any  # told apart by type(event) is ..., which mypy does not narrow by
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is code_delta and event.response_id == rid:
+                    pass  # code goes out as it came, only numbered (below)
+                elif kind is text_delta:
+                    # feed in line, but for a delta it sends the long way.
+                    delta = event.delta
+                    if (
+                        part is None
+                        or event.item_id != recent_item
+                        or event.content_index != recent_index
+                        or event.response_id != rid
+                        or not delta
+                        or "/" in delta
+                    ):
+                        stamper.seq = last
+                        out += self.feed(event)
+                        rid, part, last = self._rid, self._recent, stamper.seq
+                        recent_item, recent_index = self._recent_item, self._recent_index
                         continue
-                    event = passed
-                elif "s" in delta and delta[-1] in _SANDBOX:
-                    event = self._pass_or_hold(part, event, delta)
+                    if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
+                        held_then = self._held_then(part, event)
+                        if held_then is None:
+                            stamper.seq = last
+                            out += self._feed(event)
+                            rid, part, last = self._rid, self._recent, stamper.seq
+                            recent_item, recent_index = self._recent_item, self._recent_index
+                            continue
+                        event = held_then
+                    elif delta[-1] in _SANDBOX and delta.endswith(_SANDBOX_STARTS):
+                        event = self._pass_or_hold(part, event, delta)
+                    else:
+                        part.passed += len(delta)
+                        part.last = delta
+                elif kind not in passed or event.response_id != rid:
+                    stamper.seq = last
+                    out += self._feed(event)
+                    rid, part, last = self._rid, self._recent, stamper.seq
+                    recent_item, recent_index = self._recent_item, self._recent_index
+                    continue
+                seq = event.sequence_number
+                if seq != last and event.cursor[-2:] == "-0":
+                    last, stamper.k = seq, 1
+                    keep(event)
                 else:
-                    part.passed += len(delta)
-                    part.last = delta
-            elif (
-                not (type(event) is ev.CodeDelta or type(event) in _PASSED)
-                or event.response_id != self._rid
-            ):
-                out += self._feed(event)
-                continue
-            seq = event.sequence_number
-            if seq != stamper.seq and event.cursor[-2:] == "-0":
-                stamper.seq, stamper.k = seq, 1
-                keep(event)
-            else:
-                keep(stamper.passed(event))
+                    stamper.seq = last
+                    keep(stamper.passed(event))
+                    last = stamper.seq
+        finally:
+            stamper.seq = last
         return out
 
     def _feed(self, event: ev.Event) -> list[ev.Event]:
@@ -653,6 +674,9 @@ class LinkRewriter:
 
 _SANDBOX = "sandbox:"
 _SANDBOX_LENGTH = len(_SANDBOX)
+# What a delta ends with when its end may begin a link: "s", "sa", ... "sandbox:". (Only
+# the first character of these is an "s", so it is the delta's last "s".)
+_SANDBOX_STARTS = tuple(_SANDBOX[:n] for n in range(1, _SANDBOX_LENGTH + 1))
 # Events the rewriter passes on unchanged whatever its state: neither text, nor what names
 # files, nor what it holds back or releases.
 _PASSED = frozenset(
