@@ -157,13 +157,12 @@ class Pipeline:
         """Publish every event of ``events``, through the processors.
 
         Processors with ``process`` each get the events of the one before; consecutive
-        ones with only ``feed`` run as one step, each event through all of them in turn
-        (through ``feed_all`` where they have it), so an event costs one async
-        iteration for the run of them, not one for each.
+        ones with only ``feed`` run as one step, each event through all of them in turn,
+        so an event costs one async iteration for the run of them, not one for each.
         """
         async with contextlib.AsyncExitStack() as stack:
             for stage in _stages(self.processors):
-                if callable(stage):
+                if isinstance(stage, list):
                     events = await stack.enter_async_context(
                         contextlib.aclosing(_fed(events, stage))
                     )
@@ -216,53 +215,40 @@ async def deliver(
     return pipeline.failures
 
 
-_Batch = Callable[[list[ev.Event]], list[ev.Event]]
-"""Sans-I/O processors run in turn: a list of events in, the events to pass on out."""
+_Feed = Callable[[ev.Event], list[ev.Event]]
 
 
 def _stages(processors: Sequence[Any]) -> list[Any]:
     """``processors`` as the pipeline runs them: those with ``process`` as they are, each
-    run of consecutive ones with only ``feed`` as one :data:`_Batch`."""
+    run of consecutive ones with only ``feed`` as the list of their ``feed`` methods."""
     stages: list[Any] = []
-    run: list[_Batch] = []
+    run: list[_Feed] = []
     for processor in processors:
         if hasattr(processor, "process"):
             if run:
-                stages.append(_chained(run))
+                stages.append(run)
                 run = []
             stages.append(processor)
-        elif hasattr(processor, "feed_all"):
-            run.append(processor.feed_all)
         elif hasattr(processor, "feed"):
-            run.append(_each(processor.feed))
+            run.append(processor.feed)
         else:
             raise UsageError(f"{processor!r} has neither process() nor feed()")
     if run:
-        stages.append(_chained(run))
+        stages.append(run)
     return stages
 
 
-def _each(feed: Callable[[ev.Event], list[ev.Event]]) -> _Batch:
-    return lambda events: [out for event in events for out in feed(event)]
-
-
-def _chained(steps: list[_Batch]) -> _Batch:
-    if len(steps) == 1:
-        return steps[0]
-
-    def run(events: list[ev.Event]) -> list[ev.Event]:
-        for step in steps:
-            if not events:
-                break
-            events = step(events)
-        return events
-
-    return run
-
-
-async def _fed(events: AsyncIterable[ev.Event], batch: _Batch) -> AsyncGenerator[ev.Event, None]:
+async def _fed(
+    events: AsyncIterable[ev.Event], feeds: list[_Feed]
+) -> AsyncGenerator[ev.Event, None]:
+    """Each event through ``feeds`` in turn. The events come one at a time, so each goes
+    to ``feed`` (which takes one event the fastest), not ``feed_all``."""
+    first, rest = feeds[0], feeds[1:]
     async for event in events:
-        for out in batch([event]):
+        batch = first(event)
+        for feed in rest:
+            batch = feed(batch[0]) if len(batch) == 1 else [o for e in batch for o in feed(e)]
+        for out in batch:
             yield out
 
 
