@@ -532,14 +532,10 @@ class LinkRewriter:
         if part.raw or "/" in held:
             return None
         rest = held + delta
-        hold = rest.rfind("s")
-        if (
-            hold >= 0
-            and len(rest) - hold <= _SANDBOX_LENGTH
-            and _SANDBOX.startswith(rest[hold:])
-            and not _no_link_after(rest[hold - 1] if hold else window[emitted - 1 : emitted])
-        ):
-            return _with_delta(event, self._hold_from(part, delta, rest, hold))
+        if rest[-1] in _SANDBOX and rest.endswith(_SANDBOX_STARTS):  # a link's start?
+            hold = rest.rfind("s")
+            if not _no_link_after(rest[hold - 1] if hold else window[emitted - 1 : emitted]):
+                return _with_delta(event, self._hold_from(part, delta, rest, hold))
         part.held = None
         part.out += len(rest)
         part.at += emitted + len(rest) - 1
