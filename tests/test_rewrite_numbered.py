@@ -10,7 +10,7 @@ numbering, cut tails, several responses, links across deltas) and any chunking.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
@@ -150,3 +150,26 @@ def test_an_event_after_one_the_rewriter_holds_back_gets_its_place() -> None:
     )
     first_out = next(e for e in numbered if e.sequence_number == end.sequence_number)
     assert (first_out.type, first_out.cursor[-2:]) == ("item.completed", "-0")
+
+
+async def test_a_subclass_with_its_own_feed_all_is_given_the_events_through_it() -> None:
+    class Counting(LinkRewriter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches = 0
+
+        def feed_all(self, events: Iterable[ev.Event]) -> list[ev.Event]:
+            self.batches += 1
+            return super().feed_all(events)
+
+    body = "".join(
+        f"data: {json.dumps(e)}\n\n" for e in StreamBuilder().message("a b c", chunk=1).events()
+    ).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    rewriter = Counting()
+    got = [event async for event in respflow.aiter_events(chunks(), processors=[rewriter])]
+    assert rewriter.batches == 1  # the one chunk's events (after the end, close() gives none)
+    assert got == _one_by_one([event async for event in respflow.aiter_events(chunks())])
