@@ -16,7 +16,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -245,11 +252,17 @@ async def _fed(
     to ``feed`` (which takes one event the fastest), not ``feed_all``."""
     first, rest = feeds[0], feeds[1:]
     async for event in events:
-        batch = first(event)
-        for feed in rest:
-            batch = feed(batch[0]) if len(batch) == 1 else [o for e in batch for o in feed(e)]
-        for out in batch:
+        for out in _through(first(event), rest) if rest else first(event):
             yield out
+
+
+def _through(events: list[ev.Event], feeds: list[_Feed]) -> Iterator[ev.Event]:
+    """``events`` through ``feeds`` in turn, each out as soon as the last one gives it
+    (as when each processor ran in its own step): a processor raising on an event
+    leaves those before it delivered."""
+    feed, rest = feeds[0], feeds[1:]
+    for event in events:
+        yield from _through(feed(event), rest) if rest else feed(event)
 
 
 class _Outlet:
