@@ -92,6 +92,13 @@ _REASONING: dict[type[Any], tuple[type[ev.EventBase], str, str, str]] = {
 _LIFECYCLE = frozenset(
     {*_TERMINALS, wire.ResponseCreated, wire.ResponseQueued, wire.ResponseInProgress}
 )
+_OUT_OF_LINE = object()
+"""What :meth:`Assembler._next_in_line` gives when no event can be placed without a look."""
+
+_NOTHING_STREAMED = Streamed()
+"""Where :meth:`Assembler._plain` points before a delta told it where deltas go: never
+added to."""
+
 _END_STATUS: dict[type[Any], str] = {
     ev.ResponseCompleted: "completed",
     ev.ResponseIncomplete: "incomplete",
@@ -242,7 +249,10 @@ class Assembler(CodeItems, MessageItems):
 
         Everything else goes the general way (:meth:`_frame`, :meth:`_payload`,
         :meth:`_dispatch`), which is what this path does too, only slower: so what is kept
-        in locals is written back before, and read again after, each detour.
+        in locals is written back before, and read again after, each detour. Among what
+        is kept is the part the last text delta went to and the item the last code delta
+        went to: nearly every delta goes where the one before it went, and only a detour
+        can finish an item or add one.
         """
         decode = wire.decode_known
         text_delta, code_delta = wire.TextDelta, wire.CodeDelta
@@ -250,11 +260,20 @@ class Assembler(CodeItems, MessageItems):
         text_event, code_event = ev.TextDelta, ev.CodeDelta
         join_every = JOIN_EVERY
         out = self._out  # the same list until feed() takes it
-        expected, rid, records, final = self._next_in_line(), self._rid, self._items, self._final
-        placed: int | None = None  # the last number placed here, not yet in self._last_seq
+        append = out.append
         large = held.LARGE_PAYLOAD
+        placed: int | None = None  # the last number placed here, not yet in self._last_seq
+        expected, rid = self._next_in_line(), self._rid
+        # Where the last text delta went (output and content index; -1: nowhere, as no
+        # index is negative), its streamed text, item id and index; the same for code.
+        text_output = text_content = code_output = -1
+        text_streamed = code_streamed = _NOTHING_STREAMED
+        text_item = code_item = ""
+        text_index = code_index = 0
+        item: Any  # told apart by type(item), which costs less than isinstance(item, (...))
         for item in items:
-            if isinstance(item, (bytes, bytearray)):
+            item_type = type(item)
+            if item_type is bytes or item_type is bytearray:
                 if len(item) < large:
                     try:
                         event: Any = decode(item)
@@ -263,34 +282,52 @@ class Assembler(CodeItems, MessageItems):
                 else:
                     event, item = self._decoded_large(item)
                 kind = type(event)
-                if (
-                    kind is text_delta or kind is code_delta or kind is code_delta_dotted
-                ) and event.sequence_number == expected:
-                    record = records.get(event.output_index)
-                    if record is not None and record.index not in final:
-                        seq = placed = event.sequence_number
-                        expected = seq + 1
-                        delta = event.delta
-                        if kind is text_delta:
-                            index = event.content_index
-                            streamed = (record.parts.get(index) or record.part(index)).streamed
-                            out.append(
+                if kind is text_delta:
+                    seq = event.sequence_number
+                    if seq == expected:
+                        output, index = event.output_index, event.content_index
+                        hit = output == text_output and index == text_content
+                        if not hit:
+                            found = self._open_part(output, index)
+                            if found is not None:
+                                hit = True
+                                text_output, text_content = output, index
+                                text_streamed, text_item, text_index = found
+                        if hit:
+                            placed = seq
+                            expected = seq + 1
+                            delta = event.delta
+                            append(
                                 text_event(
-                                    rid, seq, f"{seq}-0", record.item_id, record.index, index, delta
+                                    rid, seq, f"{seq}-0", text_item, text_index, index, delta
                                 )
                             )
-                        else:
-                            streamed = record.code
-                            out.append(
-                                code_event(
-                                    rid, seq, f"{seq}-0", record.item_id, record.index, delta
-                                )
-                            )
-                        recent = streamed.recent
-                        recent.append(delta)
-                        if len(recent) >= join_every:
-                            streamed.join_recent()
-                        continue
+                            recent = text_streamed.recent
+                            recent.append(delta)
+                            if len(recent) >= join_every:
+                                text_streamed.join_recent()
+                            continue
+                elif kind is code_delta or kind is code_delta_dotted:
+                    seq = event.sequence_number
+                    if seq == expected:
+                        output = event.output_index
+                        hit = output == code_output
+                        if not hit:
+                            record = self._open_record(output)
+                            if record is not None:
+                                hit = True
+                                code_output, code_streamed = output, record.code
+                                code_item, code_index = record.item_id, record.index
+                        if hit:
+                            placed = seq
+                            expected = seq + 1
+                            delta = event.delta
+                            append(code_event(rid, seq, f"{seq}-0", code_item, code_index, delta))
+                            recent = code_streamed.recent
+                            recent.append(delta)
+                            if len(recent) >= join_every:
+                                code_streamed.join_recent()
+                            continue
             if placed is not None:
                 self._placed_in_line(placed)
                 placed = None
@@ -300,20 +337,36 @@ class Assembler(CodeItems, MessageItems):
                 self._payload(item, complete=True)  # decoded again, to say what was wrong
             else:
                 self._safely(event)
-            expected, rid, records, final = (
-                self._next_in_line(),
-                self._rid,
-                self._items,
-                self._final,
-            )
+            expected, rid = self._next_in_line(), self._rid
+            text_output = text_content = code_output = -1
         if placed is not None:
             self._placed_in_line(placed)
 
-    def _next_in_line(self) -> int | None:
-        """The sequence number that :meth:`_placed` would take without a second look."""
+    def _open_record(self, output_index: int | None) -> Record | None:
+        """The item at ``output_index`` if it is open (deltas to it are taken in line)."""
+        record = self._items.get(output_index)  # type: ignore[arg-type]
+        if record is None or record.index in self._final:
+            return None
+        return record
+
+    def _open_part(self, output_index: int | None, index: int) -> tuple[Streamed, str, int] | None:
+        """The streamed text, item id and index of part ``index`` of the open item at
+        ``output_index``; None if that item is not open."""
+        record = self._open_record(output_index)
+        if record is None:
+            return None
+        return (
+            (record.parts.get(index) or record.part(index)).streamed,
+            record.item_id,
+            record.index,
+        )
+
+    def _next_in_line(self) -> int | object:
+        """The sequence number that :meth:`_placed` would take without a second look; or
+        something no number equals (not None: an event may have no number)."""
         last = self._last_seq
         if self._ended or last is None or last < 0 or self._max_jump < 1:
-            return None
+            return _OUT_OF_LINE
         return last + 1
 
     def _placed_in_line(self, seq: int) -> None:

@@ -59,7 +59,11 @@ def _steps(processors: Sequence[Any]) -> Callable[[list[Event]], list[Event]] | 
     """One function that runs a list of events through ``processors``; None for none."""
     steps: list[Callable[[list[Event]], list[Event]]] = []
     for processor in processors:
-        if hasattr(processor, "feed_all"):
+        if not steps and hasattr(processor, "_feed_all_numbered"):
+            # The first processor gets the assembler's events as it numbered them: a
+            # LinkRewriter then need not read their cursors (see _feed_all_numbered).
+            steps.append(processor._feed_all_numbered)
+        elif hasattr(processor, "feed_all"):
             steps.append(processor.feed_all)
         elif hasattr(processor, "feed"):
             steps.append(_each(processor.feed))
