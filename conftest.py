@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
+# No property test is timed: hypothesis's deadline and its too_slow health check measure
+# the machine (a loaded CI runner fails them), not respflow.
+untimed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # CI explores the same examples on every run, so that a red CI means the change broke
 # something rather than that the search was lucky; a developer's run (no CI in the
 # environment) draws new examples each time, and RESPFLOW_HYPOTHESIS=hunt draws many more.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.register_profile("hunt", max_examples=2000, print_blob=True)
+settings.register_profile("default", parent=untimed)
+settings.register_profile("ci", parent=untimed, derandomize=True, print_blob=True)
+settings.register_profile("hunt", parent=untimed, max_examples=2000, print_blob=True)
 settings.load_profile(
     os.environ.get("RESPFLOW_HYPOTHESIS") or ("ci" if os.environ.get("CI") else "default")
 )
