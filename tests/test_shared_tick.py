@@ -173,3 +173,15 @@ async def test_the_hub_app_readers_share_a_tick_too() -> None:
         # the retry line, the first event at once, then the rest after one shared rest
         assert len(got) == 3
         assert _decoded(b"".join(got)) == [(e.cursor, e) for e in events]
+
+
+def test_serve_the_app_and_the_hub_app_rest_the_same_by_default() -> None:
+    import inspect
+
+    from respflow._cli.main import _parser
+    from respflow._server.pacing import FLUSH
+
+    args = _parser(["serve"]).parse_args(["serve"])
+    assert args.flush == FLUSH
+    assert inspect.signature(respflow.app).parameters["flush"].default == FLUSH
+    assert inspect.signature(respflow.events_app).parameters["flush"].default == FLUSH
