@@ -185,3 +185,22 @@ def test_serve_the_app_and_the_hub_app_rest_the_same_by_default() -> None:
     assert args.flush == FLUSH
     assert inspect.signature(respflow.app).parameters["flush"].default == FLUSH
     assert inspect.signature(respflow.events_app).parameters["flush"].default == FLUSH
+
+
+async def test_a_reader_coming_as_the_sleeper_leaves_joins_the_rest_under_way() -> None:
+    # Halfway through a rest the sleeper leaves and, before the reader waiting for it
+    # looks again, another reader rests: all end at the tick due, not a rest later.
+    tick = Tick(1.0)
+    ended: list[float] = []
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            sleeper = anyio.CancelScope()
+            group.start_soon(_within, sleeper, _rest(tick, ended))
+            await anyio.wait_all_tasks_blocked()
+            group.start_soon(_rest, tick, ended)
+            await anyio.sleep(0.5)
+            left = anyio.current_time()
+            sleeper.cancel()
+            group.start_soon(_rest, tick, ended)
+    assert len(ended) == 2
+    assert max(ended) < left + 1.0  # a rest of its own would have ended a second later

@@ -73,8 +73,10 @@ class Tick:
 
     async def rest(self) -> None:
         """Wait for the response's next tick, starting one if none is under way."""
-        if not self._sleeping:  # no rest under way (the clock is read only then)
-            self._due = anyio.current_time() + self.flush
+        if not self._sleeping:  # else a rest is under way: join it, no clock needed
+            now = anyio.current_time()
+            if self._due <= now:  # (a sleeper that left may leave a rest to finish)
+                self._due = now + self.flush
         due = self._due
         while self._reached < due:
             if self._sleeping:
