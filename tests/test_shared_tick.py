@@ -204,3 +204,21 @@ async def test_a_reader_coming_as_the_sleeper_leaves_joins_the_rest_under_way() 
             group.start_soon(_rest, tick, ended)
     assert len(ended) == 2
     assert max(ended) < left + 1.0  # a rest of its own would have ended a second later
+
+
+async def test_a_rest_set_on_a_running_app_paces_the_readers_that_come_after() -> None:
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET, flush=1.0)
+    app.flush = 0
+    assert app.flush == 0
+    events = _events(6)
+    await broker.publish(events[:1])
+    got: list[bytes] = []
+    async with anyio.create_task_group() as group:
+        group.start_soon(_bodies, app, app.events_url(RID), got)
+        for event in events[1:]:
+            await anyio.wait_all_tasks_blocked()
+            await broker.publish([event])
+    assert len(got) == 1 + len(events)  # never rested: one write per event
+    with pytest.raises(respflow.UsageError, match="flush must be 0 to 1 seconds"):
+        app.flush = 2.0

@@ -151,7 +151,6 @@ class App:
         self.signer = signer
         self.prefix = prefix.rstrip("/")
         self.heartbeat = heartbeat
-        self.flush = flush
         self._authorize = authorize
         self._token = token
         self._prepare = prepare
@@ -159,6 +158,19 @@ class App:
         self._frame = _SharedFrames(self.browser_view)
         self._ticks = Ticks(flush)
         self._asgi = self._build()
+
+    @property
+    def flush(self) -> float:
+        """Seconds a reader rests after a write (see :func:`app`); readers that come after
+        it is set rest the new time."""
+        return self._ticks.flush
+
+    @flush.setter
+    def flush(self, flush: float) -> None:
+        problem = check_flush(flush)
+        if problem is not None:
+            raise UsageError(problem)
+        self._ticks = Ticks(flush)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)
