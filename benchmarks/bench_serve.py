@@ -6,12 +6,13 @@
 A server process publishes one response's events at a fixed rate while N readers in
 another process follow it over real loopback HTTP; each event carries the moment it was
 published (time.monotonic, one clock for the whole machine), so each reader knows how
-long it took to arrive. Three servers, same readers, same rate:
+long it took to arrive. The servers, same readers, same rate:
 
-- respflow, twice: ``respflow.app`` over a ``MemoryBroker``, the events published into
-  the broker one by one and streamed to each reader through a signed ``events_url``
-  (subscription, browser view, JSON encoding, SSE framing), once with ``flush=0`` and
-  once with the app's default rest between a reader's writes;
+- respflow, three times: ``respflow.app`` over a ``MemoryBroker``, the events published
+  into the broker one by one and streamed to each reader through a signed ``events_url``
+  (subscription, browser view, JSON encoding, SSE framing), with ``flush=0``, with
+  ``flush=0.02`` (the default until the rest became 50 ms, kept for comparison) and with
+  the app's default rest between a reader's writes;
 - floor: a bare Starlette SSE endpoint that hands precomputed frames to each reader's
   queue: the least any Python SSE server on hypercorn does.
 
@@ -268,13 +269,20 @@ def main() -> int:
     rate, count = (50.0, 50) if args.quick else (args.rate, args.count)
     rounds = 1 if args.quick else args.rounds
     print(f"one response, {count} events at {rate:g}/s, readers in one other process")
-    print(f"{rounds} round(s), floor and respflow alternating; medians, ratios per round")
+    print(f"{rounds} round(s), the servers alternating; medians, ratios per round")
     print(
         "| readers | server | p50 ms | p99 ms | delivered | p50 vs floor | p99 vs floor "
         "| frames per server CPU second | vs floor |"
     )
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    servers = {"floor": None, "respflow, flush=0": 0.0, "respflow (flush 20 ms)": None}
+    from respflow._server.pacing import FLUSH
+
+    servers = {
+        "floor": None,
+        "respflow, flush=0": 0.0,
+        "respflow, flush=20 ms": 0.02,
+        f"respflow (default, flush {FLUSH * 1000:g} ms)": None,
+    }
     for readers in (10,) if args.quick else map(int, args.readers.split(",")):
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
         for _ in range(rounds):

@@ -90,10 +90,10 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--flush",
         type=float,
-        default=0.02,
+        default=0.05,  # pacing.FLUSH: importing it here would load anyio to parse
         metavar="SECONDS",
-        help="the least time between two writes to a browser while events flow; what "
-        "arrives in between goes out together (0: each as soon as possible; default: "
+        help="how long a browser's stream rests after a write while events flow; what "
+        "arrives meanwhile goes out together (0: each as soon as possible; default: "
         "%(default)s)",
     )
     from .main import add_record

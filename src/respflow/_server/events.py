@@ -10,7 +10,7 @@ from typing import Any
 from .._delivery.hub import Hub, Lagged, Reader, TooOld
 from .._events import Event, encode_event, parse_cursor
 from .._exceptions import UsageError
-from .pacing import check_flush, paced
+from .pacing import FLUSH, Tick, Ticks, check_flush, paced
 
 Authorize = Callable[[Any, str], "bool | Awaitable[bool]"]
 """``(request, response_id) -> bool``: may this request follow this response?"""
@@ -29,7 +29,7 @@ def events_app(
     authorize: Authorize = deny_all,
     prefix: str = "/events",
     heartbeat: float = 15.0,
-    flush: float = 0.02,
+    flush: float = FLUSH,
 ) -> Any:
     """An ASGI app streaming a response's events to browsers as server-sent events.
 
@@ -41,9 +41,10 @@ def events_app(
     response_id)`` decides who may follow what, and the default denies everyone: give
     one that checks your session. A reader too far behind is let go with an
     ``event: lagged`` frame (reconnect with the last id); a cursor no longer in the
-    history gets ``event: too_old``. While events flow, a reader's writes are at least
-    ``flush`` seconds apart and what came in between goes out together (``0``: each as
-    soon as the reader wakes); see :func:`respflow.app`. Needs Starlette.
+    history gets ``event: too_old``. While events flow, a reader rests ``flush`` seconds
+    after a write, together with the other readers of its response, and what came
+    meanwhile goes out together (``0``: each as soon as the reader wakes); see
+    :func:`respflow.app`. Needs Starlette.
     """
     if not heartbeat > 0 or not math.isfinite(heartbeat):
         raise UsageError("heartbeat must be a positive number of seconds")
@@ -76,16 +77,17 @@ def events_app(
                 media_type="text/event-stream",
             )
         return StreamingResponse(
-            _frames(reader, heartbeat, flush),
+            _frames(reader, heartbeat, ticks(response_id)),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
+    ticks = Ticks(flush)
     route = f"{prefix.rstrip('/')}/{{response_id}}"
     return Starlette(routes=[Route(route, stream, methods=["GET"])])
 
 
-def _frames(reader: Reader, heartbeat: float, flush: float) -> AsyncIterator[bytes]:
+def _frames(reader: Reader, heartbeat: float, tick: Tick | None) -> AsyncIterator[bytes]:
     def write(events: list[Event]) -> bytes:
         return b"".join(
             [b"id: " + e.cursor.encode() + b"\ndata: " + encode_event(e) + b"\n\n" for e in events]
@@ -98,7 +100,7 @@ def _frames(reader: Reader, heartbeat: float, flush: float) -> AsyncIterator[byt
         return b"event: " + name + b"\ndata: " + str(refused).encode() + b"\n\n"
 
     return paced(
-        reader, write, heartbeat=heartbeat, flush=flush, refusals=(Lagged, TooOld), ending=ending
+        reader, write, heartbeat=heartbeat, tick=tick, refusals=(Lagged, TooOld), ending=ending
     )
 
 
