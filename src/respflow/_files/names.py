@@ -16,7 +16,7 @@ import unicodedata
 
 from .. import _events as ev
 
-__all__ = ["FileNames", "numbered", "safe_filename", "stored_name"]
+__all__ = ["FileNames", "numbered", "response_folder", "safe_filename", "stored_name"]
 
 _ALLOWED_PUNCTUATION = frozenset(" -_.,+=@()[]{}~'!#$%&")
 # Names Windows reserves in any directory, whatever extensions follow them.
@@ -33,6 +33,10 @@ _TAGGED = re.compile(r"~[0-9a-f]{8}(?:\.[^.]*)?\Z")
 _NAMING_EVENTS = (ev.CodeStarted, ev.CodeCompleted, ev.FileCited, ev.FileLink)
 # The storage's manifest in each response folder: no saved file may take its name.
 RESERVED_NAME = "manifest.json"
+# A response id that is its own folder's name, as the API makes them (resp_68c2e2c6...):
+# lower case, so that two of them are two folders on a case-insensitive disk too.
+_PLAIN_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+_ID_TAG_HEX = 16
 
 
 def safe_filename(name: str | None, *, fallback: str = "file", max_bytes: int = _MAX_BYTES) -> str:
@@ -95,6 +99,25 @@ def stored_name(path: str, container_id: str | None = None) -> str:
     tag = "~" + hashlib.sha256(identity).hexdigest()[:8]
     room = _MAX_BYTES - len(tag.encode()) - len(ext.encode())
     return _truncate(readable, room) + tag + ext
+
+
+def response_folder(response_id: str) -> str:
+    """The name of the folder that holds the files (or the recording) of ``response_id``;
+    two different ids never get the same one.
+
+    An id as the API makes them (``resp_`` and lower-case letters and digits) is its own
+    folder's name. Any other (one that :func:`safe_filename` would change, or with upper
+    case, dots or a ``~``) gets its safe form with ``~`` and 16 hex digits of a hash of
+    the whole id (``a_resp_1~3f1c09d2a4b5c6d7``): a response id comes from the network,
+    and ``a/resp_1`` must not share ``resp_1``'s folder, nor ``RESP_1`` share it on a
+    case-insensitive disk. No plain name holds a ``~``, so the two kinds never meet.
+    """
+    if _PLAIN_ID.match(response_id) and safe_filename(response_id) == response_id:
+        return response_id
+    digest = hashlib.sha256(response_id.encode("utf-8", "surrogatepass")).hexdigest()
+    tag = "~" + digest[:_ID_TAG_HEX]
+    readable = safe_filename(response_id, fallback="response")
+    return _truncate(readable, _MAX_BYTES - len(tag)) + tag
 
 
 class FileNames:
