@@ -16,7 +16,14 @@ import unicodedata
 
 from .. import _events as ev
 
-__all__ = ["FileNames", "numbered", "response_folder", "safe_filename", "stored_name"]
+__all__ = [
+    "FileNames",
+    "numbered",
+    "response_folder",
+    "safe_filename",
+    "same_on_disk",
+    "stored_name",
+]
 
 _ALLOWED_PUNCTUATION = frozenset(" -_.,+=@()[]{}~'!#$%&")
 # Names Windows reserves in any directory, whatever extensions follow them.
@@ -28,8 +35,9 @@ _RESERVED = frozenset(
 _MAX_BYTES = 200
 _MAX_SUFFIX_BYTES = 24
 _SANDBOX = "/mnt/data/"
-# A tagged name ends in "~" and 8 hex digits, before its extension; no plain name may.
-_TAGGED = re.compile(r"~[0-9a-f]{8}(?:\.[^.]*)?\Z")
+# A tagged name ends in "~" and 8 hex digits, before its extension; no plain name may,
+# in any case: on a case-insensitive disk "x~ABCDEF12.csv" is the tagged "x~abcdef12.csv".
+_TAGGED = re.compile(r"~[0-9a-fA-F]{8}(?:\.[^.]*)?\Z")
 _NAMING_EVENTS = (ev.CodeStarted, ev.CodeCompleted, ev.FileCited, ev.FileLink)
 # The storage's manifest in each response folder: no saved file may take its name.
 RESERVED_NAME = "manifest.json"
@@ -76,7 +84,13 @@ def numbered(name: str, n: int, *, max_bytes: int = _MAX_BYTES) -> str:
     return _truncate(stem, room) + counter + ext
 
 
-def stored_name(path: str, container_id: str | None = None) -> str:
+def same_on_disk(name: str) -> str:
+    """What a case-insensitive disk that ignores Unicode normalisation (macOS, Windows)
+    compares of ``name``: two names with the same one are one file there."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+def stored_name(path: str, container_id: str | None = None, *, tagged: bool = False) -> str:
     """The name of the file at sandbox ``path`` (a bare name is taken to be in /mnt/data),
     in ``container_id``, or in the response's first container if None.
 
@@ -85,10 +99,11 @@ def stored_name(path: str, container_id: str | None = None) -> str:
     file (in a folder, in another container, or with a name that had to be made safe)
     gets ``~`` and 8 hex digits of a hash of its container and path before its extension
     (``a_report~3f1c09d2.csv``), so two different files never share a name (short of a
-    hash collision) and a file gets the same name in any process.
+    hash collision) and a file gets the same name in any process. ``tagged`` gives a
+    file that could keep its name the tagged one all the same.
     """
     relative = path.removeprefix(_SANDBOX) if path.startswith(_SANDBOX) else path.lstrip("/")
-    if container_id is None and _is_plain(relative):
+    if container_id is None and not tagged and _is_plain(relative):
         return relative
     folder, _, base = relative.rpartition("/")
     safe = safe_filename(base)
@@ -125,21 +140,42 @@ class FileNames:
 
     Feed it the response's events (:meth:`see`) in order; the link rewriter and the file
     fetcher each keep one and, seeing the same events, name every file alike.
+
+    Names that keep their file's name must also differ where case and Unicode
+    normalisation do not count (macOS, Windows: ``Report.csv`` is ``report.csv``): the
+    first file to be named or cited keeps its name, and a later one that would be the
+    same there gets the tagged name (``report~1c2d3e4f.csv``). A citation or a link
+    event names its file as it is seen, so files are named in the order the response
+    gives them, whenever a download asks.
     """
 
     def __init__(self) -> None:
         self.first_container: str | None = None
+        self._kept: dict[str, str] = {}
+        """The untagged names given, by what a case-insensitive disk compares of them."""
 
     def see(self, event: ev.Event) -> None:
         if self.first_container is None and isinstance(event, _NAMING_EVENTS):
             self.first_container = event.container_id or None
+        match event:
+            case ev.FileCited(kind="container_file_citation", container_id=cid) if cid:
+                self.name(cid, event.filename or event.file_id)
+            case ev.FileLink(container_id=cid, path=path) if cid:
+                self.name(cid, path)
+            case _:
+                pass
 
     def name(self, container_id: str | None, path: str) -> str:
         """The name of the file at ``path`` in ``container_id`` (None: the container is not
         known yet, so it will be the first)."""
         first = self.first_container
         other = container_id is not None and first is not None and container_id != first
-        return stored_name(path, container_id if other else None)
+        owner = container_id if other else None
+        name = stored_name(path, owner)
+        if owner is not None or _TAGGED.search(name):
+            return name  # tagged: its hash tells it from any other
+        kept = self._kept.setdefault(same_on_disk(name), name)
+        return name if kept == name else stored_name(path, owner, tagged=True)
 
 
 def _is_plain(relative: str) -> bool:

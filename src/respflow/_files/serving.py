@@ -69,7 +69,7 @@ def file_response(base: Path, response_id: str, filename: str) -> Any:
     if filename.casefold() == RESERVED_NAME:
         return None  # the folder's manifest is the storage's, not a file the model made
     path = (base / response_folder(response_id) / filename).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    if not path.is_relative_to(base) or not path.is_file() or not _named(path):
         return None
     index = _index(path.parent)
     if isinstance(index, FolderIndex) and index.response_id != response_id:
@@ -87,6 +87,15 @@ def file_response(base: Path, response_id: str, filename: str) -> Any:
             "cache-control": "private, max-age=3600",
         },
     )
+
+
+def _named(path: Path) -> bool:
+    """Whether the folder holds a file of exactly this name: on a case-insensitive disk
+    ``report.csv`` opens ``Report.csv``, another file."""
+    try:
+        return path.name in os.listdir(path.parent)
+    except OSError:
+        return False
 
 
 def _index(folder: Path) -> FolderIndex | dict[str, StoredFile] | None:

@@ -18,7 +18,7 @@ import msgspec
 from .. import _events as ev
 from .._exceptions import RespflowError
 from .manifest import MANIFEST, add_to_manifest, listable
-from .names import numbered, response_folder, safe_filename
+from .names import numbered, response_folder, safe_filename, same_on_disk
 
 __all__ = ["FileTooLarge", "KeepsManifest", "LocalStorage", "Storage", "StoredFile"]
 
@@ -91,12 +91,16 @@ class LocalStorage:
 
     Each file is written to a hidden temporary file in its final directory, flushed to
     disk, then linked to its name, which never replaces an existing file: a name given
-    twice gets ``name (2).ext`` the second time. (The file fetcher names files by the rule
-    the link rewriter uses, which gives different files different names.) A file is
-    stored once per key: an index in each
-    response folder (``.respflow-index.json``) remembers what was saved, across runs. A
-    download that fails or passes ``max_file_bytes`` (or takes the response past
-    ``max_response_bytes``) leaves nothing behind. Names from the API are made safe by
+    twice gets ``name (2).ext`` the second time, and so does a name that differs from a
+    saved one only in case or Unicode normalisation (``report.csv`` after
+    ``Report.csv``), which macOS and Windows would take for the same file. (The file
+    fetcher names files by the rule the link rewriter uses, which gives different files
+    different names.) A file is stored once per key: an index in each response folder
+    (``.respflow-index.json``, which names its response) remembers what was saved, across
+    runs. The folder is ``root/<response_id>`` for an id as the API makes them; any other
+    id gets a folder of its own (:meth:`path_for`). A download that fails or passes
+    ``max_file_bytes`` (or takes the response past ``max_response_bytes``) leaves
+    nothing behind. Names from the API are made safe by
     :func:`respflow.safe_filename`, and every path is checked to be inside ``root``.
 
     Each response folder also gets a ``manifest.json`` listing every file with its size,
@@ -303,13 +307,18 @@ def _still_there(folder: Path, stored: StoredFile) -> bool:
 
 
 def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:
-    """Give ``temp`` a name in ``folder`` that no file has: ``name``, ``name (2)``, ..."""
+    """Give ``temp`` a name in ``folder`` that no file has: ``name``, ``name (2)``, ...
+
+    Nor one that differs from a file's only in case or Unicode normalisation: the folder
+    may be copied to (or already be on) a disk where ``Report.csv`` is ``report.csv``.
+    """
     name = safe_filename(filename)
+    taken = {same_on_disk(entry) for entry in os.listdir(folder)}
     for n in range(1, 10_000):
         candidate = name if n == 1 else numbered(name, n)
         final = folder / candidate
-        if candidate.casefold() == MANIFEST:
-            continue  # the manifest's name, even before the manifest is written
+        if candidate.casefold() == MANIFEST or same_on_disk(candidate) in taken:
+            continue  # the manifest's name (even before it is written), or a file's
         if final.resolve().parent != folder:
             raise RespflowError(f"refusing to write outside the storage folder: {final}")
         try:
