@@ -147,3 +147,62 @@ async def test_a_container_with_report_csv_in_three_cases_gets_three_links_and_f
             served = await http.get(link)
             assert served.status_code == 200, link
             assert served.content == data, link
+
+
+def _bare_and_cited(bare_first: bool) -> Recording:
+    """A bare link to Report.csv and a citation of report.csv in one part. The events
+    give the citation first and the bare link after the part's text.done, whatever the
+    order in the text: the names must follow the text."""
+    bare, cited = "sandbox:/mnt/data/Report.csv", "sandbox:/mnt/data/report.csv"
+    text = f"see {bare} and [b]({cited})" if bare_first else f"see [b]({cited}) and {bare}"
+    start = text.index(cited)
+    citation = {
+        "type": "container_file_citation",
+        "container_id": "cntr_a",
+        "file_id": "cfile_low",
+        "filename": "report.csv",
+        "start_index": start,
+        "end_index": start + len(cited),
+    }
+    builder = (
+        StreamBuilder(response_id="resp_order")
+        .code_call("save_both()", logs="", container_id="cntr_a")
+        .message(text, annotations=[citation])
+    )
+    return Recording.from_bytes(to_sse(builder.events()))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("bare_first", [True, False])
+async def test_a_bare_link_and_a_citation_in_two_cases_meet_their_files(
+    anyio_backend: str, tmp_path: Path, bare_first: bool
+) -> None:
+    out: list[respflow.Event] = []
+    rewriter = LinkRewriter()
+    async with MockServer(_bare_and_cited(bare_first)) as mock:
+        (tmp_path / "upper").write_bytes(b"UPPER")
+        (tmp_path / "lower").write_bytes(b"lower")
+        mock.containers.add("cntr_a", tmp_path / "upper", path="/mnt/data/Report.csv")
+        mock.containers.add(
+            "cntr_a", tmp_path / "lower", path="/mnt/data/report.csv", file_id="cfile_low"
+        )
+        async with (
+            openai.AsyncOpenAI(
+                base_url=mock.openai_base_url, api_key=mock.openai_api_key, max_retries=0
+            ) as sdk,
+            respflow.stream(sdk, model="m", input="x") as events,
+            respflow.fetch_files(events, sdk, LocalStorage(tmp_path / "files"), retry=FAST) as got,
+        ):
+            async for event in got:
+                out += rewriter.feed(event)
+    (answer,) = [e.text for e in out if isinstance(e, ev.MessageCompleted)]
+    links = re.findall(r"/files/[^\s),]+", answer)
+    first = "/files/resp_order/" + ("Report.csv" if bare_first else "report.csv")
+    assert links[0] == first  # the first in the text keeps its name
+    async with (
+        LoopbackServer(files_app(tmp_path / "files")) as server,
+        httpx2.AsyncClient(base_url=server.url) as http,
+    ):
+        served = {link: (await http.get(link)).content for link in links}
+    upper, lower = (links[0], links[1]) if bare_first else (links[1], links[0])
+    assert served == {upper: b"UPPER", lower: b"lower"}

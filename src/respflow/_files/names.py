@@ -143,27 +143,66 @@ class FileNames:
 
     Names that keep their file's name must also differ where case and Unicode
     normalisation do not count (macOS, Windows: ``Report.csv`` is ``report.csv``): the
-    first file to be named or cited keeps its name, and a later one that would be the
-    same there gets the tagged name (``report~1c2d3e4f.csv``). A citation or a link
-    event names its file as it is seen, so files are named in the order the response
-    gives them, whenever a download asks.
+    file the text names first keeps its name, and a later one that would be the same
+    there gets the tagged name (``report~1c2d3e4f.csv``). The rewriter names links as the
+    text streams; a response's events give them in another order (a part's citations,
+    then its ``text.done``, then its bare links), so :meth:`see` names a part's cited
+    files with its links in the order of the text, once the part's citations and links
+    have all come (at the next event of another kind). A fetcher names a cited file
+    after that, or after :meth:`settle`.
     """
 
     def __init__(self) -> None:
         self.first_container: str | None = None
         self._kept: dict[str, str] = {}
         """The untagged names given, by what a case-insensitive disk compares of them."""
+        self._cited: list[ev.FileCited] = []
+        """Container citations whose files are not named yet: their links may come later
+        in the events than links before them in the text. Once a bare link comes, the
+        list is in reverse text order, so the next to name is popped off its end."""
+        self._parts: dict[tuple[str, int], int] = {}
+        """The parts of the citations waiting, in the order they came: the text's."""
+        self._reversed = True
 
     def see(self, event: ev.Event) -> None:
         if self.first_container is None and isinstance(event, _NAMING_EVENTS):
             self.first_container = event.container_id or None
-        match event:
-            case ev.FileCited(kind="container_file_citation", container_id=cid) if cid:
-                self.name(cid, event.filename or event.file_id)
-            case ev.FileLink(container_id=cid, path=path) if cid:
-                self.name(cid, path)
-            case _:
-                pass
+        if isinstance(event, ev.FileCited):
+            self._parts.setdefault((event.item_id, event.content_index), len(self._parts))
+            self._cited.append(event)
+            self._reversed = False
+        elif isinstance(event, ev.FileLink):
+            self._settle_before(event)
+        elif self._cited and not isinstance(event, ev.TextDone):
+            self.settle()
+
+    def settle(self) -> None:
+        """Name the cited files still waiting, in the order of the text."""
+        self._settle_before(None)
+        self._parts.clear()
+
+    def _settle_before(self, link: ev.FileLink | None) -> None:
+        """Name what the text gives before ``link`` (None: all of it), then the file it
+        links. Bare links come in the order of the text: each pops what is before it."""
+        if self._cited:
+            if not self._reversed:
+                self._cited.sort(key=self._place, reverse=True)
+                self._reversed = True
+            bound = (len(self._parts), 0)
+            if link is not None:
+                bound = (
+                    self._parts.get((link.item_id, link.content_index), bound[0]),
+                    link.start_index,
+                )
+            while self._cited and self._place(self._cited[-1]) < bound:
+                cited = self._cited.pop()
+                if cited.kind == "container_file_citation" and cited.container_id:
+                    self.name(cited.container_id, cited.filename or cited.file_id)
+        if link is not None and link.container_id:
+            self.name(link.container_id, link.path)
+
+    def _place(self, cited: ev.FileCited) -> tuple[int, int]:
+        return self._parts[(cited.item_id, cited.content_index)], cited.start_index
 
     def name(self, container_id: str | None, path: str) -> str:
         """The name of the file at ``path`` in ``container_id`` (None: the container is not
