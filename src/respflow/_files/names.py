@@ -123,9 +123,10 @@ def response_folder(response_id: str) -> str:
     An id as the API makes them (``resp_`` and lower-case letters and digits) is its own
     folder's name. Any other (one that :func:`safe_filename` would change, or with upper
     case, dots or a ``~``) gets its safe form with ``~`` and 16 hex digits of a hash of
-    the whole id (``a_resp_1~3f1c09d2a4b5c6d7``): a response id comes from the network,
-    and ``a/resp_1`` must not share ``resp_1``'s folder, nor ``RESP_1`` share it on a
-    case-insensitive disk. No plain name holds a ``~``, so the two kinds never meet.
+    the whole id (``a/resp_1`` gets ``resp_1~fcc5e043c7d21c0a``): a response id comes
+    from the network, and ``a/resp_1`` must not share ``resp_1``'s folder, nor ``RESP_1``
+    share it on a case-insensitive disk. No plain name holds a ``~``, so the two kinds
+    never meet.
     """
     if _PLAIN_ID.match(response_id) and safe_filename(response_id) == response_id:
         return response_id
