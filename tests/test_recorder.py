@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import respflow
+from respflow._files.names import response_folder
 from respflow._sources.taps import TappedAssembler
 from respflow.testing import MockServer, Recording, StreamBuilder, to_sse
 
@@ -221,7 +222,10 @@ def test_a_folder_gets_one_file_per_response_named_safely(tmp_path: Path) -> Non
         asm.feed(wire)
         asm.close()
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["escape.sse", "resp_sample_dice (2).sse", "resp_sample_dice.sse"]
+    # An id that had to be made safe gets a hash of itself: no other id gets its name.
+    escaped = f"{response_folder('../../escape')}.sse"
+    assert escaped.startswith("escape~")
+    assert names == [escaped, "resp_sample_dice (2).sse", "resp_sample_dice.sse"]
     assert recorder.files == [folder / n for n in (names[2], names[1], names[0])]
     assert not (tmp_path / "escape.sse").exists()
     assert (folder / "resp_sample_dice (2).sse").read_bytes() == SAMPLE

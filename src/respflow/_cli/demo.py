@@ -50,9 +50,9 @@ async def demo(
     saved: list[ev.FileSaved] = []
     answers: list[ev.MessageCompleted] = []
     storage = LocalStorage(files_dir)
-    # Links in the answer go to where the files are being saved, as file:// URLs.
-    folder_uri = storage.root.as_uri().replace("{", "{{").replace("}", "}}")
-    rewriter = LinkRewriter(folder_uri + "/{response_id}/{filename}")
+    # Links in the answer go to where the files are being saved, as file:// URLs: the
+    # storage says which folder a response id's files go to.
+    rewriter = LinkRewriter(file_url=lambda rid, name: storage.path_for(rid, name).as_uri())
     with resources.as_file(samples.joinpath("files")) as folder:
         async with MockServer(recording, files=folder, pace=pace) as mock:
             write(

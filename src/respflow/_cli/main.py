@@ -725,6 +725,7 @@ def _leave_the_rest_to_the_system() -> None:
 def _one_line(command: str, exc: BaseException) -> str:
     """What went wrong, as one line without a secret in it."""
     from .._delivery.redaction import redact_text
+    from .render import shown
 
     inner = _innermost(exc)
     if isinstance(inner, RespflowError):
@@ -734,7 +735,11 @@ def _one_line(command: str, exc: BaseException) -> str:
             f"unexpected {_described(inner)}; run it again with --debug for the traceback, "
             "and please report it"
         )
-    return redact_text(f"respflow {command}: " + " ".join(said.split()))
+    # Redacted first, as it came; then made one line again (redaction may decode a
+    # percent-encoded line end) and its control characters shown, not sent: a server's
+    # error message could carry an escape sequence meant for the user's terminal.
+    line = redact_text(f"respflow {command}: " + " ".join(said.split()))
+    return shown(" ".join(line.split()))
 
 
 def _innermost(exc: BaseException) -> BaseException:

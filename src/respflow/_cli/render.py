@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .. import _events as ev
 
-__all__ = ["PrettyRenderer"]
+__all__ = ["PrettyRenderer", "shown"]
 
 _STYLES = {
     "head": "\x1b[1;36m",
@@ -25,8 +25,9 @@ _RESET = "\x1b[0m"
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-def _clean(text: str) -> str:
-    """``text`` with its control characters shown as escapes (``\\x1b``), not acted on."""
+def shown(text: str) -> str:
+    """``text`` with its control characters shown as escapes (``\\x1b``), not acted on:
+    for anything from the network that goes to a terminal."""
     return _CONTROLS.sub(_escape, text) if _CONTROLS.search(text) else text
 
 
@@ -48,7 +49,7 @@ class PrettyRenderer:
         return f"{_STYLES[name]}{text}{_RESET}" if self._color else text
 
     def _out(self, text: str) -> None:
-        """Writes ``text`` as it is: what came from the stream went through _clean."""
+        """Writes ``text`` as it is: what came from the stream went through shown."""
         if text:
             self._write(text)
             self._at_line_start = text.endswith("\n")
@@ -56,7 +57,7 @@ class PrettyRenderer:
     def _line(self, name: str, text: str) -> None:
         if not self._at_line_start:
             self._out("\n")
-        self._out(self._style(name, _clean(text)) + "\n")
+        self._out(self._style(name, shown(text)) + "\n")
 
     def render(self, event: ev.Event) -> None:
         match event:
@@ -67,7 +68,7 @@ class PrettyRenderer:
                 where = f" in {container}" if container else ""
                 self._line("head", f"── code ({tool}{where}) ──")
             case ev.CodeDelta(delta=delta):
-                self._out(self._style("code", _clean(delta.replace("\r\n", "\n"))))
+                self._out(self._style("code", shown(delta.replace("\r\n", "\n"))))
             case ev.CodeDone():
                 if not self._at_line_start:
                     self._out("\n")
@@ -77,14 +78,14 @@ class PrettyRenderer:
                 if not self._streaming_output:
                     self._streaming_output = True
                     self._line("head", "── output ──")
-                self._out(_clean(delta))
+                self._out(shown(delta))
             case ev.CodeLogs() if self._streaming_output:
                 self._streaming_output = False  # it streamed already: the whole adds nothing
                 if not self._at_line_start:
                     self._out("\n")
             case ev.CodeLogs(logs=logs):
                 self._line("head", "── output ──")
-                self._out(_clean(logs if logs.endswith("\n") else logs + "\n"))
+                self._out(shown(logs if logs.endswith("\n") else logs + "\n"))
             case ev.CodeImage(url=url):
                 self._line("file", f"[image {_describe_url(url)}]")
             case ev.CodeOutputsMissing(reason=reason, hint=hint):
@@ -96,7 +97,7 @@ class PrettyRenderer:
                 if self._answering != item_id:
                     self._answering = item_id
                     self._line("head", "── answer ──")
-                self._out(_clean(delta))
+                self._out(shown(delta))
             case ev.TextDone():
                 if not self._at_line_start:
                     self._out("\n")

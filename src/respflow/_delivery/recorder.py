@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-from .._files.names import numbered, safe_filename
+from .._files.names import numbered, response_folder
 from .redaction import redact_text, redacting_logger
 from .wire_redaction import may_hold_secrets, redact_frame
 
@@ -180,11 +180,12 @@ class WireTap:
             self._close_file()
 
     def _claim(self) -> tuple[Path, int]:
-        """A new file of this response's own in the folder; the id came from the network,
-        so it goes through :func:`safe_filename`."""
+        """A new file of this response's own in the folder. The id came from the network:
+        it is named as the storage names its folder, so two ids never share a name
+        (``a/resp_1`` is not ``resp_1.sse``, whichever comes first)."""
         folder = self._recorder.path
         folder.mkdir(parents=True, exist_ok=True)
-        name = safe_filename(self._response_id or _NO_ID, fallback=_NO_ID) + ".sse"
+        name = (response_folder(self._response_id) if self._response_id else _NO_ID) + ".sse"
         candidate = name
         for n in range(2, 10_000):
             path = folder / candidate

@@ -119,6 +119,8 @@ class _Response:
     # Per response: a container outlives a response and gains files between them.
     listings: dict[str, _Listing] = field(default_factory=dict)
     listing_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    citing: list[tuple[ev.FileCited, _Origin]] = field(default_factory=list)
+    """Citations whose downloads start once their files are named: see _start_cited."""
 
 
 class FileFetcher:
@@ -209,9 +211,11 @@ class FileFetcher:
         async with send:
             async for event in events:
                 if event.response_id != state.response_id:
+                    self._start_cited(state, group, send)
                     await self._settle(state)
                     state = _Response(event.response_id, {}, {}, set())
                 if isinstance(event, ev.END_TYPES):
+                    self._start_cited(state, group, send)
                     if self.all_assistant_files:
                         for cid in state.containers:
                             job = self._save_container(state, cid)
@@ -221,6 +225,7 @@ class FileFetcher:
                     continue
                 await send.send(event)
                 self._notice(event, state, group, send)
+            self._start_cited(state, group, send)
             await self._settle(state)
 
     def _notice(
@@ -232,6 +237,8 @@ class FileFetcher:
     ) -> None:
         state.names.see(event)
         state.producers.see(event)
+        if state.citing and not isinstance(event, ev.FileCited | ev.FileLink | ev.TextDone):
+            self._start_cited(state, group, send)
         match event:
             case ev.CodeStarted(item_id=item_id, container_id=cid) if cid:
                 state.containers[cid] = None
@@ -241,17 +248,13 @@ class FileFetcher:
                 state.item_containers[item_id] = cid
             case ev.FileCited(kind="container_file_citation", container_id=cid) if cid:
                 if self._claim(state, f"{cid}/{event.file_id}"):
-                    filename = state.names.name(cid, event.filename or event.file_id)
                     origin = _Origin.of(
                         state.producers.producer(
                             cid, filename=event.filename, file_id=event.file_id
                         ),
                         event.item_id,
                     )
-                    job = self._download(
-                        state, cid, event.file_id, filename, None, "citation", None, origin
-                    )
-                    self._start(group, send, state, job, (cid, event.file_id, None))
+                    state.citing.append((event, origin))
             case ev.FileLink(container_id=cid, path=path) if self.links and cid:
                 if self._claim(state, f"link:{cid}:{path}"):
                     origin = _Origin.of(state.producers.producer(cid, path=path), event.item_id)
@@ -264,6 +267,28 @@ class FileFetcher:
                     self._start(group, send, state, job, (cid, None, None))
             case _:
                 pass
+
+    def _start_cited(
+        self,
+        state: _Response,
+        group: TaskGroup,
+        send: MemoryObjectSendStream[ev.Event | _Made],
+    ) -> None:
+        """Start the downloads of the files cited since the last event of another kind.
+
+        They wait that long (no longer than the events of one message part) to be named:
+        a part's bare links come after its citations, and the file the text names first
+        keeps its name when another differs from it only in case (see FileNames).
+        """
+        state.names.settle()
+        cited, state.citing = state.citing, []
+        for event, origin in cited:
+            cid = event.container_id or ""
+            filename = state.names.name(cid, event.filename or event.file_id)
+            job = self._download(
+                state, cid, event.file_id, filename, None, "citation", None, origin
+            )
+            self._start(group, send, state, job, (cid, event.file_id, None))
 
     @staticmethod
     def _claim(state: _Response, key: str) -> bool:

@@ -144,7 +144,7 @@ def add_to_manifest(folder: Path, saved: ev.FileSaved, now: str) -> None:
 
     Raises:
         RespflowError: ``manifest.json`` is there but is not a respflow manifest, so
-            replacing it could destroy someone's file.
+            replacing it could destroy someone's file, or it is another response's.
     """
     try:
         data = (folder / MANIFEST).read_bytes()
@@ -159,6 +159,11 @@ def add_to_manifest(folder: Path, saved: ev.FileSaved, now: str) -> None:
                 f"{folder / MANIFEST} is not a respflow manifest; it is left as it is and "
                 "this folder's files are not listed: move it away to have them listed"
             ) from None
+        if earlier.response_id != saved.response_id:
+            raise RespflowError(
+                f"{folder / MANIFEST} lists the files of response {earlier.response_id!r}, "
+                f"not of {saved.response_id!r}; it is left as it is"
+            )
         files = {entry.file: entry for entry in earlier.files}
     same = files.get(saved.filename)
     if same is not None and same.sha256 == saved.sha256 and same.saved_at:

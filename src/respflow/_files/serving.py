@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from .names import RESERVED_NAME, safe_filename
+from .names import RESERVED_NAME, response_folder, safe_filename
+from .storage import FolderIndex, StoredFile, read_folder_index
 
 __all__ = ["files_app"]
 
@@ -28,9 +29,11 @@ _INLINE = frozenset(
 
 
 def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = "/files") -> Any:
-    """An ASGI app serving ``root/<response_id>/<filename>`` at
-    ``<prefix>/{response_id}/{filename}``, the layout of :class:`respflow.LocalStorage` and
-    the default target of :class:`respflow.LinkRewriter`.
+    """An ASGI app serving the files :class:`respflow.LocalStorage` saved in ``root`` at
+    ``<prefix>/{response_id}/{filename}``, the default target of
+    :class:`respflow.LinkRewriter`. The response id is mapped to its folder as the storage
+    maps it (``resp_68c2...`` is its own folder's name), and a folder whose index says it
+    holds another response's files is not served for this one.
 
     Only names that are already safe (as :func:`respflow.safe_filename` makes them) are
     served, never hidden files, never the folder's ``manifest.json``, never a directory
@@ -56,19 +59,22 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
 
 
 def file_response(base: Path, response_id: str, filename: str) -> Any:
-    """A Starlette response serving ``base/response_id/filename`` safely, or None if
-    there is no such file (or the names are not ones respflow would have stored)."""
+    """A Starlette response serving the file ``filename`` of ``response_id`` under
+    ``base`` safely, or None if there is no such file (or the name is not one respflow
+    would have stored, or the folder is another response's)."""
     from starlette.responses import FileResponse
 
-    for part in (response_id, filename):
-        if not part or part.startswith(".") or safe_filename(part) != part:
-            return None
+    if not filename or filename.startswith(".") or safe_filename(filename) != filename:
+        return None
     if filename.casefold() == RESERVED_NAME:
         return None  # the folder's manifest is the storage's, not a file the model made
-    path = (base / response_id / filename).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    path = (base / response_folder(response_id) / filename).resolve()
+    if not path.is_relative_to(base) or not path.is_file() or not _named(path):
         return None
-    media_type = _media_type(path)
+    index = _index(path.parent)
+    if isinstance(index, FolderIndex) and index.response_id != response_id:
+        return None  # the folder holds another response's files
+    media_type = _media_type(path, index)
     disposition = "inline" if media_type in _INLINE else "attachment"
     return FileResponse(
         path,
@@ -83,16 +89,29 @@ def file_response(base: Path, response_id: str, filename: str) -> Any:
     )
 
 
-def _media_type(path: Path) -> str:
-    """The type the fetcher recorded for the file, else one guessed from its name."""
+def _named(path: Path) -> bool:
+    """Whether the folder holds a file of exactly this name: on a case-insensitive disk
+    ``report.csv`` opens ``Report.csv``, another file."""
     try:
-        index = msgspec.json.decode((path.parent / ".respflow-index.json").read_bytes())
+        return path.name in os.listdir(path.parent)
+    except OSError:
+        return False
+
+
+def _index(folder: Path) -> FolderIndex | dict[str, StoredFile] | None:
+    """The folder's index, as written now or before it named its response; None if
+    there is none that can be read."""
+    try:
+        return read_folder_index((folder / ".respflow-index.json").read_bytes())
     except (OSError, msgspec.DecodeError):
-        index = {}
-    if isinstance(index, dict):
-        for stored in index.values():
-            if isinstance(stored, dict) and stored.get("filename") == path.name:
-                media = stored.get("media_type")
-                if isinstance(media, str) and "/" in media:
-                    return media
+        return None
+
+
+def _media_type(path: Path, index: FolderIndex | dict[str, StoredFile] | None) -> str:
+    """The type the fetcher recorded for the file, else one guessed from its name."""
+    files = index.files if isinstance(index, FolderIndex) else index or {}
+    for stored in files.values():
+        media = stored.media_type
+        if stored.filename == path.name and media is not None and "/" in media:
+            return media
     return mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -18,7 +18,7 @@ import msgspec
 from .. import _events as ev
 from .._exceptions import RespflowError
 from .manifest import MANIFEST, add_to_manifest, listable
-from .names import numbered, safe_filename
+from .names import numbered, response_folder, safe_filename, same_on_disk
 
 __all__ = ["FileTooLarge", "KeepsManifest", "LocalStorage", "Storage", "StoredFile"]
 
@@ -38,6 +38,27 @@ class StoredFile(msgspec.Struct, frozen=True):
     size: int
     sha256: str
     media_type: str | None = None
+
+
+class FolderIndex(msgspec.Struct):
+    """A response folder's ``.respflow-index.json``: whose folder it is, and what each key
+    was saved as. (Before it named its response, the index was ``files`` alone.)"""
+
+    response_id: str
+    files: dict[str, StoredFile] = msgspec.field(default_factory=dict)
+    format: int = 1
+
+
+def read_folder_index(data: bytes) -> FolderIndex | dict[str, StoredFile]:
+    """An index as written now, or as written before it named its response (a dict).
+
+    Raises:
+        msgspec.DecodeError: it is neither.
+    """
+    try:
+        return msgspec.json.decode(data, type=FolderIndex)
+    except msgspec.DecodeError:
+        return msgspec.json.decode(data, type=dict[str, StoredFile])
 
 
 class Storage(Protocol):
@@ -70,12 +91,16 @@ class LocalStorage:
 
     Each file is written to a hidden temporary file in its final directory, flushed to
     disk, then linked to its name, which never replaces an existing file: a name given
-    twice gets ``name (2).ext`` the second time. (The file fetcher names files by the rule
-    the link rewriter uses, which gives different files different names.) A file is
-    stored once per key: an index in each
-    response folder (``.respflow-index.json``) remembers what was saved, across runs. A
-    download that fails or passes ``max_file_bytes`` (or takes the response past
-    ``max_response_bytes``) leaves nothing behind. Names from the API are made safe by
+    twice gets ``name (2).ext`` the second time, and so does a name that differs from a
+    saved one only in case or Unicode normalisation (``report.csv`` after
+    ``Report.csv``), which macOS and Windows would take for the same file. (The file
+    fetcher names files by the rule the link rewriter uses, which gives different files
+    different names.) A file is stored once per key: an index in each response folder
+    (``.respflow-index.json``, which names its response) remembers what was saved, across
+    runs. The folder is ``root/<response_id>`` for an id as the API makes them; any other
+    id gets a folder of its own (:meth:`path_for`). A download that fails or passes
+    ``max_file_bytes`` (or takes the response past ``max_response_bytes``) leaves
+    nothing behind. Names from the API are made safe by
     :func:`respflow.safe_filename`, and every path is checked to be inside ``root``.
 
     Each response folder also gets a ``manifest.json`` listing every file with its size,
@@ -145,23 +170,41 @@ class LocalStorage:
             self._bytes_coming.pop(response_id, None)
 
     def _folder(self, response_id: str) -> Path:
-        return self._inside(self.root / safe_filename(response_id, fallback="response"))
+        return self._inside(self.root / response_folder(response_id))
 
     def path_for(self, response_id: str, filename: str) -> Path:
         """Where the file named ``filename`` is stored (a name the fetcher gives, as
-        ``LinkRewriter`` links it): what links can point at before it is saved."""
+        ``LinkRewriter`` links it): what links can point at before it is saved.
+
+        The folder is the response id itself for ids as the API makes them
+        (``resp_68c2...``); any other id gets a name of its own (see
+        :func:`respflow._files.names.response_folder`), so two ids never share one.
+        """
         return self._folder(response_id) / safe_filename(filename)
 
     def _read_index(self, response_id: str) -> dict[str, StoredFile]:
-        """What an earlier run saved for this response, if its files are still there."""
+        """What an earlier run saved for this response, if its files are still there.
+
+        Raises:
+            RespflowError: the folder's index is another response's.
+        """
         folder = self._folder(response_id)
         try:
-            index = msgspec.json.decode((folder / _INDEX).read_bytes(), type=dict[str, StoredFile])
+            index = read_folder_index((folder / _INDEX).read_bytes())
         except (OSError, msgspec.DecodeError):
             return {}
+        if isinstance(index, FolderIndex):
+            if index.response_id != response_id:
+                raise RespflowError(
+                    f"{folder} holds the files of response {index.response_id!r}, not of "
+                    f"{response_id!r}; move that folder away to save this response's files"
+                )
+            files = index.files
+        else:
+            files = index  # written before indexes named their response
         return {
             key: msgspec.structs.replace(stored, location=str(folder / stored.filename))
-            for key, stored in index.items()
+            for key, stored in files.items()
             if _still_there(folder, stored)
         }
 
@@ -169,7 +212,7 @@ class LocalStorage:
         return {key: stored for (rid, key), stored in self._saved.items() if rid == response_id}
 
     @staticmethod
-    def _write_index(folder: Path, index: dict[str, StoredFile]) -> None:
+    def _write_index(folder: Path, index: FolderIndex) -> None:
         temp = folder / f".{secrets.token_hex(8)}.part"
         temp.write_bytes(msgspec.json.encode(index))
         os.replace(temp, folder / _INDEX)
@@ -219,7 +262,8 @@ class LocalStorage:
                 size = 0
                 self._saved[(response_id, key)] = stored
                 self._count(response_id, stored)
-                index = self._index(response_id)  # taken here: the thread must not see it change
+                # Taken here: the thread must not see it change.
+                index = FolderIndex(response_id, self._index(response_id))
                 await anyio.to_thread.run_sync(self._write_index, folder, index)
                 return stored
         finally:
@@ -263,13 +307,18 @@ def _still_there(folder: Path, stored: StoredFile) -> bool:
 
 
 def _link_free_name(temp: Path, folder: Path, filename: str) -> Path:
-    """Give ``temp`` a name in ``folder`` that no file has: ``name``, ``name (2)``, ..."""
+    """Give ``temp`` a name in ``folder`` that no file has: ``name``, ``name (2)``, ...
+
+    Nor one that differs from a file's only in case or Unicode normalisation: the folder
+    may be copied to (or already be on) a disk where ``Report.csv`` is ``report.csv``.
+    """
     name = safe_filename(filename)
+    taken = {same_on_disk(entry) for entry in os.listdir(folder)}
     for n in range(1, 10_000):
         candidate = name if n == 1 else numbered(name, n)
         final = folder / candidate
-        if candidate.casefold() == MANIFEST:
-            continue  # the manifest's name, even before the manifest is written
+        if candidate.casefold() == MANIFEST or same_on_disk(candidate) in taken:
+            continue  # the manifest's name (even before it is written), or a file's
         if final.resolve().parent != folder:
             raise RespflowError(f"refusing to write outside the storage folder: {final}")
         try:
