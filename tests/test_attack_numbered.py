@@ -174,3 +174,35 @@ async def test_a_subclass_with_its_own_feed_is_given_every_event_through_it() ->
         if len(processors) == 1:
             assert got == expected
         assert not any(isinstance(e, ev.CodeDelta | ev.TextDelta) and "x" in e.delta for e in got)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(wire_streams(), min_size=2, max_size=3), st.data())
+async def test_responses_one_after_another_or_interleaved_give_what_feed_gives(
+    streams: list[list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    """Several responses in one byte stream, ids kept, alike or blank, in turn or with
+    their events interleaved (a server or a proxy mixing two streams up)."""
+    ids = data.draw(st.sampled_from(["own", "same", "blank"]))
+    named = [
+        [_renamed(e, {"own": f"resp_{n}", "same": "resp_same", "blank": ""}[ids]) for e in s]
+        for n, s in enumerate(streams)
+    ]
+    if data.draw(st.booleans()):
+        wire = [e for s in named for e in s]
+    else:  # each response's events in their order, the responses' taken in any order
+        turns = data.draw(st.permutations([n for n, s in enumerate(named) for _ in s]))
+        left = [iter(s) for s in named]
+        wire = [next(left[n]) for n in turns]
+    body = render(mangle(wire, data), data)
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=12))
+    plain = Assembler()
+    expected = _one_by_one(LinkRewriter(), plain.feed(body) + plain.close())
+    got = [e async for e in respflow.aiter_events(_chunks(body, cuts), processors=[LinkRewriter()])]
+    assert got == expected
+
+
+def _renamed(event: dict[str, Any], rid: str) -> dict[str, Any]:
+    if isinstance(event.get("response"), dict):
+        return {**event, "response": {**event["response"], "id": rid}}
+    return event
