@@ -166,8 +166,14 @@ class Pipeline:
         Processors with ``process`` each get the events of the one before; consecutive
         ones with only ``feed`` run as one step, each event through all of them in turn,
         so an event costs one async iteration for the run of them, not one for each.
+        ``events`` is closed (``aclose``) when the run stops, however it stops.
         """
         async with contextlib.AsyncExitStack() as stack:
+            close = getattr(events, "aclose", None)
+            if close is not None:  # last, after the stages reading it: a generator left
+                # unfinished by a processor's or a sink's failure would be closed by the
+                # garbage collector instead (a ResourceWarning on trio)
+                stack.push_async_callback(close)
             for stage in _stages(self.processors):
                 if isinstance(stage, list):
                     events = await stack.enter_async_context(

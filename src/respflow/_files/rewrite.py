@@ -354,17 +354,23 @@ class LinkRewriter:
         Most events of a long answer go out as they came; here that costs a few checks in
         one loop, not a call and a list each.
         """
+        if type(self).feed is not LinkRewriter.feed:  # a subclass's own feed sees each
+            return [out for event in events for out in self.feed(event)]
         return self._feed_all(events, numbered=False)
 
     def _feed_all_numbered(self, events: Iterable[ev.Event]) -> list[ev.Event]:
-        """:meth:`feed_all` for events numbered as an Assembler numbers them, and only such
-        events since this rewriter was made (``aiter_events`` gives its first processor
-        these): each cursor is ``<sequence_number>-<k>``, ``k`` counting from 0 again
-        whenever the sequence number changes. Then an event whose number differs from the
+        """:meth:`feed_all` for events numbered as an Assembler numbers them, and all of
+        that assembler's events since it was made (``aiter_events`` gives its first
+        processor these when it makes the assembler): each cursor is
+        ``<sequence_number>-<k>``, ``k`` counting from 0 again whenever the sequence
+        number changes. Then an event whose number differs from the
         one before it has ``k`` 0, and its cursor need not be read: reading it was a
         fifth of what the rewriter cost on a long answer.
         """
-        if type(self).feed_all is not LinkRewriter.feed_all:  # a subclass's own way
+        if (
+            type(self).feed_all is not LinkRewriter.feed_all
+            or type(self).feed is not LinkRewriter.feed
+        ):  # a subclass's own way
             return self.feed_all(events)
         return self._feed_all(events, numbered=True)
 

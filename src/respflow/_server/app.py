@@ -25,7 +25,7 @@ import hmac
 import inspect
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -45,7 +45,7 @@ from .._exceptions import (
 from .._files.serving import file_response
 from .._files.storage import LocalStorage
 from .._protocols.stream import ProtocolStream
-from .pacing import FLUSH, Tick, Ticks, check_flush, paced
+from .pacing import FLUSH, Tick, Ticks, check_flush, paced, paced_response
 from .signing import Signer, events_grant, file_grant
 
 if TYPE_CHECKING:
@@ -293,8 +293,6 @@ class App:
         return _json(200, {"response_id": response_id, "status": "cancelled"})
 
     async def _events(self, request: Request) -> Response:
-        from starlette.responses import StreamingResponse
-
         response_id = request.path_params["response_id"]
         denied = self._check(events_grant(response_id), request)
         if denied is not None:
@@ -321,7 +319,7 @@ class App:
             return _error(404, "not_found", str(exc))
         except TooOld as exc:
             return _error(410, "too_old", str(exc))
-        return StreamingResponse(
+        return paced_response(
             _frames(
                 subscription,
                 self.heartbeat,
@@ -330,7 +328,6 @@ class App:
                 self.browser_view,
                 self._ticks(response_id),
             ),
-            media_type="text/event-stream",
             headers=dict(protocol.headers) if protocol else _SSE_HEADERS,
         )
 
@@ -377,7 +374,7 @@ def _frames(
     protocol: ProtocolStream | None = None,
     view: Callable[[ev.Event], ev.Event] = lambda event: event,
     tick: Tick | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """SSE frames, paced (see :mod:`pacing`): ``frame(event)`` for each event (or the
     ``protocol``'s frames of the ``view`` of it, and its end); a comment while idle.
     The subscription is closed when they end or are closed."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .._delivery.hub import Hub, Lagged, Reader, TooOld
 from .._events import Event, encode_event, parse_cursor
 from .._exceptions import UsageError
-from .pacing import FLUSH, Tick, Ticks, check_flush, paced
+from .pacing import FLUSH, Tick, Ticks, check_flush, paced, paced_response
 
 Authorize = Callable[[Any, str], "bool | Awaitable[bool]"]
 """``(request, response_id) -> bool``: may this request follow this response?"""
@@ -76,9 +76,8 @@ def events_app(
                 _once(b"event: too_old\ndata: " + str(exc).encode() + b"\n\n"),
                 media_type="text/event-stream",
             )
-        return StreamingResponse(
+        return paced_response(
             _frames(reader, heartbeat, ticks(response_id)),
-            media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
@@ -87,7 +86,7 @@ def events_app(
     return Starlette(routes=[Route(route, stream, methods=["GET"])])
 
 
-def _frames(reader: Reader, heartbeat: float, tick: Tick | None) -> AsyncIterator[bytes]:
+def _frames(reader: Reader, heartbeat: float, tick: Tick | None) -> AsyncGenerator[bytes, None]:
     def write(events: list[Event]) -> bytes:
         return b"".join(
             [b"id: " + e.cursor.encode() + b"\ndata: " + encode_event(e) + b"\n\n" for e in events]

@@ -17,16 +17,29 @@ syscall and the HTTP server's framing), not per event:
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .. import _events as ev
 
-__all__ = ["BATCH", "FLUSH", "MOST_FLUSH", "Tick", "Ticks", "check_flush", "paced"]
+if TYPE_CHECKING:
+    from starlette.responses import StreamingResponse
+
+__all__ = [
+    "BATCH",
+    "FLUSH",
+    "MOST_FLUSH",
+    "Tick",
+    "Ticks",
+    "check_flush",
+    "paced",
+    "paced_response",
+]
 
 BATCH = 256
 """The most events one write carries."""
@@ -180,3 +193,41 @@ async def paced(
 
 def _nothing_ready(limit: int) -> list[ev.Event]:
     return []
+
+
+CLOSE_TIMEOUT = 5.0
+"""The most seconds a reader's bodies get to close once its connection is gone."""
+
+
+def paced_response(
+    bodies: AsyncGenerator[bytes, None], headers: Mapping[str, str] | None = None
+) -> StreamingResponse:
+    """A Starlette response streaming ``bodies`` as server-sent events, which closes them
+    however the response ends.
+
+    Starlette stops iterating a body when the connection breaks (a write raising
+    ``OSError``) but does not close it: left to the garbage collector, a reader's
+    subscription and its response's tick were held until a collection, and on trio the
+    collection warned of an async generator left unfinished.
+    """
+    response: StreamingResponse = _closing_response()(
+        bodies, media_type="text/event-stream", headers=headers
+    )
+    return response
+
+
+@functools.cache
+def _closing_response() -> Any:
+    from starlette.responses import StreamingResponse  # only serving needs starlette
+
+    class ClosingResponse(StreamingResponse):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                close = getattr(self.body_iterator, "aclose", None)
+                if close is not None:  # a no-op for bodies that ran to their end
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                        await close()
+
+    return ClosingResponse

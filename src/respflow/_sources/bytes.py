@@ -40,7 +40,9 @@ def aiter_events(
     an exception a processor raises comes out of the iteration as it was raised and ends
     it (the events of that chunk not yet yielded are not), and ``chunks`` is closed.
     """
-    then = _steps(processors)
+    # Only an assembler made here has numbered nothing yet: one that has read part of the
+    # stream may go on with a number it gave before, k past 0.
+    then = _steps(processors, numbered=assembler is None)
     if record is None:
         asm = assembler or Assembler()
         return drive(chunks, asm.feed, asm, "the byte source", then=then)
@@ -55,11 +57,14 @@ def aiter_events(
     return drive(chunks, tapped.feed, tapped, "the byte source", cleanup=close_tap, then=then)
 
 
-def _steps(processors: Sequence[Any]) -> Callable[[list[Event]], list[Event]] | None:
-    """One function that runs a list of events through ``processors``; None for none."""
+def _steps(
+    processors: Sequence[Any], *, numbered: bool = False
+) -> Callable[[list[Event]], list[Event]] | None:
+    """One function that runs a list of events through ``processors``; None for none.
+    ``numbered``: the events are all an assembler's since it was made."""
     steps: list[Callable[[list[Event]], list[Event]]] = []
     for processor in processors:
-        if not steps and hasattr(processor, "_feed_all_numbered"):
+        if numbered and not steps and hasattr(processor, "_feed_all_numbered"):
             # The first processor gets the assembler's events as it numbered them: a
             # LinkRewriter then need not read their cursors (see _feed_all_numbered).
             steps.append(processor._feed_all_numbered)
