@@ -49,3 +49,22 @@ def code_delta(n: int, piece: str, rid: str = "resp_1") -> ev.CodeDelta:
         output_index=0,
         delta=piece,
     )
+
+
+HOSTILE_FRAGMENTS = [
+    # Found worth drawing by a hunt: percent escapes (decoded into the path), Unicode
+    # whitespace (a link ender), a CR, a tab, doubled leads, a combining mark, an astral
+    # character. The rewriter's property tests add them to their own fragments.
+    "%",
+    "%5D",
+    "%0A",
+    "%2F..%2F",
+    "\u00a0",
+    "\u2028",
+    "\r",
+    "\t",
+    "sandbox:sandbox:/mnt/data/",
+    "/mnt/data//mnt/data/",
+    "e\u0301",
+    "😀",
+]

@@ -22,7 +22,7 @@ from respflow import LinkRewriter, UsageError
 from respflow import _events as ev
 from respflow.testing import StreamBuilder, to_sse
 
-from ._deltas import code_delta, pieces, text_delta, text_done
+from ._deltas import HOSTILE_FRAGMENTS, code_delta, pieces, text_delta, text_done
 
 FRAGMENTS = [
     "sandbox:/mnt/data/",
@@ -47,20 +47,7 @@ FRAGMENTS = [
     "(",
     ")",
     ".",
-    # Widened by the hunt: percent escapes (decoded into the path), Unicode whitespace
-    # (a link ender), a CR, a tab, doubled leads, a combining mark, an astral character.
-    "%",
-    "%5D",
-    "%0A",
-    "%2F..%2F",
-    "\u00a0",
-    "\u2028",
-    "\r",
-    "\t",
-    "sandbox:sandbox:/mnt/data/",
-    "/mnt/data//mnt/data/",
-    "e\u0301",
-    "😀",
+    *HOSTILE_FRAGMENTS,
 ]
 
 texts = st.lists(st.sampled_from(FRAGMENTS), max_size=20).map("".join)
