@@ -227,6 +227,11 @@ class LinkRewriter:
         self._recent_index = 0
         self._last_in: int | None = None
         """The number of the last event _feed_all_numbered took (None: not numbered)."""
+        self._own_way = (
+            type(self).feed_all is not LinkRewriter.feed_all
+            or type(self).feed is not LinkRewriter.feed
+        )
+        """A subclass feeds its own way: :meth:`_feed_all_numbered` leaves it to it."""
 
     # -- the pure rewrite -----------------------------------------------------------------
 
@@ -356,7 +361,7 @@ class LinkRewriter:
         """
         if type(self).feed is not LinkRewriter.feed:  # a subclass's own feed sees each
             return [out for event in events for out in self.feed(event)]
-        return self._feed_all(events, numbered=False)
+        return self._feed_all(events, False)
 
     def _feed_all_numbered(self, events: Iterable[ev.Event]) -> list[ev.Event]:
         """:meth:`feed_all` for events numbered as an Assembler numbers them, and all of
@@ -367,14 +372,11 @@ class LinkRewriter:
         one before it has ``k`` 0, and its cursor need not be read: reading it was a
         fifth of what the rewriter cost on a long answer.
         """
-        if (
-            type(self).feed_all is not LinkRewriter.feed_all
-            or type(self).feed is not LinkRewriter.feed
-        ):  # a subclass's own way
+        if self._own_way:
             return self.feed_all(events)
-        return self._feed_all(events, numbered=True)
+        return self._feed_all(events, True)
 
-    def _feed_all(self, events: Iterable[ev.Event], *, numbered: bool) -> list[ev.Event]:
+    def _feed_all(self, events: Iterable[ev.Event], numbered: bool) -> list[ev.Event]:
         out: list[ev.Event] = []
         keep = out.append
         stamper = self._stamper

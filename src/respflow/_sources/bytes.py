@@ -79,15 +79,14 @@ def _steps(
             )
     if not steps:
         return None
+    if len(steps) == 1:
+        return steps[0]
 
     def run(events: list[Event]) -> list[Event]:
-        try:
-            for step in steps:
-                if not events:
-                    break
-                events = step(events)
-        except Exception as exc:
-            raise _ProcessorFailed(exc) from exc
+        for step in steps:
+            if not events:
+                break
+            events = step(events)
         return events
 
     return run
@@ -120,13 +119,25 @@ async def drive(
     itself rather than wrapping it: an inner generator left unfinished is a
     ResourceWarning on trio.
     """
-    if then is not None:
-        fed, feed = feed, lambda item: then(fed(item))
-    after = then or _unchanged
+
+    def after(events: list[Event]) -> list[Event]:
+        if then is None or not events:
+            return events
+        try:
+            return then(events)
+        except Exception as exc:
+            raise _ProcessorFailed(exc) from exc
+
     try:
         try:
             async for item in source:
-                for event in feed(item):
+                events = feed(item)
+                if then is not None and events:
+                    try:  # in line, not after(): a call per chunk is worth saving
+                        events = then(events)
+                    except Exception as exc:
+                        raise _ProcessorFailed(exc) from exc
+                for event in events:
                     yield event
         except _ProcessorFailed:
             raise
@@ -145,7 +156,3 @@ async def drive(
     finally:
         if cleanup is not None:
             await cleanup()
-
-
-def _unchanged(events: list[Event]) -> list[Event]:
-    return events
