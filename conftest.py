@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from hypothesis import HealthCheck, settings
@@ -18,3 +19,18 @@ settings.register_profile("hunt", parent=untimed, max_examples=2000, print_blob=
 settings.load_profile(
     os.environ.get("RESPFLOW_HYPOTHESIS") or ("ci" if os.environ.get("CI") else "default")
 )
+
+
+class _NotHypothesisStopping(logging.Filter):
+    """Drops asyncio's report of a test task that ended in hypothesis's StopTest (an
+    example that ran out of data, inside anyio's runner): nothing went wrong, and
+    formatting its traceback on CPython 3.11.7 and older can leave the parser's recursion
+    count off, so that pytest's next import of a test module fails with "AST constructor
+    recursion depth mismatch" (CPython gh-106905)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return type(exc).__name__ != "StopTest"
+
+
+logging.getLogger("asyncio").addFilter(_NotHypothesisStopping())
