@@ -47,6 +47,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from .. import _events as ev
 from .._exceptions import LeaseLost, RespflowError, TooOld, UsageError, sole_exception
 from .broker import Broker, Lease
+from .leases import LEASE_TTL
 from .pipeline import Pipeline, attach
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ class Runner:
         *,
         processors: Callable[[], Sequence[Any]] = list,
         owner: str | None = None,
-        lease_ttl: float = 10.0,
+        lease_ttl: float = LEASE_TTL,
         stream: Callable[..., Any] | None = None,
         takeover: bool = False,
         resume: Callable[..., Any] | None = None,
