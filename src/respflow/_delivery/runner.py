@@ -110,8 +110,11 @@ class _BrokerSink:
         if self._failure is not None:
             raise self._failure
         placed = event if self._continuation is None else self._continuation.place(event)
-        if isinstance(placed, ev.StreamTruncated) and self._running.handed_over:
-            placed = None  # the pipeline's notice that it stopped: the response goes on
+        if self._running.handed_over:
+            # The response goes on with a successor: not the pipeline's notice that it
+            # stopped, nor what its processors let go as it did (a LinkRewriter's held
+            # start of a link, which the successor's rewriter lets out as the link).
+            placed = None
         if placed is None or self.lost:
             if not (self._pending or self._publishing):
                 self.first.set()
