@@ -155,7 +155,7 @@ async def drive(
         fed, feed = feed, lambda item: then(fed(item))
     after = then or _unchanged
     try:
-        failed: list[Event] = []
+        broke: list[Event] = []  # the core's report of a source that failed
         try:
             async for item in source:
                 for event in feed(item):
@@ -163,8 +163,8 @@ async def drive(
         except _ProcessorFailed:
             raise
         except Exception as exc:
-            failed = asm.transport_error(f"{what} failed: {exc!r}")
-        for event in _ending([*failed, *asm.close()], after, held):
+            broke = asm.transport_error(f"{what} failed: {exc!r}")
+        for event in _ending([*broke, *asm.close()], after, held):
             yield event
     except _ProcessorFailed as failed:  # also from the events that end a response
         # The iteration ends here: the source is not read again, so it is closed now
