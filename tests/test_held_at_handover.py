@@ -11,33 +11,15 @@ import anyio
 import openai
 import pytest
 
-import respflow
 from respflow import LinkRewriter, MemoryBroker, Runner
 from respflow import _events as ev
 from respflow.testing import StreamBuilder, to_sse
 
+from .test_runner_batches import _Source
+
 pytestmark = pytest.mark.anyio
 
 TEXT = "see the sandbox:/mnt/data/x.csv now"
-
-
-class _Source:
-    """Events from bytes, shaped as ``respflow.stream``'s (an async context manager too)."""
-
-    def __init__(self, body: AsyncIterator[bytes]) -> None:
-        self._events = respflow.aiter_events(body)
-
-    def __aiter__(self) -> _Source:
-        return self
-
-    async def __anext__(self) -> ev.Event:
-        return await self._events.__anext__()
-
-    async def __aenter__(self) -> _Source:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await cast(Any, self._events).aclose()
 
 
 def _opens(wire: bytes, *, then_wait: bool) -> Callable[..., _Source]:
@@ -59,6 +41,21 @@ async def _text_in(broker: MemoryBroker, rid: str, *, until_a_delta: bool) -> li
     return got
 
 
+def _rewriting_runner(
+    client: openai.AsyncOpenAI, broker: MemoryBroker, owner: str, **how: Any
+) -> Runner:
+    """A runner that takes responses over, with a LinkRewriter for each."""
+    return Runner(
+        client,
+        broker,
+        processors=lambda: [LinkRewriter()],
+        lease_ttl=0.3,
+        takeover=True,
+        owner=owner,
+        **how,
+    )
+
+
 async def test_text_held_at_a_handover_is_published_once_by_the_successor() -> None:
     wire = StreamBuilder(response_id="resp_h", background=True).message(TEXT, chunk=11).events()
     first = next(i for i, e in enumerate(wire) if e["type"] == "response.output_text.delta")
@@ -66,24 +63,9 @@ async def test_text_held_at_a_handover_is_published_once_by_the_successor() -> N
     broker = MemoryBroker()
     client = cast(openai.AsyncOpenAI, None)  # the streams here never call the API
     whole = _opens(to_sse(wire), then_wait=False)
-    async with Runner(
-        client,
-        broker,
-        processors=lambda: [LinkRewriter()],
-        lease_ttl=0.3,
-        takeover=True,
-        resume=whole,
-        owner="successor",
-    ) as successor:
-        async with Runner(
-            client,
-            broker,
-            processors=lambda: [LinkRewriter()],
-            lease_ttl=0.3,
-            takeover=True,
-            stream=_opens(to_sse(wire[: first + 1]), then_wait=True),
-            owner="leaving",
-        ) as leaving:
+    async with _rewriting_runner(client, broker, "successor", resume=whole) as successor:
+        stream = _opens(to_sse(wire[: first + 1]), then_wait=True)
+        async with _rewriting_runner(client, broker, "leaving", stream=stream) as leaving:
             rid = await leaving.start(model="gpt-5", input="x", background=True)
             await _text_in(broker, rid, until_a_delta=True)
         with anyio.fail_after(20):
