@@ -51,7 +51,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -76,6 +75,10 @@ from respflow_redis._ids import response_keys
 
 import respflow
 
+# The plugin's tests start their redis-server the same way: one helper for both.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "plugins" / "respflow-redis" / "tests"))
+from redis_process import find_server, free_port, server_command, wait_until_it_answers
+
 BATCHES = (1, 16, 256)
 PRODUCER = "bench-producer"
 LEASE_TTL = 600.0
@@ -86,11 +89,6 @@ _ids = itertools.count()
 
 
 # -- a redis-server of our own ----------------------------------------------------------
-
-
-def server_binary() -> str | None:
-    chosen = os.environ.get("RESPFLOW_REDIS_SERVER") or "redis-server"
-    return shutil.which(chosen)
 
 
 class Started:
@@ -150,42 +148,18 @@ def redis_server(binary: str) -> Iterator[str]:
     STARTED.directory = directory = tempfile.mkdtemp(prefix="bench-redis-")
     try:
         log_path = Path(directory) / "redis.log"
-        port = _free_port()
-        options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        port = free_port()
         with log_path.open("wb") as log, sigterm_waits():
             STARTED.server = subprocess.Popen(
-                [binary, *options, "--dir", directory],
+                server_command(binary, port, directory),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_unblock_sigterm,  # its own SIGTERM is how it is stopped
             )
-        _wait_until_it_answers(STARTED.server, port, log_path)
+        wait_until_it_answers(STARTED.server, port, log_path)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         STARTED.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _wait_until_it_answers(server: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"redis-server exited with {server.returncode}:\n{log.read_text()}")
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=1) as connection,
-        ):
-            connection.sendall(b"PING\r\n")
-            if connection.recv(64).startswith(b"+PONG"):
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"redis-server did not answer on port {port} within 20 s")
 
 
 # -- the events -------------------------------------------------------------------------
@@ -750,7 +724,7 @@ def main() -> int:
         url, prefix, rid, readers = args.instance
         anyio.run(instance, url, prefix, rid, int(readers))
         return 0
-    binary = server_binary()
+    binary = find_server()
     if binary is None:
         print(
             "bench_redis: needs redis-server, which is not installed "

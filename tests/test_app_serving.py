@@ -14,6 +14,8 @@ from respflow import MemoryBroker, SSEDecoder
 from respflow import _events as ev
 from respflow._protocols.stream import ProtocolStream
 
+from ._asgi import http_scope
+
 pytestmark = pytest.mark.anyio
 
 SECRET = "a-secret-of-32-bytes-for-tests!!"
@@ -38,21 +40,7 @@ async def _bodies(
 ) -> list[bytes]:
     """The body messages the app sends for a GET of ``url`` (added to ``into`` as they
     are sent), until the stream ends."""
-    path, _, query = url.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode(),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = http_scope(url, headers=headers)
     bodies: list[bytes] = [] if into is None else into
     asked = False
     ended = anyio.Event()

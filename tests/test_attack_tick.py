@@ -20,6 +20,7 @@ from respflow import MemoryBroker, UsageError
 from respflow import _events as ev
 from respflow._server.pacing import MOST_FLUSH, Tick, Ticks, paced
 
+from ._asgi import http_scope
 from .test_app_serving import SECRET, _bodies, _decoded
 
 pytestmark = pytest.mark.anyio
@@ -271,21 +272,7 @@ async def test_a_reader_whose_write_raises_leaves_its_tick_to_the_others() -> No
 async def _cut_off_after(app: respflow.App, url: str, writes: int) -> list[bytes]:
     """A GET whose connection breaks (send raises OSError, as servers of ASGI 2.4 report
     a client gone) after ``writes`` body messages."""
-    path, _, query = url.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode(),
-        "headers": [],
-        "client": ("127.0.0.1", 1234),
-        "server": ("127.0.0.1", 80),
-    }
+    scope = http_scope(url)
     bodies: list[bytes] = []
 
     async def receive() -> dict[str, object]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -29,6 +28,8 @@ from respflow import _events as ev
 from respflow._files.names import FileNames, same_on_disk
 from respflow.testing import LoopbackServer, MockServer, Recording, StreamBuilder, to_sse
 
+from ._downloads import Chunks
+
 FAST = Reconnect(attempts=3, initial_delay=0.01)
 NFC = unicodedata.normalize("NFC", "Résumé.txt")
 NFD = unicodedata.normalize("NFD", "Résumé.txt")
@@ -38,20 +39,6 @@ paths = st.lists(
     st.tuples(st.sampled_from([None, "cntr_a", "cntr_b"]), st.sampled_from(VARIANTS)),
     max_size=12,
 )
-
-
-class Chunks:
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._data is None:
-            raise StopAsyncIteration
-        data, self._data = self._data, None
-        return data
 
 
 @given(paths)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -33,6 +33,7 @@ from respflow._files.names import FileNames, numbered
 from respflow.testing import LoopbackServer, MockServer, Recording, StreamBuilder, to_sse
 
 from ._deltas import pieces, text_delta, text_done
+from ._downloads import Chunks
 
 FAST = Reconnect(attempts=3, initial_delay=0.01)
 DEVICES = {"con", "prn", "aux", "nul", "clock$", "conin$", "conout$"}
@@ -42,22 +43,6 @@ ENDERS = re.compile(r"[\s)\]\"'<>`]")
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-class Chunks:
-    """The bytes of one download; a class, so leaving it unfinished is fine."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._data is None:
-            raise StopAsyncIteration
-        data, self._data = self._data, None
-        return data
 
 
 def _cited(n: int, start: int, end: int, file_id: str) -> ev.FileCited:

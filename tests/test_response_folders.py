@@ -11,7 +11,6 @@ index names its response, so a folder is never trusted for another id.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
@@ -26,6 +25,8 @@ from respflow._files.names import response_folder
 from respflow._sources.taps import TappedAssembler
 from respflow.testing import LoopbackServer, StreamBuilder, to_sse
 
+from ._downloads import Chunks
+
 pytestmark = pytest.mark.anyio
 
 API_IDS = st.from_regex(r"resp_[0-9a-f]{48,50}", fullmatch=True)
@@ -34,20 +35,6 @@ NEAR_IDS = st.lists(
     st.sampled_from(["resp", "_", "1", "a", "A", "/", ":", ".", "~", " ", "é", "e\u0301", "\x00"]),
     max_size=8,
 ).map("".join)
-
-
-class Chunk:
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._data is None:
-            raise StopAsyncIteration
-        data, self._data = self._data, None
-        return data
 
 
 def _same_on_any_disk(name: str) -> str:
@@ -76,9 +63,9 @@ async def test_two_ids_that_sanitise_alike_keep_their_own_files(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     first = LocalStorage(tmp_path)
-    await first.save("resp_1", "c/f1", "report.csv", Chunk(b"one"))
-    await first.save("resp:1", "c/f2", "report.csv", Chunk(b"two"))
-    await first.save("a/resp_1", "c/f3", "report.csv", Chunk(b"three"))
+    await first.save("resp_1", "c/f1", "report.csv", Chunks(b"one"))
+    await first.save("resp:1", "c/f2", "report.csv", Chunks(b"two"))
+    await first.save("a/resp_1", "c/f3", "report.csv", Chunks(b"three"))
     later = LocalStorage(tmp_path)  # a later run, reading the indexes
     for rid, key, data in [("resp_1", "c/f1", b"one"), ("resp:1", "c/f2", b"two")]:
         found = await later.find(rid, key)
@@ -102,7 +89,7 @@ async def test_a_link_to_a_file_of_an_id_with_its_own_folder_meets_the_file(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     storage = LocalStorage(tmp_path)
-    stored = await storage.save("Resp.X", "k", "chart.png", Chunk(b"png"))
+    stored = await storage.save("Resp.X", "k", "chart.png", Chunks(b"png"))
     assert Path(stored.location) == storage.path_for("Resp.X", "chart.png")
     assert Path(stored.location).parent.name == response_folder("Resp.X")
 
@@ -111,7 +98,7 @@ async def test_an_index_written_before_it_named_its_response_is_still_read(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     storage = LocalStorage(tmp_path)
-    stored = await storage.save("resp_1", "c/f1", "report.csv", Chunk(b"one"))
+    stored = await storage.save("resp_1", "c/f1", "report.csv", Chunks(b"one"))
     index = tmp_path / "resp_1" / ".respflow-index.json"
     assert msgspec.json.decode(index.read_bytes())["response_id"] == "resp_1"
     index.write_bytes(msgspec.json.encode({"c/f1": stored}))  # the old layout
@@ -123,7 +110,7 @@ async def test_an_index_written_before_it_named_its_response_is_still_read(
 async def test_a_folder_whose_index_is_another_responses_is_not_trusted(
     anyio_backend: str, tmp_path: Path
 ) -> None:
-    await LocalStorage(tmp_path).save("resp_1", "c/f1", "report.csv", Chunk(b"one"))
+    await LocalStorage(tmp_path).save("resp_1", "c/f1", "report.csv", Chunks(b"one"))
     index = tmp_path / "resp_1" / ".respflow-index.json"
     moved = msgspec.json.decode(index.read_bytes())
     moved["response_id"] = "resp_2"
@@ -132,7 +119,7 @@ async def test_a_folder_whose_index_is_another_responses_is_not_trusted(
     with pytest.raises(RespflowError, match="resp_2"):
         await storage.find("resp_1", "c/f1")
     with pytest.raises(RespflowError, match="move that folder away"):
-        await storage.save("resp_1", "c/f9", "other.csv", Chunk(b"x"))
+        await storage.save("resp_1", "c/f9", "other.csv", Chunks(b"x"))
     assert sorted(p.name for p in (tmp_path / "resp_1").iterdir()) == [
         ".respflow-index.json",
         "report.csv",

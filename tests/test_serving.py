@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import respflow
 from respflow import LinkRewriter, LocalStorage, files_app
 from respflow.testing import LoopbackServer, MockServer, Recording
 
+from ._downloads import Chunks
+
 pytestmark = pytest.mark.anyio
 
 SAMPLES = resources.files("respflow").joinpath("samples")
@@ -21,27 +22,13 @@ SAMPLE = Recording.from_bytes(SAMPLES.joinpath("code_interpreter.sse").read_byte
 FILES = Path(str(SAMPLES.joinpath("files")))
 
 
-class Chunk:
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._data is None:
-            raise StopAsyncIteration
-        data, self._data = self._data, None
-        return data
-
-
 async def test_saved_files_are_served_with_type_and_disposition(
     anyio_backend: str, tmp_path: Path
 ) -> None:
     storage = LocalStorage(tmp_path)
-    await storage.save("resp_1", "a", "chart.png", Chunk(b"\x89PNG..."), media_type="image/png")
-    await storage.save("resp_1", "b", "page.html", Chunk(b"<script>x</script>"))
-    await storage.save("resp_1", "c", "r\u00e9sum\u00e9 1.docx", Chunk(b"PK"))
+    await storage.save("resp_1", "a", "chart.png", Chunks(b"\x89PNG..."), media_type="image/png")
+    await storage.save("resp_1", "b", "page.html", Chunks(b"<script>x</script>"))
+    await storage.save("resp_1", "c", "r\u00e9sum\u00e9 1.docx", Chunks(b"PK"))
     async with (
         LoopbackServer(files_app(tmp_path)) as server,
         httpx2.AsyncClient(base_url=server.url) as http,

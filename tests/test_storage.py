@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import unicodedata
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from respflow import FileTooLarge, LocalStorage, safe_filename
+
+from ._downloads import Chunks
 
 HOSTILE = [
     "../../etc/passwd",
@@ -67,26 +68,6 @@ def test_any_string_gives_a_name_that_stays_inside_a_folder(name: str) -> None:
     target = (root / safe).resolve()
     assert target.parent == root
     assert safe_filename(safe) == safe  # stable: a safe name stays as it is
-
-
-class Chunks:
-    """Chunks of a download; a class, not a generator, so leaving it unfinished is fine."""
-
-    def __init__(self, *parts: bytes, fail_after: int | None = None) -> None:
-        self._parts = list(parts)
-        self._fail_after = fail_after
-        self._n = 0
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._fail_after is not None and self._n >= self._fail_after:
-            raise ConnectionResetError("the connection dropped")
-        if self._n >= len(self._parts):
-            raise StopAsyncIteration
-        self._n += 1
-        return self._parts[self._n - 1]
 
 
 def _visible(root: Path) -> list[Path]:

@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+from .._delivery.leases import LEASE_TTL
+
 __all__ = ["add_parser", "banner", "serve"]
 
 SAMPLE = "code_interpreter.sse"
@@ -82,7 +84,7 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
     parser.add_argument(
         "--lease-ttl",
         type=float,
-        default=5.0,
+        default=LEASE_TTL,
         metavar="SECONDS",
         help="with a shared broker, how long after an instance dies another one takes its "
         "responses over (default: %(default)s)",

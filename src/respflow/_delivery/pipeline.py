@@ -9,6 +9,9 @@ with its cursor). A sink that raises is closed and reported to the others as a
 closed exactly once, after the response's end, or on cancellation after a
 ``stream.truncated`` that says so, whatever it does: a sink that hangs on that notice is
 closed all the same, and one the stream never waited for does not hold up the end.
+Before that notice, each sink still fed gets what the processors held back (their
+``close()``), even when the pipeline was cancelled: it was received, and exists nowhere
+else.
 """
 
 from __future__ import annotations
@@ -93,6 +96,11 @@ class Pipeline:
         processors: steps between the events and the sinks, in order: an object with
             ``process(events)`` (an async context manager, like :class:`respflow.FileFetcher`)
             or with ``feed(event) -> list[Event]`` (like :class:`respflow.LinkRewriter`).
+            A feed processor may also have ``close() -> list[Event]``, the events for what
+            it still holds: called once as the pipeline ends, however it ends (cancelled,
+            its events run out before the response's end), and what it gives goes through
+            the feed processors after it, then to the sinks before their
+            ``stream.truncated``.
         close_timeout: seconds a sink that never holds the stream back (``drop_oldest``,
             ``disconnect``) may go without taking an event once the stream has ended
             before it is let go; and, at the end, the seconds a sink gets to take the
@@ -111,6 +119,7 @@ class Pipeline:
         self._close_timeout = close_timeout
         self._outlets = [_Outlet(s if isinstance(s, Attached) else attach(s), self) for s in sinks]
         self._stamper = Stamper()
+        self._held: list[ev.Event] | None = None
         self._group: TaskGroup | None = None
         self._failed: SinkFailed | None = None
         self._reports: list[tuple[_Outlet, ev.StreamError]] = []
@@ -131,6 +140,9 @@ class Pipeline:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._group is not None
+        held = self._let_go()
+        for outlet in self._outlets:
+            outlet.let_out(held)
         self._send_reports()
         for outlet in self._outlets:
             outlet.end()
@@ -184,6 +196,19 @@ class Pipeline:
             async for event in events:
                 await self.publish(event)
 
+    def _let_go(self) -> list[ev.Event]:
+        """What the processors still hold (see ``close`` in the class docstring), asked
+        once, by the first to need it as the pipeline ends: its end, or a sink closing
+        because it was cancelled (on trio a sink's task may see that first)."""
+        if self._held is None:
+            try:
+                held = _held(self.processors)
+            except Exception as exc:
+                _log.warning("respflow: a processor failed to let go what it held: %r", exc)
+                held = []
+            self._held = [self._stamper.passed(event) for event in held]
+        return self._held
+
     def _sink_failed(self, outlet: _Outlet, exc: BaseException) -> None:
         self.failures.append((outlet.name, exc))
         _log.warning("respflow: sink %s failed and was closed: %r", outlet.name, exc)
@@ -229,6 +254,21 @@ async def deliver(
 
 
 _Feed = Callable[[ev.Event], list[ev.Event]]
+
+
+def _held(processors: Sequence[Any]) -> list[ev.Event]:
+    """What the feed processors still hold, in order: each one's ``close()``, after what
+    the ones before it let go has gone through its ``feed``. A ``process`` stage has
+    ended by then: what is let go before it passes it by."""
+    out: list[ev.Event] = []
+    for processor in processors:
+        if hasattr(processor, "process") or not hasattr(processor, "feed"):
+            continue
+        out = [given for event in out for given in processor.feed(event)]
+        close = getattr(processor, "close", None)
+        if close is not None:
+            out += close()
+    return out
 
 
 def _stages(processors: Sequence[Any]) -> list[Any]:
@@ -292,6 +332,10 @@ class _Outlet:
         self._first_missed: ev.Event | None = None
         # Bounds the sends after the stream ended, for a sink the stream never waits for.
         self._after_end = anyio.CancelScope()
+        self._given = False
+        """It was offered what the processors held at the end."""
+        self._holding = False
+        """Its buffer has some of that: it gets the buffer even if cancelled."""
         self._dropped = 0
         self._dropped_first: ev.Event | None = None
         self._dropped_last: ev.Event | None = None
@@ -321,6 +365,16 @@ class _Outlet:
             self._dropped_last = dropped
         self._items.append(event)
         self._readable.set()
+
+    def let_out(self, held: list[ev.Event]) -> None:
+        """Pass on what the processors held at the end, whatever the policy (a few events)."""
+        if self._open and not self._given:
+            self._take(held)
+            self._readable.set()
+
+    def _take(self, held: list[ev.Event]) -> None:
+        self._given, self._holding = True, bool(held)
+        self._items.extend(held)
 
     def report(self, event: ev.Event) -> None:
         """Pass on news of the pipeline, unless this sink's response has already ended."""
@@ -409,6 +463,11 @@ class _Outlet:
         Each step has its own bound, so a sink that hangs on its notice is still closed.
         """
         timeout = self._pipeline._close_timeout
+        if not (self._failed or self._stuck or self._disconnected):
+            if not self._given and not isinstance(self.last, ev.END_TYPES):
+                self._take(self._pipeline._let_go())  # cancelled before the end offered it
+            if self._holding and self._items:
+                await self._send_rest(timeout)
         last = self.last
         notice = self._last_word(last) if not isinstance(last, ev.END_TYPES) else None
         if notice is not None and not (self._failed or self._stuck):
@@ -428,6 +487,20 @@ class _Outlet:
                 await _maybe_await(self.sink.aclose())
             except Exception as exc:
                 _log.warning("respflow: sink %s failed to close: %r", self.name, exc)
+
+    async def _send_rest(self, timeout: float) -> None:
+        """The events still buffered when a cancelled pipeline stopped this sink, up to
+        what the processors let go: that text exists nowhere else, and what comes before
+        it is sent too, so the ``stream.truncated`` after it still says where to resume."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+            try:
+                while self._items:
+                    event = self._items.popleft()
+                    await self.sink.send(event)
+                    self.last = event
+            except Exception as exc:
+                self._failed = True
+                _log.warning("respflow: sink %s failed on its last events: %r", self.name, exc)
 
     def _last_word(self, last: ev.Event | None) -> ev.StreamTruncated | None:
         """What a sink left before its response's end is told (None: it never saw one)."""

@@ -47,6 +47,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from .. import _events as ev
 from .._exceptions import LeaseLost, RespflowError, TooOld, UsageError, sole_exception
 from .broker import Broker, Lease
+from .leases import LEASE_TTL
 from .pipeline import Pipeline, attach
 
 if TYPE_CHECKING:
@@ -109,8 +110,11 @@ class _BrokerSink:
         if self._failure is not None:
             raise self._failure
         placed = event if self._continuation is None else self._continuation.place(event)
-        if isinstance(placed, ev.StreamTruncated) and self._running.handed_over:
-            placed = None  # the pipeline's notice that it stopped: the response goes on
+        if self._running.handed_over:
+            # The response goes on with a successor: not the pipeline's notice that it
+            # stopped, nor what its processors let go as it did (a LinkRewriter's held
+            # start of a link, which the successor's rewriter lets out as the link).
+            placed = None
         if placed is None or self.lost:
             if not (self._pending or self._publishing):
                 self.first.set()
@@ -318,7 +322,7 @@ class Runner:
         *,
         processors: Callable[[], Sequence[Any]] = list,
         owner: str | None = None,
-        lease_ttl: float = 10.0,
+        lease_ttl: float = LEASE_TTL,
         stream: Callable[..., Any] | None = None,
         takeover: bool = False,
         resume: Callable[..., Any] | None = None,

@@ -38,13 +38,42 @@ _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|$)")
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:,]')
 
 
+# A JSON string of five to eight characters, each a lowercase letter or a \u escape: every
+# spelling of "response" and "error" (a letter can be written no other way), few others.
+_SHORT_WORD = re.compile(rb'"(?:[a-z]|\\u[0-9A-Fa-f]{4}){5,8}"')
+# A lowercase letter escaped (\u0061-\u007a): what any other spelling needs. The API
+# escapes what is not ASCII (\u2019), and control characters, never a letter.
+_ESCAPED_LETTER = re.compile(rb"\\u00[67]")
+_WATCHED = frozenset({"response", "error"})
+
+
 def may_hold_secrets(data: bytes | bytearray) -> bool:
     """Whether frames in ``data`` may need :func:`redact_frame` (False: none does).
 
-    The rules touch only events with a ``response`` or ``error`` key. A key is quoted,
-    while in a delta's text the same word is escaped (``\\"response\\"``): deltas pass.
+    The rules touch only events with a ``response`` key or of type ``error``, in any
+    JSON spelling (``"respons\\u0065"`` is ``response`` to every reader). A key or a
+    value is quoted, while in a delta's text the same word is escaped
+    (``\\"response\\"``): deltas pass.
     """
-    return b'"response"' in data or b'"error"' in data
+    if b'"response"' in data or b'"error"' in data:
+        return True
+    return any(word in _WATCHED for word in _escaped_words(data))
+
+
+def _escaped_words(data: bytes | bytearray) -> Iterator[str]:
+    """The short words ``data`` quotes with an escaped letter in them, decoded."""
+    if _ESCAPED_LETTER.search(data) is None:
+        return
+    for match in _SHORT_WORD.finditer(data):
+        if b"\\" in match.group():
+            word: str = msgspec.json.decode(match.group())
+            yield word
+
+
+def _response_keys(data: bytes) -> int:
+    """How many times ``data`` quotes the word ``response``, in any spelling."""
+    escaped = sum(word == "response" for word in _escaped_words(data))
+    return data.count(b'"response"') + escaped
 
 
 def redact_frame(frame: bytes) -> tuple[bytes, str | None]:
@@ -66,7 +95,7 @@ def redact_frame(frame: bytes) -> tuple[bytes, str | None]:
     rid = rid if isinstance(rid, str) else None
     # The decoded body holds the last of duplicate keys, as every JSON reader takes it;
     # a "response" written twice is walked in the raw bytes, where each copy is seen.
-    if data.count(b'"response"') < 2 and not any(True for _ in _changes(body)):
+    if _response_keys(data) < 2 and not any(True for _ in _changes(body)):
         return frame, rid
     return _replaced(frame, spans, data), rid
 

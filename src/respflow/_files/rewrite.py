@@ -3,8 +3,9 @@
 A sans-I/O processor, like the Assembler: :meth:`LinkRewriter.feed` takes an event and
 returns the events to pass on. Text deltas are rewritten as they stream; a delta may end
 in the middle of a link, so the rewriter holds back only a suffix that could still become
-one, never more than ``max_hold`` characters, and flushes it by ``text.done``. A link
-longer than that (counted up to the character that ends it) is left as it is everywhere:
+one, never more than ``max_hold`` characters, and flushes it by ``text.done`` (or, if the
+stream stops first, by the response's end or :meth:`LinkRewriter.close`, as text). A link
+longer than ``max_hold`` (counted up to the character that ends it) is left as it is everywhere:
 in the deltas, in ``text.done`` and in ``message.completed``. So the deltas of a part
 always add up to the rewritten ``text.done`` text, wherever the stream was cut.
 
@@ -120,6 +121,8 @@ class _Part:
     container: str | None
     """The container of the response's latest code call when the part began: where its
     links' files are taken to live."""
+    output_index: int = 0
+    """The message's place in the response's output, for a delta let out at the end."""
     window: str = ""
     """The text not yet let out, after the one character before it (which decides whether
     a link may start there): all the streaming rewrite looks at, so each delta costs its
@@ -166,11 +169,11 @@ class _ResponseState:
     failed_files: set[tuple[str | None, str]] = field(default_factory=set)
     cited_names: dict[tuple[str | None, str], list[str]] = field(default_factory=dict)
 
-    def part(self, item_id: str, content_index: int) -> _Part:
+    def part(self, item_id: str, content_index: int, output_index: int) -> _Part:
         """The part, up to date (see _Part.settle); made if it is new."""
         part = self.parts.get((item_id, content_index))
         if part is None:
-            part = self.parts[(item_id, content_index)] = _Part(self.container)
+            part = self.parts[(item_id, content_index)] = _Part(self.container, output_index)
             self.item_containers.setdefault(item_id, self.container)
         part.settle()
         return part
@@ -448,6 +451,38 @@ class LinkRewriter:
             self._last_in = last_in if numbered else None
         return out
 
+    def close(self) -> list[ev.Event]:
+        """The events for all it still holds, when the stream stops before the response's
+        end (``Pipeline`` and ``aiter_events`` call it then): the text held back of each
+        part not yet done, as a ``text.delta`` of the text as it came (a link it held
+        never completed, so it is not rewritten), then the ``message.completed`` held for
+        the end, rewritten. Numbered after the last event it passed; [] when it holds
+        nothing, as after a response's end. It can go on being fed afterwards.
+        """
+        return self._let_go(self._state)
+
+    def _let_go(self, state: _ResponseState) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        for (item_id, content_index), part in state.parts.items():
+            part.settle()
+            held = part.window[part.emitted :]
+            if not held:
+                continue
+            part.emitted, part.out, part.held = len(part.window), part.out + len(held), None
+            delta = ev.TextDelta(
+                response_id=self._rid,
+                sequence_number=self._stamper.seq,
+                cursor="",
+                item_id=item_id,
+                output_index=part.output_index,
+                content_index=content_index,
+                delta=held,
+            )
+            out.append(self._stamper.made(delta))
+        out += [self._stamper.made(self._final(m, state)) for m in state.held]
+        state.held.clear()
+        return out
+
     def _feed(self, event: ev.Event) -> list[ev.Event]:
         """:meth:`feed` the long way: every event it does not pass on at once."""
         if event.response_id != self._rid:
@@ -460,10 +495,11 @@ class LinkRewriter:
                 state.container = cid
                 return [self._stamper.passed(event)]
             case ev.TextDelta(item_id=item_id, content_index=ci, delta=delta):
-                out = self._push(state, state.part(item_id, ci), delta)
+                out = self._push(state, state.part(item_id, ci, event.output_index), delta)
                 return [self._stamper.passed(msgspec.structs.replace(event, delta=out))]
             case ev.TextDone(item_id=item_id, content_index=ci, text=text):
-                return self._text_done(event, state, state.part(item_id, ci), text)
+                part = state.part(item_id, ci, event.output_index)
+                return self._text_done(event, state, part, text)
             case ev.FileCited() | ev.FileLink():
                 return [self._stamper.passed(self._moved(event, state))]
             case ev.FileFailed(container_id=cid, file_id=fid, path=path):
@@ -476,9 +512,8 @@ class LinkRewriter:
                 state.held.append(event)
                 return []
             case _ if isinstance(event, ev.END_TYPES):
-                released = [self._stamper.made(self._final(m, state)) for m in state.held]
-                state.held.clear()
-                return [*released, self._stamper.passed(event)]
+                # An end with a part still open (a failure mid-answer) lets it out too.
+                return [*self._let_go(state), self._stamper.passed(event)]
             case _:
                 return [self._stamper.passed(event)]
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, S
 from typing import Any, TypeVar
 
 from .._core.assembler import Assembler
-from .._events import Event
+from .._events import END_TYPES, Event, StreamError
 from .._exceptions import UsageError
 from .taps import Record, TappedAssembler, assembler_for
 
@@ -39,13 +39,17 @@ def aiter_events(
     unchanged costs no call of its own. The same events as feeding each event in turn;
     an exception a processor raises comes out of the iteration as it was raised and ends
     it (the events of that chunk not yet yielded are not), and ``chunks`` is closed.
+    One with ``close() -> list[Event]`` is asked, once, when ``chunks`` ends or fails,
+    for what it still holds (a LinkRewriter's held start of a link): those events come
+    before the ones that report the end, through the processors after it.
     """
     # Only an assembler made here has numbered nothing yet: one that has read part of the
     # stream may go on with a number it gave before, k past 0.
     then = _steps(processors, numbered=assembler is None)
+    held = _let_go(processors) if then is not None else None
     if record is None:
         asm = assembler or Assembler()
-        return drive(chunks, asm.feed, asm, "the byte source", then=then)
+        return drive(chunks, asm.feed, asm, "the byte source", then=then, held=held)
     if assembler is not None:
         raise UsageError("pass record= or assembler=, not both: a recorder taps its own")
     tapped = assembler_for(record)
@@ -54,7 +58,9 @@ def aiter_events(
     async def close_tap() -> None:  # also when the consumer leaves early
         tapped.tap.close()
 
-    return drive(chunks, tapped.feed, tapped, "the byte source", cleanup=close_tap, then=then)
+    return drive(
+        chunks, tapped.feed, tapped, "the byte source", cleanup=close_tap, then=then, held=held
+    )
 
 
 def _steps(
@@ -92,6 +98,29 @@ def _steps(
     return run
 
 
+def _let_go(processors: Sequence[Any]) -> Callable[[], list[Event]]:
+    """What ``processors`` still hold when the input ends: each one's ``close()``, if it
+    has one, after what the ones before it let go has gone through it."""
+    steps = [
+        (processor.feed_all if hasattr(processor, "feed_all") else _each(processor.feed))
+        for processor in processors
+    ]
+
+    def held() -> list[Event]:
+        out: list[Event] = []
+        try:
+            for step, processor in zip(steps, processors, strict=True):
+                out = step(out) if out else []
+                close = getattr(processor, "close", None)
+                if close is not None:
+                    out += close()
+        except Exception as exc:
+            raise _ProcessorFailed(exc) from exc
+        return out
+
+    return held
+
+
 class _ProcessorFailed(Exception):
     """A processor raised ``raised``: not a failure of the source."""
 
@@ -111,13 +140,15 @@ async def drive(
     what: str,
     cleanup: Callable[[], Awaitable[None]] | None = None,
     then: Callable[[list[Event]], list[Event]] | None = None,
+    held: Callable[[], list[Event]] | None = None,
 ) -> AsyncIterator[Event]:
     """Feed each item of ``source`` to ``asm``; a failure of the source ends the response.
 
     ``cleanup`` runs however the iteration ends; ``then`` takes each list of events the
-    assembler gives and returns what to yield instead. Callers return this generator
-    itself rather than wrapping it: an inner generator left unfinished is a
-    ResourceWarning on trio.
+    assembler gives and returns what to yield instead; ``held``, called once when the
+    source ends or fails, gives what ``then`` still holds, yielded before the events that
+    report the end. Callers return this generator itself rather than wrapping it: an
+    inner generator left unfinished is a ResourceWarning on trio.
     """
 
     def after(events: list[Event]) -> list[Event]:
@@ -129,6 +160,7 @@ async def drive(
             raise _ProcessorFailed(exc) from exc
 
     try:
+        broke: list[Event] = []  # the core's report of a source that failed
         try:
             async for item in source:
                 events = feed(item)
@@ -142,9 +174,8 @@ async def drive(
         except _ProcessorFailed:
             raise
         except Exception as exc:
-            for event in after(asm.transport_error(f"{what} failed: {exc!r}")):
-                yield event
-        for event in after(asm.close()):
+            broke = asm.transport_error(f"{what} failed: {exc!r}")
+        for event in _ending([*broke, *asm.close()], after, held):
             yield event
     except _ProcessorFailed as failed:  # also from the events that end a response
         # The iteration ends here: the source is not read again, so it is closed now
@@ -156,3 +187,23 @@ async def drive(
     finally:
         if cleanup is not None:
             await cleanup()
+
+
+def _ending(
+    events: list[Event],
+    after: Callable[[list[Event]], list[Event]],
+    held: Callable[[], list[Event]] | None,
+) -> list[Event]:
+    """The core's last ``events`` through ``after``, with what the processors hold let
+    out just before the first that reports the end (a fatal error, the end itself): it
+    came before the cut, and events the core still had (a last frame with no blank line
+    after it) came before it."""
+    if held is None:
+        return after(events)
+    cut = next((i for i, event in enumerate(events) if _reports_end(event)), len(events))
+    before = after(events[:cut])  # fed first: it may add to what is held
+    return [*before, *held(), *after(events[cut:])]
+
+
+def _reports_end(event: Event) -> bool:
+    return isinstance(event, END_TYPES) or (isinstance(event, StreamError) and event.fatal)
