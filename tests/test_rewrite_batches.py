@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import respflow
@@ -122,7 +122,12 @@ def _batches(events: list[ev.Event], cuts: list[int]) -> list[list[ev.Event]]:
     return [events[a:b] for a, b in itertools.pairwise(points)]
 
 
-@settings(max_examples=300, deadline=None)
+# Two whole responses per example: some draws are large, which is what is wanted here.
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.data_too_large, HealthCheck.too_slow],
+)
 @given(
     responses("resp_1"),
     st.booleans(),
