@@ -26,6 +26,9 @@ median of the rounds' ratios (so a ratio column is not always one column over an
 from __future__ import annotations
 
 import argparse
+import bisect
+import itertools
+import random
 import statistics
 import subprocess
 import sys
@@ -141,14 +144,31 @@ async def schedule(rate: float, count: int) -> AsyncIterator[list[tuple[int, flo
     """Events 1 to ``count`` at ``rate`` a second, as batches of ``(seq, when it was
     due)``: a server too busy to wake on time gets what is due at once, as a producer
     reading a model's stream would, rather than slowing the rate down to what it can
-    serve. Each event carries when it was due, so its latency counts the wait too."""
+    serve. Each event carries when it was due, so its latency counts the wait too.
+
+    ``--arrivals random`` spaces the events as a Poisson process of the same mean rate
+    (the same seeded spacing for every server): a model's deltas come off the network at
+    no fixed step, so a timer of the server's own rarely falls in the producer's wake-up,
+    as it does on the steady grid."""
+    due = _due_times(rate, count)
     start = time.monotonic()
     seq = 1
     while seq <= count:
-        await anyio.sleep(max(0.0, start + seq / rate - time.monotonic()))
-        due = min(count, max(seq, int((time.monotonic() - start) * rate)))
-        yield [(n, start + n / rate) for n in range(seq, due + 1)]
-        seq = due + 1
+        await anyio.sleep(max(0.0, start + due[seq - 1] - time.monotonic()))
+        last = min(count, max(seq, bisect.bisect_right(due, time.monotonic() - start)))
+        yield [(n, start + due[n - 1]) for n in range(seq, last + 1)]
+        seq = last + 1
+
+
+ARRIVALS = "steady"
+
+
+def _due_times(rate: float, count: int) -> list[float]:
+    """When each event is due, in seconds from the start."""
+    if ARRIVALS == "steady":
+        return [n / rate for n in range(1, count + 1)]
+    spacing = random.Random(13)
+    return list(itertools.accumulate(spacing.expovariate(rate) for _ in range(count)))
 
 
 async def cpu(request: Any) -> Any:
@@ -235,7 +255,8 @@ def measure(
     kind: str, readers: int, rate: float, count: int, flush: float | None = None
 ) -> dict[str, float]:
     command = [sys.executable, __file__, "--serve", kind, "--rate", str(rate)]
-    command += ["--count", str(count)] + ([] if flush is None else ["--flush", str(flush)])
+    command += ["--count", str(count), "--arrivals", ARRIVALS]
+    command += [] if flush is None else ["--flush", str(flush)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             assert server.stdout is not None
@@ -262,13 +283,21 @@ def main() -> int:
     parser.add_argument("--readers", default="10,100,500", help="reader counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--flush", type=float, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--arrivals",
+        choices=("steady", "random"),
+        default="steady",
+        help="events on a steady grid, or spaced at random at the same mean rate",
+    )
     args = parser.parse_args()
+    global ARRIVALS
+    ARRIVALS = args.arrivals
     if args.serve:
         serve(args.serve, args.rate, args.count, args.flush)
         return 0
     rate, count = (50.0, 50) if args.quick else (args.rate, args.count)
     rounds = 1 if args.quick else args.rounds
-    print(f"one response, {count} events at {rate:g}/s, readers in one other process")
+    print(f"one response, {count} events at {rate:g}/s ({ARRIVALS}), readers in one other process")
     print(f"{rounds} round(s), the servers alternating; medians, ratios per round")
     print(
         "| readers | server | p50 ms | p99 ms | delivered | p50 vs floor | p99 vs floor "

@@ -146,15 +146,27 @@ class _Log:
     """Why the log was dropped (expired, evicted), for readers still on it."""
     lease: Lease | None = None
     background: bool = False
-    grown: anyio.Event = field(default_factory=anyio.Event)
+    grown: anyio.Event | None = None
+    """Set at the next publish; made only when a reader waits for one (while readers
+    rest, a publish wakes no one and makes no event)."""
+    watchers: list[Callable[[bool], None]] = field(default_factory=list)
+    """Called at each publish (see ``on_publish``)."""
 
     @property
     def end(self) -> int:
         return self.base + len(self.events)
 
-    def wake(self) -> None:
-        self.grown.set()
-        self.grown = anyio.Event()
+    def waited(self) -> anyio.Event:
+        if self.grown is None:
+            self.grown = anyio.Event()
+        return self.grown
+
+    def wake(self, final: bool) -> None:
+        if self.grown is not None:
+            self.grown.set()
+            self.grown = None
+        for watcher in tuple(self.watchers) if self.watchers else ():
+            watcher(final)
 
 
 class MemoryBroker:
@@ -216,7 +228,7 @@ class MemoryBroker:
             touched[log.response_id] = log
         for log in touched.values():
             self._trim(log)
-            log.wake()
+            log.wake(log.ended_at is not None)
         await anyio.lowlevel.checkpoint()
         return appended
 
@@ -238,7 +250,7 @@ class MemoryBroker:
         del self._logs[log.response_id]
         self._ended.pop(log.response_id, None)
         log.gone = why
-        log.wake()
+        log.wake(True)
 
     def _expire(self) -> None:
         now = self._clock()
@@ -354,7 +366,7 @@ class MemoryBroker:
     async def aclose(self) -> None:
         self._closed = True
         for log in self._logs.values():
-            log.wake()
+            log.wake(True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -394,7 +406,7 @@ class _MemorySubscription:
                 return event
             if log.ended_at is not None or self._broker._closed:
                 break
-            await log.grown.wait()
+            await log.waited().wait()
         raise StopAsyncIteration
 
     def ready(self, limit: int = 256) -> list[ev.Event]:
@@ -411,6 +423,20 @@ class _MemorySubscription:
         self._position += len(events)
         self._done = isinstance(events[-1], ev.END_TYPES)  # a log ends with its end event
         return events
+
+    def on_publish(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``callback(final)`` in the publisher's task each time events of this
+        response are published (``final``: none will follow, the log ended or went),
+        until the function returned is called. A server ends a rest with it: a publish
+        wakes the producer anyway, so a rest that ends there costs no wake-up of its own."""
+        watchers = self._log.watchers
+        watchers.append(callback)
+
+        def stop() -> None:
+            if callback in watchers:
+                watchers.remove(callback)
+
+        return stop
 
     async def aclose(self) -> None:
         self._done = True

@@ -10,6 +10,7 @@ falls ``max_lag`` events behind is let go (``disconnect``), to come back with it
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -36,6 +37,14 @@ class _Log:
     """Pushed out by newer responses before its end: its readers must reconnect."""
     floor: tuple[int, int] | None = None
     """Every event after this cursor is kept (None: every event from the response's start)."""
+    watchers: list[Callable[[bool], None]] = field(default_factory=list)
+    """Called as it grows (see ``Reader.on_publish``)."""
+
+    def wake(self) -> None:
+        self.grown.set()
+        self.grown = anyio.Event()
+        for watcher in tuple(self.watchers) if self.watchers else ():
+            watcher(self.ended or self.evicted)
 
     @property
     def end(self) -> int:
@@ -90,8 +99,7 @@ class Hub:
             log.base += cut
         if isinstance(event, ev.END_TYPES):
             log.ended = True
-        log.grown.set()
-        log.grown = anyio.Event()
+        log.wake()
 
     async def aclose(self) -> None:
         """Nothing: a hub outlives the pipelines that feed it (each response's own end,
@@ -102,7 +110,7 @@ class Hub:
         self._closed = True
         for log in self._logs.values():
             log.ended = True
-            log.grown.set()
+            log.wake()
         for waiting in self._waiting.values():
             waiting.arrived.set()
 
@@ -129,7 +137,7 @@ class Hub:
         gone = self._logs.pop(oldest)
         if not gone.ended:
             gone.evicted = True
-            gone.grown.set()
+            gone.wake()
 
     # -- the reader side ----------------------------------------------------------------
 
@@ -283,6 +291,23 @@ class Reader:
         self._done = isinstance(events[-1], ev.END_TYPES)  # nothing follows a response's end
         return events
 
+    def on_publish(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``callback(final)`` each time the hub gets an event of this response
+        (``final``: none will follow), until the function returned is called; nothing
+        is called before the response comes. A server ends a rest with it (see
+        ``respflow.MemoryBroker``'s subscriptions)."""
+        log = self._log
+        if log is None:
+            return _nothing
+        watchers = log.watchers
+        watchers.append(callback)
+
+        def stop() -> None:
+            if callback in watchers:
+                watchers.remove(callback)
+
+        return stop
+
     def _next(self, log: _Log) -> ev.Event | None:
         position = self._position
         if position < log.base:
@@ -302,6 +327,10 @@ class Reader:
         self._position = position + 1
         self._done = isinstance(event, ev.END_TYPES)
         return event
+
+
+def _nothing() -> None:
+    pass
 
 
 def _up_to_the_end(events: list[ev.Event]) -> list[ev.Event]:

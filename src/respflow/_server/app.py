@@ -102,12 +102,15 @@ def app(
         heartbeat: idle seconds between SSE comment lines that keep proxies open.
         flush: seconds a reader rests after a write while events flow; what arrives
             meanwhile goes out in its next write. The readers of a response rest
-            together, on one tick ``flush`` seconds after the write that began the
-            rest, so one that joined mid-rest writes at that tick. The default, 50 ms,
-            gives a reader up to 20 updates a second, the pace chat UIs throttle
-            streamed text to, for a fraction of the writes of one per event, at about
-            25 ms more latency at p50; ``0`` writes each event as soon as the reader
-            wakes.
+            together, so one that joined mid-rest writes with the others. A rest ends
+            at the first publish ``flush`` seconds or more after the write that began
+            it, or at the response's end (with a :class:`respflow.MemoryBroker`; half a
+            flush later still if nothing is published; with other brokers, ``flush``
+            seconds after the write). The default, 50 ms, gives a reader up to 20
+            updates a second, the pace chat UIs throttle streamed text to, for a
+            fraction of the writes of one per event, at about 20 ms more latency at
+            p50; ``0`` writes each event as soon as the reader wakes. Changed while
+            readers follow, it holds from their next rest.
     """
     return App(
         broker,
@@ -161,8 +164,8 @@ class App:
 
     @property
     def flush(self) -> float:
-        """Seconds a reader rests after a write (see :func:`app`); readers that come after
-        it is set rest the new time."""
+        """Seconds a reader rests after a write (see :func:`app`). Set, it holds from each
+        reader's next rest on (a reader that came while it was ``0`` never rests)."""
         return self._ticks.flush
 
     @flush.setter
@@ -170,7 +173,7 @@ class App:
         problem = check_flush(flush)
         if problem is not None:
             raise UsageError(problem)
-        self._ticks = Ticks(flush)
+        self._ticks.flush = flush
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)

@@ -8,8 +8,15 @@ syscall and the HTTP server's framing), not per event:
   woken late or catching up pays one write, not one per event;
 - after a write the reader rests until its response's next tick, ``flush`` seconds after
   the write that started the rest, so a stream of many small events costs one write per
-  ``flush``; the first event after a quiet spell goes out at once, and a reader with a
-  full batch (catching up) or at the end does not rest;
+  ``flush`` or more; the first event after a quiet spell goes out at once, and a reader
+  with a full batch (catching up) or at the end does not rest;
+- where the reader's subscription says when events are published (``on_publish``: a
+  :class:`respflow.MemoryBroker`'s, a :class:`respflow.Hub`'s), the tick is the first
+  publish at or after that moment, or the response's end, whichever comes first; if
+  neither comes, ``LATE`` flushes later (75 ms after the write, by default). The
+  producer wakes for the publish anyway, so the readers write in that wake-up, not in
+  one of a timer's own, and each write carries the newest event. Other subscriptions
+  (Redis's) tick on a timer;
 - the readers of one response in a process share its ticks (:class:`Ticks`): one timer
   per response, not one per reader, and they write together;
 - the heartbeat's timer runs only while the reader waits for more.
@@ -33,7 +40,9 @@ if TYPE_CHECKING:
 __all__ = [
     "BATCH",
     "FLUSH",
+    "LATE",
     "MOST_FLUSH",
+    "OnPublish",
     "Tick",
     "Ticks",
     "check_flush",
@@ -63,14 +72,28 @@ def check_flush(flush: float) -> str | None:
     return None
 
 
+OnPublish = Callable[[Callable[[bool], None]], Callable[[], None]]
+"""A subscription's ``on_publish(callback)``: ``callback(final)`` is called in the
+publisher's task each time events are published to the response (``final``: none will
+follow), until the function it returns is called."""
+
+LATE = 0.5
+"""How long past its tick, in flushes, a rest ended by a publish waits for one."""
+
+
 class Tick:
     """The rests of one response's readers, shared.
 
-    A rest ends at the response's next tick: ``flush`` seconds after the first write that
-    found no rest under way. Readers woken together (by one publish, or one tick) rest
-    together, so a thousand readers of a response cost one timer per tick rather than a
-    thousand. Only one of them sleeps; the others wait for it, and if it leaves (a
-    browser gone), one of them sleeps the rest of the way in its place.
+    A rest is due ``flush`` seconds after the first write that found no rest under way.
+    Readers woken together (by one publish, or one tick) rest together, so a thousand
+    readers of a response cost one timer per tick rather than a thousand. Only one of
+    them sleeps; the others wait for it, and if it leaves (a browser gone), one of them
+    sleeps the rest of the way in its place.
+
+    A sleeper whose subscription says when events are published (``on_publish``) ends
+    the rest at the first publish once it is due, or at the response's end, and else
+    ``LATE`` flushes past it: the producer wakes for that publish anyway, so the readers
+    write in that wake-up rather than in one of a timer's own.
     """
 
     __slots__ = ("__weakref__", "_due", "_reached", "_sleeping", "_woken", "flush")
@@ -78,31 +101,58 @@ class Tick:
     def __init__(self, flush: float) -> None:
         self.flush = flush
         self._due = -math.inf
-        """When the rest under way ends (``anyio.current_time()``)."""
+        """When the rest under way is due (``anyio.current_time()``)."""
         self._reached = -math.inf
-        """The ``_due`` of the last tick that came."""
-        self._sleeping = False
+        """The ``_due`` of the last rest that ended."""
+        self._sleeping: object | None = None
+        """The sleeper's token while one sleeps: a publish that ends the rest frees the
+        place, so a sleeper that wakes late to find another in it leaves it alone."""
         self._woken = anyio.Event()
 
-    async def rest(self) -> None:
-        """Wait for the response's next tick, starting one if none is under way."""
-        if not self._sleeping:  # else a rest is under way: join it, no clock needed
+    async def rest(self, on_publish: OnPublish | None = None) -> None:
+        """Wait for the end of the response's rest under way, starting one if none is."""
+        if self._sleeping is None:  # else a rest is under way: join it, no clock needed
             now = anyio.current_time()
             if self._due <= now:  # (a sleeper that left may leave a rest to finish)
                 self._due = now + self.flush
         due = self._due
         while self._reached < due:
-            if self._sleeping:
+            if self._sleeping is not None:
                 await self._woken.wait()
                 continue
-            self._sleeping = True
+            token = self._sleeping = object()
             try:
-                await anyio.sleep_until(due)
-                self._reached = due
-            finally:  # a tick, or the sleeper leaving: either way the others look again
-                self._sleeping = False
-                woken, self._woken = self._woken, anyio.Event()
-                woken.set()
+                if on_publish is None:
+                    await anyio.sleep_until(due)
+                else:
+                    await self._until_published(due, on_publish)
+                self._reached = max(self._reached, due)
+            finally:  # an end, or the sleeper leaving: either way the others look again
+                if self._sleeping is token:
+                    self._sleeping = None
+                    self._wake()
+
+    async def _until_published(self, due: float, on_publish: OnPublish) -> None:
+        woken = self._woken
+        stop = on_publish(self._published)
+        try:  # a deadline cancelled before it comes wakes nobody, on asyncio and trio
+            with anyio.CancelScope(deadline=due + LATE * self.flush):
+                await woken.wait()
+        finally:
+            stop()
+
+    def _published(self, final: bool) -> None:
+        """Events were published: end the rest if it is due (or no more will come)."""
+        if self._sleeping is None or self._reached >= self._due:
+            return
+        if final or anyio.current_time() >= self._due:
+            self._reached = self._due
+            self._sleeping = None
+            self._wake()  # the sleeper and the others together, in the publisher's wake-up
+
+    def _wake(self) -> None:
+        woken, self._woken = self._woken, anyio.Event()
+        woken.set()
 
 
 class Ticks:
@@ -113,16 +163,28 @@ class Ticks:
     """
 
     def __init__(self, flush: float) -> None:
-        self.flush = flush
+        self._flush = flush
         self._ticks: weakref.WeakValueDictionary[str, Tick] = weakref.WeakValueDictionary()
+
+    @property
+    def flush(self) -> float:
+        return self._flush
+
+    @flush.setter
+    def flush(self, flush: float) -> None:
+        """Readers resting now finish their rest; their next one is ``flush`` long (none
+        when ``0``)."""
+        self._flush = flush
+        for tick in list(self._ticks.values()):
+            tick.flush = flush
 
     def __call__(self, response_id: str) -> Tick | None:
         """The tick readers of ``response_id`` rest on (``None`` when they never rest)."""
-        if not self.flush:
+        if not self._flush:
             return None
         tick = self._ticks.get(response_id)
         if tick is None:
-            tick = self._ticks[response_id] = Tick(self.flush)
+            tick = self._ticks[response_id] = Tick(self._flush)
         return tick
 
     def __len__(self) -> int:
@@ -147,13 +209,15 @@ async def paced(
     the bodies end or are closed.
 
     ``reader`` is an async iterator of events; a ``ready(limit)`` method, if it has one,
-    gives the events it holds now without waiting.
+    gives the events it holds now without waiting; an ``on_publish`` method (see
+    :data:`OnPublish`), if it has one, lets its rests end at a publish (see :class:`Tick`).
     """
     try:
         yield RETRY
         ready: Callable[[int], list[ev.Event]] | None = getattr(reader, "ready", None)
         if ready is None:  # one event per wake-up: resting would only delay it
             ready, tick = _nothing_ready, None
+        on_publish: OnPublish | None = getattr(reader, "on_publish", None)
         while True:
             events = ready(BATCH)
             if not events:
@@ -182,10 +246,11 @@ async def paced(
             yield body
             if (
                 tick is not None
+                and tick.flush  # (set to 0 while the reader followed: no more rests)
                 and len(events) < BATCH
                 and not isinstance(events[-1], ev.END_TYPES)
             ):
-                await tick.rest()
+                await tick.rest(on_publish)
     finally:
         if close is not None:
             await close()
