@@ -46,7 +46,7 @@ class Source:
 
 def one_by_one(processors: Sequence[Any]) -> list[ev.Event]:
     """Every event of the wire fed to each processor in turn: what aiter_events must give."""
-    events = Assembler().feed(WIRE) + Assembler().close()[:0]
+    events = Assembler().feed(WIRE)
     for processor in processors:
         events = [out for event in events for out in processor.feed(event)]
     return events
