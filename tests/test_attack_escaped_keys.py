@@ -116,3 +116,19 @@ def test_frames_without_secrets_are_recorded_byte_for_byte(
     file, failures = record(wire, cuts)
     assert file == wire
     assert failures == []
+
+
+@given(
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    st.booleans(),
+    st.lists(st.integers(0, 10_000), max_size=4),
+)
+def test_secrets_are_redacted_whatever_ends_the_lines(
+    eol: bytes, bom: bool, cuts: list[int]
+) -> None:
+    frame = created().replace(b"\n", eol)
+    wire = (BOM if bom else b"") + b": a comment" + eol + frame + rest_of_a_response()
+    file, failures = record(wire, cuts)
+    assert SECRET.encode() not in file
+    assert PLAIN_HEADER.encode() not in file
+    assert failures == []
