@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import respflow
 from respflow import Assembler, LinkRewriter, Pipeline, aiter_events, attach
 from respflow import _events as ev
 from respflow.testing import MemorySink, StreamBuilder, to_sse
@@ -250,3 +251,37 @@ async def test_an_end_after_the_message_was_held_gives_it_once() -> None:
     assert len(completed) == 1
     assert rewriter.close() == []  # asked twice: nothing twice
     assert_in_order(sink.events)
+
+
+async def test_close_asked_twice_gives_what_it_held_once() -> None:
+    rewriter = LinkRewriter()
+    out = rewriter.feed(text_delta(0, "see the sand"))
+    first, second = rewriter.close(), rewriter.close()
+    assert text_of([*out, *first]) == "see the sand"
+    assert second == []
+    assert_in_order([*out, *first])
+
+
+@pytest.mark.parametrize("how", ["assembler part-read", "record"])
+async def test_held_text_comes_out_with_a_given_assembler_or_a_recording(
+    how: str, tmp_path: Any
+) -> None:
+    wire = StreamBuilder(response_id="resp_g").message("read sandbox:/mnt/da", chunk=4)
+    data = to_sse(wire.events(end=None))
+    cut = data.index(b"response.output_text.delta")  # the core reads up to the first delta
+    asm = Assembler()
+    before = asm.feed(data[:cut]) if how == "assembler part-read" else []
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield data[cut:] if how == "assembler part-read" else data
+
+    if how == "record":
+        events = aiter_events(
+            rest(), record=respflow.Recorder(tmp_path / "r.sse"), processors=[LinkRewriter()]
+        )
+    else:
+        events = aiter_events(rest(), assembler=asm, processors=[LinkRewriter()])
+    got = [*before, *[e async for e in events]]
+    assert text_of(got) == "read sandbox:/mnt/da"
+    assert_in_order(got)
+    assert isinstance(got[-1], ev.StreamTruncated)

@@ -457,7 +457,10 @@ class LinkRewriter:
         part not yet done, as a ``text.delta`` of the text as it came (a link it held
         never completed, so it is not rewritten), then the ``message.completed`` held for
         the end, rewritten. Numbered after the last event it passed; [] when it holds
-        nothing, as after a response's end. It can go on being fed afterwards.
+        nothing, as after a response's end, or when asked again. It is for a stream that
+        stopped (as the Assembler it follows is then closed): fed more of the same
+        response afterwards, it rewrites the ``text.done`` of a part whose held start of a
+        link it let out as it came, and the deltas no longer add up to that text.
         """
         return self._let_go(self._state)
 
