@@ -285,3 +285,23 @@ async def test_held_text_comes_out_with_a_given_assembler_or_a_recording(
     assert text_of(got) == "read sandbox:/mnt/da"
     assert_in_order(got)
     assert isinstance(got[-1], ev.StreamTruncated)
+
+
+WORDS = ["sand", "sandbox:/mnt/da", "sandbox:/mnt/data/x.csv", "text", "s"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(["resp_A", "resp_B"]), st.sampled_from(WORDS))))
+def test_interleaved_responses_keep_all_their_text(pieces: list[tuple[str, str]]) -> None:
+    # A rewriter follows one response at a time: another's event used to drop what it
+    # held of the first (a start of "sandbox:"), which then never reached anyone.
+    events = [text_delta(n, f" {word}", rid) for n, (rid, word) in enumerate(pieces)]
+
+    fed = LinkRewriter(lambda _rid, path: f"sandbox:{path}")
+    one_by_one = [out for event in events for out in fed.feed(event)] + fed.close()
+    for rid in ("resp_A", "resp_B"):
+        sent = "".join(f" {word}" for r, word in pieces if r == rid)
+        assert text_of([e for e in one_by_one if e.response_id == rid]) == sent
+    assert_in_order(one_by_one)
+    batched = LinkRewriter(lambda _rid, path: f"sandbox:{path}")
+    assert batched.feed_all(events) + batched.close() == one_by_one

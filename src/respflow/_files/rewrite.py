@@ -489,8 +489,13 @@ class LinkRewriter:
     def _feed(self, event: ev.Event) -> list[ev.Event]:
         """:meth:`feed` the long way: every event it does not pass on at once."""
         if event.response_id != self._rid:
+            # Another response's event (several in one stream, interleaved): what the one
+            # followed until now still holds goes first, as at a stop; it was dropped.
+            left = self._let_go(self._state)
             self._rid, self._state = event.response_id, _ResponseState()
             self._recent = None
+            if left:
+                return [*left, *self._feed(event)]
         state = self._state
         state.names.see(event)
         match event:
