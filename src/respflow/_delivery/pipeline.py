@@ -400,11 +400,19 @@ class _Outlet:
     def _take(self, held: list[ev.Event]) -> None:
         # A processor may have moved held text into the event a cancelled publish was
         # giving out: a sink that had not taken it gets it first, or that text is lost.
+        # Not one whose full buffer held the publish back (or would have): it is told to
+        # resume after what it took, as before.
         late = self._pipeline._in_flight
-        if late is not None and late is not self.last and all(e is not late for e in self._items):
+        if late is not None and self._missed(late):
             held = [late, *held]
         self._given, self._holding = True, bool(held)
         self._items.extend(held)
+
+    def _missed(self, event: ev.Event) -> bool:
+        """Whether it never took ``event``, though it had room for it."""
+        if self.policy == "block" and len(self._items) >= self.capacity:
+            return False
+        return event is not self.last and all(e is not event for e in self._items)
 
     def report(self, event: ev.Event) -> None:
         """Pass on news of the pipeline, unless this sink's response has already ended."""
