@@ -352,7 +352,10 @@ def decode_event(data: Payload) -> WireEvent | Unrecognized:
     """Decode one event payload.
 
     Raises:
-        NestingTooDeep: the payload nests deeper than :data:`MAX_DEPTH`.
+        NestingTooDeep: the payload nests deeper than :data:`MAX_DEPTH`; for an event
+            whose fields keep no JSON (a delta), only past what msgspec can skip unread
+            (about Python's recursion limit, less the caller's stack): fields it does not
+            declare are skipped, and measuring every event would cost the hot path.
         UnicodeDecodeError: not UTF-8 (whatever msgspec release is installed).
         msgspec.DecodeError: not JSON.
         msgspec.ValidationError: a known event type with fields of the wrong shape, or a

@@ -100,7 +100,9 @@ class Pipeline:
             it still holds: called once as the pipeline ends, however it ends (cancelled,
             its events run out before the response's end), and what it gives goes through
             the feed processors after it, then to the sinks before their
-            ``stream.truncated``.
+            ``stream.truncated``, numbered after the last event out. If one raises, what
+            the others let go is still delivered, and its exception comes out of the
+            pipeline once the sinks are closed, as a ``feed``'s would.
         close_timeout: seconds a sink that never holds the stream back (``drop_oldest``,
             ``disconnect``) may go without taking an event once the stream has ended
             before it is let go; and, at the end, the seconds a sink gets to take the
@@ -120,6 +122,10 @@ class Pipeline:
         self._outlets = [_Outlet(s if isinstance(s, Attached) else attach(s), self) for s in sinks]
         self._stamper = Stamper()
         self._held: list[ev.Event] | None = None
+        self._close_failed: Exception | None = None
+        self._in_flight: ev.Event | None = None
+        """The event being given to the sinks (None between events): if a sink holding
+        the stream back is cancelled, the sinks that had not taken it still get it."""
         self._group: TaskGroup | None = None
         self._failed: SinkFailed | None = None
         self._reports: list[tuple[_Outlet, ev.StreamError]] = []
@@ -160,6 +166,8 @@ class Pipeline:
             raise
         if self._failed is not None:  # it cancelled the pipeline: this is what happened
             raise self._failed
+        if self._close_failed is not None and exc_type is None:
+            raise self._close_failed  # as a feed's exception would: a processor's bug
         return handled
 
     async def publish(self, event: ev.Event) -> None:
@@ -168,9 +176,10 @@ class Pipeline:
             raise self._failed
         if self._reports:
             self._send_reports()
-        stamped = self._stamper.passed(event)
+        stamped = self._in_flight = self._stamper.passed(event)
         for outlet in self._outlets:
             await outlet.put(stamped)
+        self._in_flight = None
 
     async def run(self, events: AsyncIterable[ev.Event]) -> None:
         """Publish every event of ``events``, through the processors.
@@ -201,13 +210,21 @@ class Pipeline:
         once, by the first to need it as the pipeline ends: its end, or a sink closing
         because it was cancelled (on trio a sink's task may see that first)."""
         if self._held is None:
-            try:
-                held = _held(self.processors)
-            except Exception as exc:
-                _log.warning("respflow: a processor failed to let go what it held: %r", exc)
-                held = []
-            self._held = [self._stamper.passed(event) for event in held]
+            held, self._close_failed = _held(self.processors)
+            if self._close_failed is not None:
+                _log.warning(
+                    "respflow: a processor failed to let go what it held: %r", self._close_failed
+                )
+            self._held = [self._after_last(event) for event in held]
         return self._held
+
+    def _after_last(self, event: ev.Event) -> ev.Event:
+        """A held event in its place after every event already out: numbered as it came if
+        that is later, else after the last (a processor may give back an event it held
+        from earlier, whose number would send a cursor backwards)."""
+        if event.sequence_number > self._stamper.seq:
+            return self._stamper.passed(event)
+        return self._stamper.made(event)
 
     def _sink_failed(self, outlet: _Outlet, exc: BaseException) -> None:
         self.failures.append((outlet.name, exc))
@@ -256,19 +273,27 @@ async def deliver(
 _Feed = Callable[[ev.Event], list[ev.Event]]
 
 
-def _held(processors: Sequence[Any]) -> list[ev.Event]:
+def _held(processors: Sequence[Any]) -> tuple[list[ev.Event], Exception | None]:
     """What the feed processors still hold, in order: each one's ``close()``, after what
     the ones before it let go has gone through its ``feed``. A ``process`` stage has
-    ended by then: what is let go before it passes it by."""
+    ended by then: what is let go before it passes it by. One that raises holds back no
+    one else's: what the others let go still goes; the first exception comes with it."""
     out: list[ev.Event] = []
+    failed: Exception | None = None
     for processor in processors:
         if hasattr(processor, "process") or not hasattr(processor, "feed"):
             continue
-        out = [given for event in out for given in processor.feed(event)]
+        try:
+            out = [given for event in out for given in processor.feed(event)]
+        except Exception as exc:  # what it could not judge is not passed on unjudged
+            failed, out = failed or exc, []
         close = getattr(processor, "close", None)
         if close is not None:
-            out += close()
-    return out
+            try:
+                out += close()
+            except Exception as exc:
+                failed = failed or exc
+    return out, failed
 
 
 def _stages(processors: Sequence[Any]) -> list[Any]:
@@ -373,8 +398,21 @@ class _Outlet:
             self._readable.set()
 
     def _take(self, held: list[ev.Event]) -> None:
+        # A processor may have moved held text into the event a cancelled publish was
+        # giving out: a sink that had not taken it gets it first, or that text is lost.
+        # Not one whose full buffer held the publish back (or would have): it is told to
+        # resume after what it took, as before.
+        late = self._pipeline._in_flight
+        if late is not None and self._missed(late):
+            held = [late, *held]
         self._given, self._holding = True, bool(held)
         self._items.extend(held)
+
+    def _missed(self, event: ev.Event) -> bool:
+        """Whether it never took ``event``, though it had room for it."""
+        if self.policy == "block" and len(self._items) >= self.capacity:
+            return False
+        return event is not self.last and all(e is not event for e in self._items)
 
     def report(self, event: ev.Event) -> None:
         """Pass on news of the pipeline, unless this sink's response has already ended."""

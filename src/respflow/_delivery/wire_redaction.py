@@ -34,13 +34,15 @@ __all__ = ["may_hold_secrets", "redact_frame"]
 Path = tuple[str | int, ...]
 
 _NOT_SECRETS = frozenset({"prompt_cache_key"})  # a cache bucket the caller names
+_BOM = b"\xef\xbb\xbf"
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|$)")
 _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}:,]')
 
 
-# A JSON string of five to eight characters, each a lowercase letter or a \u escape: every
-# spelling of "response" and "error" (a letter can be written no other way), few others.
-_SHORT_WORD = re.compile(rb'"(?:[a-z]|\\u[0-9A-Fa-f]{4}){5,8}"')
+# A JSON string of five to eight characters, each a lowercase letter, as it is or as a \u
+# escape: every spelling of "response" and "error" (a letter can be written no other way),
+# few others. Only escapes near a letter's: a lone surrogate (\ud800) does not decode.
+_SHORT_WORD = re.compile(rb'"(?:[a-z]|\\u00[67][0-9A-Fa-f]){5,8}"')
 # A lowercase letter escaped (\u0061-\u007a): what any other spelling needs. The API
 # escapes what is not ASCII (\u2019), and control characters, never a letter.
 _ESCAPED_LETTER = re.compile(rb"\\u00[67]")
@@ -111,6 +113,8 @@ def _data_spans(frame: bytes) -> list[tuple[int, int]]:
     spans = []
     for line in _LINE.finditer(frame):
         start, end = line.span(1)
+        if start == 0 and frame.startswith(_BOM):  # a stream may open with one: readers drop it
+            start = len(_BOM)
         if frame.startswith(b"data:", start):
             start += 5
             if frame.startswith(b" ", start):

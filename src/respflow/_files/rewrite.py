@@ -457,7 +457,10 @@ class LinkRewriter:
         part not yet done, as a ``text.delta`` of the text as it came (a link it held
         never completed, so it is not rewritten), then the ``message.completed`` held for
         the end, rewritten. Numbered after the last event it passed; [] when it holds
-        nothing, as after a response's end. It can go on being fed afterwards.
+        nothing, as after a response's end, or when asked again. It is for a stream that
+        stopped (as the Assembler it follows is then closed): fed more of the same
+        response afterwards, it rewrites the ``text.done`` of a part whose held start of a
+        link it let out as it came, and the deltas no longer add up to that text.
         """
         return self._let_go(self._state)
 
@@ -486,8 +489,13 @@ class LinkRewriter:
     def _feed(self, event: ev.Event) -> list[ev.Event]:
         """:meth:`feed` the long way: every event it does not pass on at once."""
         if event.response_id != self._rid:
+            # Another response's event (several in one stream, interleaved): what the one
+            # followed until now still holds goes first, as at a stop; it was dropped.
+            left = self._let_go(self._state)
             self._rid, self._state = event.response_id, _ResponseState()
             self._recent = None
+            if left:
+                return [*left, *self._feed(event)]
         state = self._state
         state.names.see(event)
         match event:

@@ -36,7 +36,10 @@ def aiter_events(
     ``processors`` are sans-I/O steps with ``feed(event) -> list[Event]`` (like
     :class:`respflow.LinkRewriter`), applied in order to the events of each chunk as it is
     read; one with ``feed_all(events)`` takes them in one call, so an event it passes
-    unchanged costs no call of its own. The same events as feeding each event in turn;
+    unchanged costs no call of its own; a ``feed`` set on the instance itself (a wrapper
+    that traces, ``mock.patch.object``) is called for every event instead, as a Pipeline
+    calls it (one replaced once the iteration has started is not seen). The same events
+    as feeding each event in turn;
     an exception a processor raises comes out of the iteration as it was raised and ends
     it (the events of that chunk not yet yielded are not), and ``chunks`` is closed.
     One with ``close() -> list[Event]`` is asked, once, when ``chunks`` ends or fails,
@@ -70,14 +73,13 @@ def _steps(
     ``numbered``: the events are all an assembler's since it was made."""
     steps: list[Callable[[list[Event]], list[Event]]] = []
     for processor in processors:
-        if numbered and not steps and hasattr(processor, "_feed_all_numbered"):
+        own = _own_methods(processor)
+        if numbered and not steps and not own and hasattr(processor, "_feed_all_numbered"):
             # The first processor gets the assembler's events as it numbered them: a
             # LinkRewriter then need not read their cursors (see _feed_all_numbered).
             steps.append(processor._feed_all_numbered)
-        elif hasattr(processor, "feed_all"):
-            steps.append(processor.feed_all)
-        elif hasattr(processor, "feed"):
-            steps.append(_each(processor.feed))
+        elif hasattr(processor, "feed_all") or hasattr(processor, "feed"):
+            steps.append(_step(processor, own))
         else:
             raise UsageError(
                 f"{processor!r} has no feed(event): aiter_events takes sans-I/O processors "
@@ -101,10 +103,7 @@ def _steps(
 def _let_go(processors: Sequence[Any]) -> Callable[[], list[Event]]:
     """What ``processors`` still hold when the input ends: each one's ``close()``, if it
     has one, after what the ones before it let go has gone through it."""
-    steps = [
-        (processor.feed_all if hasattr(processor, "feed_all") else _each(processor.feed))
-        for processor in processors
-    ]
+    steps = [_step(processor, _own_methods(processor)) for processor in processors]
 
     def held() -> list[Event]:
         out: list[Event] = []
@@ -127,6 +126,23 @@ class _ProcessorFailed(Exception):
     def __init__(self, raised: Exception) -> None:
         super().__init__(raised)
         self.raised = raised
+
+
+def _own_methods(processor: Any) -> set[str]:
+    """Of ``feed`` and ``feed_all``, those set on the instance itself, replacing its
+    class's (a wrapper that traces or counts, ``mock.patch.object``): they decide, not
+    the class's batch path, which would not call them. Read once, as the iteration
+    starts: a method replaced while it runs is not seen."""
+    return {"feed", "feed_all"} & set(getattr(processor, "__dict__", ()))
+
+
+def _step(processor: Any, own: set[str]) -> Callable[[list[Event]], list[Event]]:
+    """How a list of events goes through ``processor``: its ``feed_all`` unless only its
+    ``feed`` is its own or it has no ``feed_all``; else each event through ``feed``."""
+    if hasattr(processor, "feed_all") and own != {"feed"}:
+        step: Callable[[list[Event]], list[Event]] = processor.feed_all
+        return step
+    return _each(processor.feed)
 
 
 def _each(feed: Callable[[Event], list[Event]]) -> Callable[[list[Event]], list[Event]]:
