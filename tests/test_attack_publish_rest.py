@@ -414,3 +414,34 @@ async def test_a_hundred_app_readers_rest_on_one_watcher() -> None:
     gc.collect()
     assert len(app._ticks) == 0
     assert broker._logs[RID].watchers == []
+
+
+# -- a publish refused part-way -----------------------------------------------------------
+
+
+async def test_a_publish_with_a_bad_cursor_further_on_appends_nothing_unannounced() -> None:
+    """Before, the events ahead of the bad one were appended and the publish raised
+    before waking anyone: a reader waiting for them waited for a publish that, from a
+    producer that stopped on the error, never came."""
+    broker = MemoryBroker()
+    events = _events(3)
+    await broker.publish(events[:1])
+    subscription = await _subscribe(broker)
+    assert subscription.ready(10) == events[:1]
+    bad = ev.TextDelta(RID, 2, "two", "msg_1", 0, 0, "y")
+    got: list[ev.Event] = []
+
+    async def follow() -> None:
+        got.append(await subscription.__anext__())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(follow)
+            await anyio.wait_all_tasks_blocked()
+            with pytest.raises(ValueError, match="not a respflow cursor: 'two'"):
+                await broker.publish([events[1], bad])
+            status = await broker.status(RID)
+            assert status is not None
+            assert status.last_cursor == events[0].cursor  # nothing went in unannounced
+            await broker.publish(events[1:2])
+    assert got == events[1:2]

@@ -254,11 +254,13 @@ class MemoryBroker:
         self._expire()
         if lease is not None:
             self._check_lease(lease, {e.response_id for e in events})
+        # Every cursor is read before anything is appended: a bad one further on must not
+        # leave events in the log that no reader was woken for.
+        cursors = [parse_cursor(event.cursor) for event in events]
         appended = 0
         touched: dict[str, _Log] = {}
-        for event in events:
+        for event, cursor in zip(events, cursors, strict=True):
             log = self._logs.get(event.response_id) or self._create(event.response_id)
-            cursor = parse_cursor(event.cursor)
             if log.ended_at is not None or (log.last is not None and cursor <= log.last):
                 continue
             if isinstance(event, ev.ResponseStarted) and event.background:
