@@ -12,10 +12,13 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import respflow
 from respflow import Hub, MemoryBroker
@@ -445,3 +448,89 @@ async def test_a_publish_with_a_bad_cursor_further_on_appends_nothing_unannounce
             assert status.last_cursor == events[0].cursor  # nothing went in unannounced
             await broker.publish(events[1:2])
     assert got == events[1:2]
+
+
+# -- on a clock the test moves: every event once, in order, writes a flush apart ---------
+
+
+async def _timed(app: respflow.App, into: list[tuple[float, bytes]]) -> None:
+    """The body messages of a GET of the response's events, each with the time the
+    pacing's clock says it went out."""
+    ended = anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        await ended.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("body"):
+                into.append((anyio.current_time(), message["body"]))
+            if not message.get("more_body", False):
+                ended.set()
+
+    await app(http_scope(app.events_url(RID)), receive, send)
+
+
+async def _leaves(scope: anyio.CancelScope, app: respflow.App) -> None:
+    with scope:
+        await _timed(app, [])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    steps=st.lists(
+        st.tuples(st.integers(0, 4), st.sampled_from([0, 10, 20, 49, 50, 51, 80, 200])),
+        min_size=1,
+        max_size=30,
+    ),
+    readers=st.integers(1, 5),
+    leaving=st.lists(st.integers(0, 29), max_size=3),
+)
+async def test_on_a_moved_clock_writes_stay_a_flush_apart_and_lose_nothing(
+    steps: list[tuple[int, int]], readers: int, leaving: list[int]
+) -> None:
+    """Each step publishes a few events (none: the clock moves only) and moves the
+    pacing's clock some milliseconds; the fallback is out of reach, so only publishes
+    and the end end rests. A reader's writes are ``flush`` apart or more on that clock,
+    save the one that carries the end."""
+    flush = 0.05
+    broker = MemoryBroker()
+    app = respflow.app(broker, secret=SECRET, flush=flush, heartbeat=3600)
+    events = _events(sum(size for size, _ in steps))
+    start = anyio.current_time()
+    clock = [start]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pacing, "LATE", 1e6)
+        patch.setattr(anyio, "current_time", lambda: clock[0])
+        await broker.publish(events[:1])
+        timed: list[list[tuple[float, bytes]]] = [[] for _ in range(readers)]
+        gone = [anyio.CancelScope() for _ in leaving]
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as group:
+                for into in timed:
+                    group.start_soon(_timed, app, into)
+                for scope in gone:
+                    group.start_soon(_leaves, scope, app)
+                await anyio.wait_all_tasks_blocked()
+                at = 1
+                for n, (size, wait) in enumerate(steps):
+                    await broker.publish(events[at : at + size])
+                    at += size
+                    for scope, when in zip(gone, leaving, strict=True):
+                        if when == n:
+                            scope.cancel()
+                    await anyio.wait_all_tasks_blocked()
+                    clock[0] += wait / 1000
+                for scope in gone:
+                    scope.cancel()
+                await broker.publish(events[at:])
+    for into in timed:
+        assert _decoded(b"".join(body for _, body in into)) == _pairs(events)
+        writes = into[1:]  # after the retry line
+        for (before, _), (after, body) in pairwise(writes):
+            if b"response.completed" not in body:
+                assert after - before >= flush - 1e-9
+    gc.collect()
+    assert len(app._ticks) == 0
+    assert broker._logs[RID].watchers == []
