@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import respflow
-from respflow import Hub, MemoryBroker
+from respflow import Frame, Hub, MemoryBroker
 from respflow import _events as ev
 from respflow._delivery.broker import _MemorySubscription
 from respflow._server import pacing
@@ -534,3 +534,48 @@ async def test_on_a_moved_clock_writes_stay_a_flush_apart_and_lose_nothing(
     gc.collect()
     assert len(app._ticks) == 0
     assert broker._logs[RID].watchers == []
+
+
+# -- events_app over a hub ---------------------------------------------------------------
+
+
+def _allow(request: Any, response_id: str) -> bool:
+    return True
+
+
+@pytest.mark.parametrize("how", ["closed", "evicted", "ended"])
+async def test_hub_app_readers_resting_when_the_response_is_over_end_at_once(
+    no_fallback: None, how: str
+) -> None:
+    """The hub closed at shutdown, the response pushed out by a newer one, or its end
+    sent, while readers rest a whole second: each stream ends there, with what it had."""
+    hub = Hub(max_responses=1)
+    app = respflow.events_app(hub, authorize=_allow, flush=pacing.MOST_FLUSH)
+    events = _events(6)
+    await hub.send(events[0])
+    readers: list[list[bytes]] = [[] for _ in range(5)]
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for into in readers:
+                group.start_soon(_bodies, app, f"/events/{RID}", into)
+            await anyio.wait_all_tasks_blocked()
+            for event in events[1:4]:
+                await hub.send(event)
+            await anyio.wait_all_tasks_blocked()
+            if how == "closed":
+                hub.close()
+            elif how == "evicted":
+                await hub.send(_other(1)[0])
+            else:
+                for event in events[4:]:
+                    await hub.send(event)
+    for into in readers:
+        frames = [f for f in respflow.SSEDecoder().feed(b"".join(into)) if isinstance(f, Frame)]
+        got = [respflow.decode_event(f.data) for f in frames if f.event == "message" and f.data]
+        if how == "ended":
+            assert got == events
+        else:  # a hub closed, or letting go of a response, ends its readers now (they
+            # reconnect with their last cursor): what went out is a start of the response
+            assert got == events[: len(got)]
+            assert (frames[-1].event == "lagged") is (how == "evicted")
+    assert not hub._logs.get(RID) or hub._logs[RID].watchers == []
