@@ -22,6 +22,7 @@ Redis Streams for many processes. Both pass ``respflow.testing.BrokerConformance
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -37,6 +38,8 @@ from .._exceptions import LeaseLost, ResponseNotFound, TooOld, UsageError
 __all__ = ["Broker", "Lease", "LogStatus", "MemoryBroker", "Subscription"]
 
 Cursor = tuple[int, int]
+
+_log = logging.getLogger("respflow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +168,50 @@ class _Log:
         if self.grown is not None:
             self.grown.set()
             self.grown = None
-        for watcher in tuple(self.watchers) if self.watchers else ():
+        if self.watchers:
+            notify(self.watchers, final)
+
+
+def watch(
+    watchers: list[Callable[[bool], None]], callback: Callable[[bool], None], over: bool
+) -> Callable[[], None]:
+    """Add ``callback`` to ``watchers`` until the function returned is called (again, a
+    no-op); when the response is ``over``, call ``callback(True)`` now instead: no
+    publish will come to say so, and a rest waiting for one would wait for its fallback."""
+    if over:
+        callback(True)
+        return _nothing
+    watchers.append(callback)
+    watching = True
+
+    def stop() -> None:
+        nonlocal watching
+        if watching:  # a tick adds equal callbacks: remove this one, and only once
+            watching = False
+            for n, watcher in enumerate(watchers):
+                if watcher is callback:
+                    del watchers[n]
+                    break
+
+    return stop
+
+
+def notify(watchers: list[Callable[[bool], None]], final: bool) -> None:
+    """Call each watcher in the publisher's task. One that raises is a reader's bug, not
+    the producer's: it is logged and dropped, and the publish and the others go on."""
+    for watcher in tuple(watchers):
+        try:
             watcher(final)
+        except Exception:
+            _log.exception("a callback given to on_publish raised; it is called no more")
+            for n, held in enumerate(watchers):
+                if held is watcher:
+                    del watchers[n]
+                    break
+
+
+def _nothing() -> None:
+    pass
 
 
 class MemoryBroker:
@@ -209,11 +254,13 @@ class MemoryBroker:
         self._expire()
         if lease is not None:
             self._check_lease(lease, {e.response_id for e in events})
+        # Every cursor is read before anything is appended: a bad one further on must not
+        # leave events in the log that no reader was woken for.
+        cursors = [parse_cursor(event.cursor) for event in events]
         appended = 0
         touched: dict[str, _Log] = {}
-        for event in events:
+        for event, cursor in zip(events, cursors, strict=True):
             log = self._logs.get(event.response_id) or self._create(event.response_id)
-            cursor = parse_cursor(event.cursor)
             if log.ended_at is not None or (log.last is not None and cursor <= log.last):
                 continue
             if isinstance(event, ev.ResponseStarted) and event.background:
@@ -428,15 +475,11 @@ class _MemorySubscription:
         """Call ``callback(final)`` in the publisher's task each time events of this
         response are published (``final``: none will follow, the log ended or went),
         until the function returned is called. A server ends a rest with it: a publish
-        wakes the producer anyway, so a rest that ends there costs no wake-up of its own."""
-        watchers = self._log.watchers
-        watchers.append(callback)
-
-        def stop() -> None:
-            if callback in watchers:
-                watchers.remove(callback)
-
-        return stop
+        wakes the producer anyway, so a rest that ends there costs no wake-up of its own.
+        When none will follow already, ``callback(True)`` is called at once."""
+        log = self._log
+        over = log.ended_at is not None or log.gone is not None or self._broker._closed
+        return watch(log.watchers, callback, over)
 
     async def aclose(self) -> None:
         self._done = True

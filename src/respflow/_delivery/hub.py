@@ -18,6 +18,7 @@ import anyio
 from .. import _events as ev
 from .._events import parse_cursor
 from .._exceptions import RespflowError, TooOld
+from .broker import notify, watch
 
 __all__ = ["Hub", "Lagged", "Reader", "TooOld"]
 
@@ -43,8 +44,8 @@ class _Log:
     def wake(self) -> None:
         self.grown.set()
         self.grown = anyio.Event()
-        for watcher in tuple(self.watchers) if self.watchers else ():
-            watcher(self.ended or self.evicted)
+        if self.watchers:
+            notify(self.watchers, self.ended or self.evicted)
 
     @property
     def end(self) -> int:
@@ -295,18 +296,13 @@ class Reader:
         """Call ``callback(final)`` each time the hub gets an event of this response
         (``final``: none will follow), until the function returned is called; nothing
         is called before the response comes. A server ends a rest with it (see
-        ``respflow.MemoryBroker``'s subscriptions)."""
+        ``respflow.MemoryBroker``'s subscriptions). When none will follow already (the
+        response ended, was pushed out, or the hub closed), ``callback(True)`` is called
+        at once."""
         log = self._log
         if log is None:
             return _nothing
-        watchers = log.watchers
-        watchers.append(callback)
-
-        def stop() -> None:
-            if callback in watchers:
-                watchers.remove(callback)
-
-        return stop
+        return watch(log.watchers, callback, log.ended or log.evicted or self._hub._closed)
 
     def _next(self, log: _Log) -> ev.Event | None:
         position = self._position
