@@ -17,6 +17,8 @@ from respflow import _events as ev
 from respflow._core import wire
 from respflow.testing import StreamBuilder, to_sse
 
+from .test_json_depth import depth
+
 LIMIT = wire.MAX_DEPTH
 
 # Pieces that confuse a scan: escaped quotes and backslashes in every run length, the
@@ -29,14 +31,6 @@ _JSON: st.SearchStrategy[Any] = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY, inner, max_size=3),
     max_leaves=30,
 )
-
-
-def depth(value: Any) -> int:
-    if isinstance(value, list):
-        return 1 + max(map(depth, value), default=0)
-    if isinstance(value, dict):
-        return 1 + max(map(depth, value.values()), default=0)
-    return 0
 
 
 def wrapped(value: Any, levels: int) -> Any:
