@@ -19,7 +19,9 @@ from respflow.testing import MockServer, Recording, Stalled, make_events
 
 pytestmark = pytest.mark.anyio
 
-_LEASE = 0.3
+# Long enough that a live producer renews in time on a loaded CI runner (a renewal later
+# than the lease is, rightly, a dead producer's), short enough that watchers look often.
+_LEASE = 1.0
 
 
 class _Watched(Stalled):
