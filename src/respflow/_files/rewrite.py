@@ -142,8 +142,9 @@ class _Part:
     whole: _Moves | None = None
     """Where the links of the ``text.done`` text went."""
     passed: int = 0
-    """Characters let out as they came (see _without_links) that the fields above do not
-    count yet: they are brought up to date by :meth:`settle`, before anything reads them."""
+    """Characters let out whole (see _without_links: a delta as it came, or what was held
+    with the delta that showed it is no link) that the fields above do not count yet:
+    they are brought up to date by :meth:`settle`, before anything reads them."""
     last: str = ""
     """The last delta so let out: its last character is the context of what follows."""
 
@@ -330,7 +331,7 @@ class LinkRewriter:
                 if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
                     passed: ev.TextDelta | None = self._held_then(part, event)
                 elif delta[-1] in _SANDBOX and delta.endswith(_SANDBOX_STARTS):  # a link's start?
-                    passed = self._pass_or_hold(part, event, delta)
+                    passed = self._hold_end(part, event, delta)
                 else:
                     part.passed += len(delta)
                     part.last = delta
@@ -384,13 +385,26 @@ class LinkRewriter:
         keep = out.append
         stamper = self._stamper
         text_delta, code_delta, passed = ev.TextDelta, ev.CodeDelta, _PASSED
+        sandbox, sandbox_starts = _SANDBOX, _SANDBOX_STARTS
         # What feed reads of self on every event, in locals: read again after each call
         # that may change it (the long way), and the stamper's number written back
-        # before each call that reads it.
-        rid, part = self._rid, self._recent
-        recent_item, recent_index = self._recent_item, self._recent_index
+        # before each call that reads it. With no recent part, no item id is recent, so
+        # part is a _Part wherever it is read.
+        rid = self._rid
+        part: Any = self._recent
+        recent_item = self._recent_item if part is not None else None
+        recent_index = self._recent_index
         last = stamper.seq
         last_in = self._last_in  # the number of the last event in
+        # Numbered, and each event in so far went out once and in its place: then the
+        # last number in is the last out, and an event is the first of its wire event
+        # exactly when its number differs from that one. (The long way may hold an
+        # event back or add some; the next event out brings the two together again.)
+        synced = numbered and last == last_in
+        # Text the recent part let out as it came, and the last delta of it, not yet
+        # added to part.passed and part.last: they are written back before anything
+        # else reads the part.
+        gone, tail = 0, ""
         event: Any  # told apart by type(event) is ..., which mypy does not narrow by
         try:
             for event in events:
@@ -401,54 +415,85 @@ class LinkRewriter:
                     # feed in line, but for a delta it sends the long way.
                     delta = event.delta
                     if (
-                        part is None
-                        or event.item_id != recent_item
+                        event.item_id != recent_item
                         or event.content_index != recent_index
                         or event.response_id != rid
                         or not delta
                         or "/" in delta
                     ):
+                        if gone:
+                            part.passed += gone
+                            part.last, gone = tail, 0
                         stamper.seq = last
                         out += self.feed(event)
                         rid, part, last = self._rid, self._recent, stamper.seq
-                        recent_item, recent_index = self._recent_item, self._recent_index
+                        recent_item = self._recent_item if part is not None else None
+                        recent_index = self._recent_index
                         last_in = event.sequence_number
+                        synced = numbered and last == last_in
                         continue
-                    if not (part.passed or (part.emitted == len(part.window) and not part.raw)):
+                    if gone or part.passed:  # nothing held back
+                        if delta[-1] in sandbox and delta.endswith(sandbox_starts):
+                            if gone:
+                                part.passed += gone
+                                part.last, gone = tail, 0
+                            event = self._hold_end(part, event, delta)
+                        else:
+                            gone += len(delta)
+                            tail = delta
+                    elif part.emitted == len(part.window) and not part.raw:
+                        event = self._pass_or_hold(part, event, delta)
+                    else:
                         held_then = self._held_then(part, event)
                         if held_then is None:
                             stamper.seq = last
                             out += self._feed(event)
                             rid, part, last = self._rid, self._recent, stamper.seq
-                            recent_item, recent_index = self._recent_item, self._recent_index
+                            recent_item = self._recent_item if part is not None else None
+                            recent_index = self._recent_index
                             last_in = event.sequence_number
+                            synced = numbered and last == last_in
                             continue
                         event = held_then
-                    elif delta[-1] in _SANDBOX and delta.endswith(_SANDBOX_STARTS):
-                        event = self._pass_or_hold(part, event, delta)
-                    else:
-                        part.passed += len(delta)
-                        part.last = delta
                 elif kind not in passed or event.response_id != rid:
+                    if gone:
+                        part.passed += gone
+                        part.last, gone = tail, 0
                     stamper.seq = last
                     out += self._feed(event)
                     rid, part, last = self._rid, self._recent, stamper.seq
-                    recent_item, recent_index = self._recent_item, self._recent_index
+                    recent_item = self._recent_item if part is not None else None
+                    recent_index = self._recent_index
                     last_in = event.sequence_number
+                    synced = numbered and last == last_in
                     continue
                 # Stamper.passed in line for the first event of a wire event (see feed).
                 seq = event.sequence_number
+                if synced:
+                    if seq != last:
+                        last = seq
+                        stamper.k = 1
+                        keep(event)
+                    else:
+                        stamper.seq = last
+                        keep(stamper.passed(event))
+                    continue
                 if seq != last and (seq != last_in if numbered else event.cursor[-2:] == "-0"):
-                    last, stamper.k = seq, 1
+                    last = seq
+                    stamper.k = 1
                     keep(event)
                 else:
                     stamper.seq = last
                     keep(stamper.passed(event))
                     last = stamper.seq
                 last_in = seq
+                synced = numbered and last == last_in
         finally:
+            if gone:
+                part.passed += gone
+                part.last = tail
             stamper.seq = last
-            self._last_in = last_in if numbered else None
+            self._last_in = (last if synced else last_in) if numbered else None
         return out
 
     def close(self) -> list[ev.Event]:
@@ -556,26 +601,33 @@ class LinkRewriter:
         return self._held_then(part, event)
 
     def _pass_or_hold(self, part: _Part, event: ev.TextDelta, delta: str) -> ev.TextDelta:
-        """_without_links for a part that holds nothing back. (_no_link_after is in line,
-        and the event is replaced at once: what is held is never the whole delta.)"""
-        hold = delta.rfind("s")
-        if hold >= 0 and len(delta) - hold <= _SANDBOX_LENGTH and _SANDBOX.startswith(delta[hold:]):
-            before = delta[hold - 1] if hold else (part.last if part.passed else part.window)[-1:]
-            if not before or not (before.isalnum() or before in "_/."):
-                if not part.passed:
-                    out = self._hold_from(part, delta, delta, hold)
-                    return msgspec.structs.replace(event, delta=out)
-                # settle and _hold_from in one step, for the usual case: what went out
-                # as it came is counted, and the window is the held start of "sandbox:"
-                # after one character of context.
-                part.at += part.emitted + part.passed - 1 + hold
-                part.out += part.passed + hold
-                part.window = delta[hold - 1 :] if hold else part.last[-1] + delta
-                part.emitted, part.held, part.passed = 1, None, 0
-                return msgspec.structs.replace(event, delta=delta[:hold])
+        """_without_links for a part that holds nothing back."""
+        if delta[-1] in _SANDBOX and delta.endswith(_SANDBOX_STARTS):  # a link's start?
+            return self._hold_end(part, event, delta)
         part.passed += len(delta)
         part.last = delta
         return event
+
+    def _hold_end(self, part: _Part, event: ev.TextDelta, delta: str) -> ev.TextDelta:
+        """_pass_or_hold for a delta that ends with a start of "sandbox:" (which begins at
+        its last "s"): held back from there if a link may begin there. (_no_link_after is
+        in line, and the event is replaced at once: what is held is never the whole delta.)"""
+        hold = delta.rfind("s")
+        before = delta[hold - 1] if hold else (part.last if part.passed else part.window)[-1:]
+        if before and (before.isalnum() or before in "_/."):
+            part.passed += len(delta)
+            part.last = delta
+            return event
+        if not part.passed:
+            return msgspec.structs.replace(event, delta=self._hold_from(part, delta, delta, hold))
+        # settle and _hold_from in one step, for the usual case: what went out as it came
+        # is counted, and the window is the held start of "sandbox:" after one character
+        # of context.
+        part.at += part.emitted + part.passed - 1 + hold
+        part.out += part.passed + hold
+        part.window = delta[hold - 1 :] if hold else part.last[-1] + delta
+        part.emitted, part.held, part.passed = 1, None, 0
+        return msgspec.structs.replace(event, delta=delta[:hold])
 
     def _held_then(self, part: _Part, event: ev.TextDelta) -> ev.TextDelta | None:
         """_without_links for a part that holds something back."""
@@ -589,11 +641,10 @@ class LinkRewriter:
             hold = rest.rfind("s")
             if not _no_link_after(rest[hold - 1] if hold else window[emitted - 1 : emitted]):
                 return _with_delta(event, self._hold_from(part, delta, rest, hold))
-        part.held = None
-        part.out += len(rest)
-        part.at += emitted + len(rest) - 1
-        part.window, part.emitted = delta[-1], 1  # the context for what comes next
-        return msgspec.structs.replace(event, delta=rest)  # rest starts with what was held
+        # All of it goes (rest starts with what was held), counted as text let out as it
+        # came: settle moves the window past it, to its last character.
+        part.passed, part.last = len(rest), delta
+        return msgspec.structs.replace(event, delta=rest)
 
     def _hold_from(self, part: _Part, delta: str, rest: str, hold: int) -> str:
         """_without_links when ``rest[hold:]`` may begin a link: the text before it goes."""
