@@ -27,7 +27,7 @@ class FileTooLarge(RespflowError):
     """A file went past a storage size cap; nothing of it was kept."""
 
 
-_INDEX = ".respflow-index.json"
+INDEX = ".respflow-index.json"
 
 
 class StoredFile(msgspec.Struct, frozen=True):
@@ -190,7 +190,7 @@ class LocalStorage:
         """
         folder = self._folder(response_id)
         try:
-            index = read_folder_index((folder / _INDEX).read_bytes())
+            index = read_folder_index((folder / INDEX).read_bytes())
         except (OSError, msgspec.DecodeError):
             return {}
         if isinstance(index, FolderIndex):
@@ -215,7 +215,7 @@ class LocalStorage:
     def _write_index(folder: Path, index: FolderIndex) -> None:
         temp = folder / f".{secrets.token_hex(8)}.part"
         temp.write_bytes(msgspec.json.encode(index))
-        os.replace(temp, folder / _INDEX)
+        os.replace(temp, folder / INDEX)
 
     async def save(
         self,
