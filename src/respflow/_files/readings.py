@@ -2,7 +2,7 @@
 
 ``files_app`` checks each download against its folder: the file's exact name among the
 folder's names (a case-insensitive disk opens ``Report.csv`` for ``report.csv``), the
-folder's index (whose files they are, and each file's type). Listing a
+folder's index (whose files they are, and each file's type) and its manifest. Listing a
 folder of thousands of files, or decoding its index, on every request would make every
 download cost as much as the folder is large. A reading is kept, and used again, while
 what was read has the same device, inode, size, modification and change times as when it
@@ -29,6 +29,7 @@ from typing import Final
 
 import msgspec
 
+from .manifest import MANIFEST, manifest_owner
 from .storage import INDEX, FolderIndex, read_folder_index
 
 __all__ = ["SETTLE_NS", "FolderReadings", "IndexReading"]
@@ -50,7 +51,7 @@ class IndexReading(msgspec.Struct, frozen=True):
 
 
 class FolderReadings:
-    """Kept readings of folders (their names) and indexes, at most
+    """Kept readings of folders (their names), indexes and manifests, at most
     ``max_kept`` of them, the least recently used dropped first. Safe to share between
     threads."""
 
@@ -80,6 +81,11 @@ class FolderReadings:
         """The folder's index; None if it has none that can be read."""
         found = self._read("index", folder / INDEX, lambda: _index_reading(folder / INDEX))
         return found if isinstance(found, IndexReading) else None
+
+    def manifest_owner(self, folder: Path) -> str | None:
+        """The response the folder's ``manifest.json`` names, if it is respflow's."""
+        found = self._read("manifest", folder / MANIFEST, lambda: manifest_owner(folder))
+        return found if isinstance(found, str) else None
 
     def _read(self, kind: str, path: Path, read: Callable[[], object]) -> object:
         """``read()``, or what it gave last time if ``path`` is unchanged since; None if

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .names import RESERVED_NAME, response_folder, safe_filename
+from .names import RESERVED_NAME, legacy_response_folder, response_folder, safe_filename
 from .readings import FolderReadings, IndexReading
 
 __all__ = ["files_app"]
@@ -31,7 +31,9 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
     ``<prefix>/{response_id}/{filename}``, the default target of
     :class:`respflow.LinkRewriter`. The response id is mapped to its folder as the storage
     maps it (``resp_68c2...`` is its own folder's name), and a folder whose index says it
-    holds another response's files is not served for this one.
+    holds another response's files is not served for this one. A response whose folder
+    an older respflow named otherwise (an id with upper case or dots: ``Resp.X/``) is
+    also served from that folder, if the folder is still its own.
 
     Only names that are already safe (as :func:`respflow.safe_filename` makes them) are
     served, never hidden files, never the folder's ``manifest.json``, never a directory
@@ -75,6 +77,9 @@ def file_response(
         return None  # the folder's manifest is the storage's, not a file the model made
     readings = readings or _SHARED_READINGS
     found = _in_folder(base, response_folder(response_id), response_id, filename, readings)
+    legacy = legacy_response_folder(response_id)
+    if found is None and legacy is not None:
+        found = _in_folder(base, legacy, response_id, filename, readings, legacy=True)
     if found is None:
         return None
     path, index = found
@@ -99,17 +104,22 @@ def _in_folder(
     response_id: str,
     filename: str,
     readings: FolderReadings,
+    *,
+    legacy: bool = False,
 ) -> tuple[Path, IndexReading | None] | None:
     """The file ``filename`` in the folder ``name`` of ``base``, and the folder's index,
     if the folder is ``response_id``'s and holds a file of exactly that name.
 
     Every name is checked against the folder's entries as listed, since a
     case-insensitive disk opens ``Report.csv`` for ``report.csv``, another file: the
-    name asked for, and the name the path resolves to (which, on Windows, is the name on
-    the disk)."""
+    folder's own name (a folder an older respflow named, ``legacy``, may be another's
+    folder in another case), the name asked for, and the name the path resolves to
+    (which, on Windows, is the name on the disk)."""
     folder = (base / name).resolve()
     if not folder.is_relative_to(base):
         return None  # a link out of the root
+    if legacy and (folder != base / name or name not in (readings.names(base) or ())):
+        return None  # a link to another folder, or another folder's name in another case
     path = (folder / filename).resolve()
     if not path.is_relative_to(base) or not path.is_file():
         return None
@@ -119,6 +129,10 @@ def _in_folder(
         return None
     index = readings.index(folder)
     owner = index.response_id if index is not None else None
+    if owner is None:  # an index written before indexes named theirs, or none
+        if legacy and index is None:
+            return None  # respflow wrote an index with every file: this one is not its
+        owner = readings.manifest_owner(folder)
     if owner is not None and owner != response_id:
         return None  # the folder holds another response's files
     return path, index
