@@ -77,8 +77,8 @@ def file_response(
         return None  # the folder's manifest is the storage's, not a file the model made
     readings = readings or _SHARED_READINGS
     found = _in_folder(base, response_folder(response_id), response_id, filename, readings)
-    legacy = legacy_response_folder(response_id)
-    if found is None and legacy is not None:
+    legacy = legacy_response_folder(response_id) if found is None else None
+    if legacy is not None:
         found = _in_folder(base, legacy, response_id, filename, readings, legacy=True)
     if found is None:
         return None
