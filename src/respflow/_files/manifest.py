@@ -29,6 +29,7 @@ __all__ = [
     "FilesReport",
     "Manifest",
     "ManifestEntry",
+    "manifest_owner",
     "read_manifest",
     "verify_files",
 ]
@@ -133,6 +134,21 @@ def read_manifest(folder: str | os.PathLike[str]) -> Manifest:
         raise RespflowError(f"cannot read {where}: {exc.strerror or exc}") from None
     except msgspec.DecodeError as exc:
         raise RespflowError(f"{where} is not a respflow manifest: {exc}") from None
+
+
+class _Owner(msgspec.Struct):
+    """A manifest's response, read without decoding its entries."""
+
+    response_id: str
+
+
+def manifest_owner(folder: Path) -> str | None:
+    """The response a folder's ``manifest.json`` names; None if there is none, or none
+    that respflow wrote (it then says nothing about whose the folder is)."""
+    try:
+        return msgspec.json.decode((folder / MANIFEST).read_bytes(), type=_Owner).response_id
+    except (OSError, msgspec.DecodeError):
+        return None
 
 
 def add_to_manifest(folder: Path, saved: ev.FileSaved, now: str) -> None:

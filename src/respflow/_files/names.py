@@ -18,6 +18,7 @@ from .. import _events as ev
 
 __all__ = [
     "FileNames",
+    "legacy_response_folder",
     "numbered",
     "response_folder",
     "safe_filename",
@@ -134,6 +135,22 @@ def response_folder(response_id: str) -> str:
     tag = "~" + digest[:_ID_TAG_HEX]
     readable = safe_filename(response_id, fallback="response")
     return _truncate(readable, _MAX_BYTES - len(tag)) + tag
+
+
+def legacy_response_folder(response_id: str) -> str | None:
+    """The folder an older respflow gave ``response_id`` where it is not its folder now
+    (:func:`response_folder`), and files saved there may still be told to be its: an id
+    that was already a safe name, with upper case, dots or other characters an API id does
+    not have (``Resp.X`` was ``Resp.X/``, and is now ``Resp.X~<hash>/``).
+
+    None for an API id (its folder has not changed), for an id with a ``~`` (its old name
+    may be another id's folder now) and for an id :func:`safe_filename` changes: its old
+    folder was shared with others (``a/resp_1``'s was ``resp_1``, the folder of
+    ``resp_1``), so nothing in it can be told to be this id's.
+    """
+    if "~" in response_id or safe_filename(response_id) != response_id:
+        return None
+    return None if response_folder(response_id) == response_id else response_id
 
 
 class FileNames:

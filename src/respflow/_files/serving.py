@@ -7,10 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
-from .names import RESERVED_NAME, response_folder, safe_filename
-from .storage import FolderIndex, StoredFile, read_folder_index
+from .names import RESERVED_NAME, legacy_response_folder, response_folder, safe_filename
+from .readings import FolderReadings, IndexReading
 
 __all__ = ["files_app"]
 
@@ -33,7 +31,9 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
     ``<prefix>/{response_id}/{filename}``, the default target of
     :class:`respflow.LinkRewriter`. The response id is mapped to its folder as the storage
     maps it (``resp_68c2...`` is its own folder's name), and a folder whose index says it
-    holds another response's files is not served for this one.
+    holds another response's files is not served for this one. A response whose folder
+    an older respflow named otherwise (an id with upper case or dots: ``Resp.X/``) is
+    also served from that folder, if the folder is still its own.
 
     Only names that are already safe (as :func:`respflow.safe_filename` makes them) are
     served, never hidden files, never the folder's ``manifest.json``, never a directory
@@ -48,32 +48,41 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
     from starlette.routing import Route
 
     base = Path(root).resolve()
+    readings = FolderReadings()
 
     async def serve(request: Request) -> Response:
         params = request.path_params
-        found = file_response(base, params["response_id"], params["filename"])
+        found = file_response(base, params["response_id"], params["filename"], readings)
         return found or PlainTextResponse("not found", status_code=404)
 
     route = f"{prefix.rstrip('/')}/{{response_id}}/{{filename}}"
     return Starlette(routes=[Route(route, serve, methods=["GET", "HEAD"])])
 
 
-def file_response(base: Path, response_id: str, filename: str) -> Any:
+_SHARED_READINGS = FolderReadings()
+
+
+def file_response(
+    base: Path, response_id: str, filename: str, readings: FolderReadings | None = None
+) -> Any:
     """A Starlette response serving the file ``filename`` of ``response_id`` under
     ``base`` safely, or None if there is no such file (or the name is not one respflow
-    would have stored, or the folder is another response's)."""
+    would have stored, or the folder is another response's). ``readings`` keeps what
+    was read of each folder, so a request costs the same in a folder of any size."""
     from starlette.responses import FileResponse
 
     if not filename or filename.startswith(".") or safe_filename(filename) != filename:
         return None
     if filename.casefold() == RESERVED_NAME:
         return None  # the folder's manifest is the storage's, not a file the model made
-    path = (base / response_folder(response_id) / filename).resolve()
-    if not path.is_relative_to(base) or not path.is_file() or not _named(path):
+    readings = readings or _SHARED_READINGS
+    found = _in_folder(base, response_folder(response_id), response_id, filename, readings)
+    legacy = legacy_response_folder(response_id) if found is None else None
+    if legacy is not None:
+        found = _in_folder(base, legacy, response_id, filename, readings, legacy=True)
+    if found is None:
         return None
-    index = _index(path.parent)
-    if isinstance(index, FolderIndex) and index.response_id != response_id:
-        return None  # the folder holds another response's files
+    path, index = found
     media_type = _media_type(path, index)
     disposition = "inline" if media_type in _INLINE else "attachment"
     return FileResponse(
@@ -89,29 +98,47 @@ def file_response(base: Path, response_id: str, filename: str) -> Any:
     )
 
 
-def _named(path: Path) -> bool:
-    """Whether the folder holds a file of exactly this name: on a case-insensitive disk
-    ``report.csv`` opens ``Report.csv``, another file."""
-    try:
-        return path.name in os.listdir(path.parent)
-    except OSError:
-        return False
+def _in_folder(
+    base: Path,
+    name: str,
+    response_id: str,
+    filename: str,
+    readings: FolderReadings,
+    *,
+    legacy: bool = False,
+) -> tuple[Path, IndexReading | None] | None:
+    """The file ``filename`` in the folder ``name`` of ``base``, and the folder's index,
+    if the folder is ``response_id``'s and holds a file of exactly that name.
 
-
-def _index(folder: Path) -> FolderIndex | dict[str, StoredFile] | None:
-    """The folder's index, as written now or before it named its response; None if
-    there is none that can be read."""
-    try:
-        return read_folder_index((folder / ".respflow-index.json").read_bytes())
-    except (OSError, msgspec.DecodeError):
+    Every name is checked against the folder's entries as listed, since a
+    case-insensitive disk opens ``Report.csv`` for ``report.csv``, another file: the
+    folder's own name (a folder an older respflow named, ``legacy``, may be another's
+    folder in another case), the name asked for, and the name the path resolves to
+    (which, on Windows, is the name on the disk)."""
+    folder = (base / name).resolve()
+    if not folder.is_relative_to(base):
+        return None  # a link out of the root
+    if legacy and (folder != base / name or name not in (readings.names(base) or ())):
+        return None  # a link to another folder, or another folder's name in another case
+    path = (folder / filename).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
         return None
+    if filename not in (readings.names(folder) or ()):
+        return None
+    if path.name not in (readings.names(path.parent) or ()):
+        return None
+    index = readings.index(folder)
+    owner = index.response_id if index is not None else None
+    if owner is None:  # an index written before indexes named theirs, or none
+        if legacy and index is None:
+            return None  # respflow wrote an index with every file: this one is not its
+        owner = readings.manifest_owner(folder)
+    if owner is not None and owner != response_id:
+        return None  # the folder holds another response's files
+    return path, index
 
 
-def _media_type(path: Path, index: FolderIndex | dict[str, StoredFile] | None) -> str:
+def _media_type(path: Path, index: IndexReading | None) -> str:
     """The type the fetcher recorded for the file, else one guessed from its name."""
-    files = index.files if isinstance(index, FolderIndex) else index or {}
-    for stored in files.values():
-        media = stored.media_type
-        if stored.filename == path.name and media is not None and "/" in media:
-            return media
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    recorded = index.media_types.get(path.name) if index is not None else None
+    return recorded or mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -17,8 +17,14 @@ import msgspec
 
 from .. import _events as ev
 from .._exceptions import RespflowError
-from .manifest import MANIFEST, add_to_manifest, listable
-from .names import numbered, response_folder, safe_filename, same_on_disk
+from .manifest import MANIFEST, add_to_manifest, listable, manifest_owner
+from .names import (
+    legacy_response_folder,
+    numbered,
+    response_folder,
+    safe_filename,
+    same_on_disk,
+)
 
 __all__ = ["FileTooLarge", "KeepsManifest", "LocalStorage", "Storage", "StoredFile"]
 
@@ -27,7 +33,7 @@ class FileTooLarge(RespflowError):
     """A file went past a storage size cap; nothing of it was kept."""
 
 
-_INDEX = ".respflow-index.json"
+INDEX = ".respflow-index.json"
 
 
 class StoredFile(msgspec.Struct, frozen=True):
@@ -59,6 +65,15 @@ def read_folder_index(data: bytes) -> FolderIndex | dict[str, StoredFile]:
         return msgspec.json.decode(data, type=FolderIndex)
     except msgspec.DecodeError:
         return msgspec.json.decode(data, type=dict[str, StoredFile])
+
+
+def folder_owner(index: FolderIndex | dict[str, StoredFile] | None, folder: Path) -> str | None:
+    """The response whose files ``folder`` says it holds: the one its index names; for an
+    index written before indexes named their response (or none), the one its
+    ``manifest.json`` names; None if neither says."""
+    if isinstance(index, FolderIndex):
+        return index.response_id
+    return manifest_owner(folder)
 
 
 class Storage(Protocol):
@@ -98,9 +113,12 @@ class LocalStorage:
     different names.) A file is stored once per key: an index in each response folder
     (``.respflow-index.json``, which names its response) remembers what was saved, across
     runs. The folder is ``root/<response_id>`` for an id as the API makes them; any other
-    id gets a folder of its own (:meth:`path_for`). A download that fails or passes
-    ``max_file_bytes`` (or takes the response past ``max_response_bytes``) leaves
-    nothing behind. Names from the API are made safe by
+    id gets a folder of its own (:meth:`path_for`). Folders an older respflow wrote are
+    still read: an index that does not name its response is trusted unless the folder's
+    manifest names another (and names it once a file is saved there), and an id that
+    was its old folder's name as it is (``Resp.X``) finds the files saved there too. A
+    download that fails or passes ``max_file_bytes`` (or takes the response past
+    ``max_response_bytes``) leaves nothing behind. Names from the API are made safe by
     :func:`respflow.safe_filename`, and every path is checked to be inside ``root``.
 
     Each response folder also gets a ``manifest.json`` listing every file with its size,
@@ -127,23 +145,30 @@ class LocalStorage:
         self._bytes_saved: dict[str, int] = {}
         self._bytes_coming: dict[str, int] = {}
         self._manifest_lock = anyio.Lock()
+        # The folder an older respflow gave a response, where find() found its files.
+        self._legacy: dict[str, Path] = {}
 
     async def find(self, response_id: str, key: str) -> StoredFile | None:
         """The file saved under ``key``, by this run or an earlier one.
 
         Raises:
-            RespflowError: the response's folder leads out of the root (a link).
+            RespflowError: the response's folder leads out of the root (a link), or is
+                another response's (its index, or an old index's manifest, says so).
         """
         if (response_id, key) not in self._saved and response_id not in self._loaded:
-            earlier = await anyio.to_thread.run_sync(self._read_index, response_id)
-            self._take_in(response_id, earlier)
+            earlier, legacy = await anyio.to_thread.run_sync(self._read_indexes, response_id)
+            self._take_in(response_id, earlier, legacy)
         return self._saved.get((response_id, key))
 
-    def _take_in(self, response_id: str, earlier: dict[str, StoredFile]) -> None:
+    def _take_in(
+        self, response_id: str, earlier: dict[str, StoredFile], legacy: Path | None
+    ) -> None:
         """Add what an earlier run saved, once: two finds may have read the index at once."""
         if response_id in self._loaded:
             return
         self._loaded.add(response_id)
+        if legacy is not None:
+            self._legacy[response_id] = legacy
         for key, stored in earlier.items():
             if (response_id, key) not in self._saved:
                 self._saved[(response_id, key)] = stored
@@ -182,40 +207,68 @@ class LocalStorage:
         """
         return self._folder(response_id) / safe_filename(filename)
 
-    def _read_index(self, response_id: str) -> dict[str, StoredFile]:
-        """What an earlier run saved for this response, if its files are still there.
+    def _read_indexes(self, response_id: str) -> tuple[dict[str, StoredFile], Path | None]:
+        """What earlier runs saved for this response, if its files are still there: in its
+        folder, and in the folder an older respflow gave it if that one is still its own
+        (returned too, if it holds any of them).
 
         Raises:
-            RespflowError: the folder's index is another response's.
+            RespflowError: the response's folder is another response's.
         """
         folder = self._folder(response_id)
-        try:
-            index = read_folder_index((folder / _INDEX).read_bytes())
-        except (OSError, msgspec.DecodeError):
-            return {}
-        if isinstance(index, FolderIndex):
-            if index.response_id != response_id:
-                raise RespflowError(
-                    f"{folder} holds the files of response {index.response_id!r}, not of "
-                    f"{response_id!r}; move that folder away to save this response's files"
-                )
-            files = index.files
-        else:
-            files = index  # written before indexes named their response
-        return {
-            key: msgspec.structs.replace(stored, location=str(folder / stored.filename))
-            for key, stored in files.items()
-            if _still_there(folder, stored)
-        }
+        index = _read_index_file(folder)
+        owner = folder_owner(index, folder)
+        if owner is not None and owner != response_id:
+            if isinstance(index, FolderIndex):
+                said = f"{folder} holds the files of response {owner!r}"
+            else:  # an older respflow let ids share a folder: its manifest says whose
+                said = f"{folder}'s manifest.json names response {owner!r}"
+            raise RespflowError(
+                f"{said}, not {response_id!r}; move that folder away to save this response's files"
+            )
+        found = _files_still_there(folder, index)
+        legacy = self._legacy_folder(response_id)
+        if legacy is not None:
+            older = _files_still_there(*legacy)
+            if older:
+                return older | found, legacy[0]
+        return found, None
 
-    def _index(self, response_id: str) -> dict[str, StoredFile]:
-        return {key: stored for (rid, key), stored in self._saved.items() if rid == response_id}
+    def _legacy_folder(
+        self, response_id: str
+    ) -> tuple[Path, FolderIndex | dict[str, StoredFile]] | None:
+        """The folder an older respflow gave this response (see
+        :func:`respflow._files.names.legacy_response_folder`), and its index, if it is
+        there under that very name (not a link, nor another folder on a case-insensitive
+        disk) and its own: its index names this response, or was written before indexes
+        named theirs and its manifest names no other."""
+        name = legacy_response_folder(response_id)
+        if name is None:
+            return None
+        folder = self.root / name
+        index = _read_index_file(folder)
+        if index is None or folder_owner(index, folder) not in (response_id, None):
+            return None  # respflow wrote an index with every file; or it is another's
+        try:
+            exact = folder.resolve() == folder and name in os.listdir(self.root)
+        except OSError:
+            return None
+        return (folder, index) if exact else None
+
+    def _index(self, response_id: str, folder: Path) -> dict[str, StoredFile]:
+        """What ``folder``'s index lists: the response's files there (not those found in
+        the folder an older respflow gave it)."""
+        return {
+            key: stored
+            for (rid, key), stored in self._saved.items()
+            if rid == response_id and Path(stored.location).parent == folder
+        }
 
     @staticmethod
     def _write_index(folder: Path, index: FolderIndex) -> None:
         temp = folder / f".{secrets.token_hex(8)}.part"
         temp.write_bytes(msgspec.json.encode(index))
-        os.replace(temp, folder / _INDEX)
+        os.replace(temp, folder / INDEX)
 
     async def save(
         self,
@@ -263,7 +316,7 @@ class LocalStorage:
                 self._saved[(response_id, key)] = stored
                 self._count(response_id, stored)
                 # Taken here: the thread must not see it change.
-                index = FolderIndex(response_id, self._index(response_id))
+                index = FolderIndex(response_id, self._index(response_id, folder))
                 await anyio.to_thread.run_sync(self._write_index, folder, index)
                 return stored
         finally:
@@ -272,13 +325,17 @@ class LocalStorage:
                 await anyio.to_thread.run_sync(lambda: temp.unlink(missing_ok=True))
 
     async def record(self, saved: ev.FileSaved) -> None:
-        """List a file this storage saved in its response folder's manifest.
+        """List a file this storage saved in its response folder's manifest (or, for one
+        an older respflow saved in the folder it gave the response, in that folder's).
 
         Raises:
             RespflowError: the file is not one this storage saved in that folder, or the
                 folder's ``manifest.json`` is not a respflow manifest (it is left as is).
         """
         folder = self._folder(saved.response_id)
+        legacy = self._legacy.get(saved.response_id)
+        if legacy is not None and Path(saved.location).parent == legacy:
+            folder = legacy
         if not listable(saved.filename) or Path(saved.location) != folder / saved.filename:
             raise RespflowError(f"{saved.location} is not a file saved in {folder}")
         async with self._manifest_lock:
@@ -293,6 +350,26 @@ class LocalStorage:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read_index_file(folder: Path) -> FolderIndex | dict[str, StoredFile] | None:
+    """The folder's index; None if it has none that can be read."""
+    try:
+        return read_folder_index((folder / INDEX).read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+
+
+def _files_still_there(
+    folder: Path, index: FolderIndex | dict[str, StoredFile] | None
+) -> dict[str, StoredFile]:
+    """The files ``index`` lists that are still in ``folder`` as they were saved."""
+    files = index.files if isinstance(index, FolderIndex) else index or {}
+    return {
+        key: msgspec.structs.replace(stored, location=str(folder / stored.filename))
+        for key, stored in files.items()
+        if _still_there(folder, stored)
+    }
 
 
 def _still_there(folder: Path, stored: StoredFile) -> bool:
