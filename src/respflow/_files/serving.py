@@ -59,23 +59,21 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
     return Starlette(routes=[Route(route, serve, methods=["GET", "HEAD"])])
 
 
-_SHARED_READINGS = FolderReadings()
-
-
 def file_response(
     base: Path, response_id: str, filename: str, readings: FolderReadings | None = None
 ) -> Any:
     """A Starlette response serving the file ``filename`` of ``response_id`` under
     ``base`` safely, or None if there is no such file (or the name is not one respflow
     would have stored, or the folder is another response's). ``readings`` keeps what
-    was read of each folder, so a request costs the same in a folder of any size."""
+    was read of each folder (the caller's, kept across requests), so a request costs the
+    same in a folder of any size."""
     from starlette.responses import FileResponse
 
     if not filename or filename.startswith(".") or safe_filename(filename) != filename:
         return None
     if filename.casefold() == RESERVED_NAME:
         return None  # the folder's manifest is the storage's, not a file the model made
-    readings = readings or _SHARED_READINGS
+    readings = readings or FolderReadings()  # none kept: each folder read afresh
     found = _in_folder(base, response_folder(response_id), response_id, filename, readings)
     legacy = legacy_response_folder(response_id) if found is None else None
     if legacy is not None:

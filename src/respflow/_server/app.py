@@ -42,6 +42,7 @@ from .._exceptions import (
     TooOld,
     UsageError,
 )
+from .._files.readings import FolderReadings
 from .._files.serving import file_response
 from .._files.storage import LocalStorage
 from .._protocols.stream import ProtocolStream
@@ -158,6 +159,7 @@ class App:
         self._token = token
         self._prepare = prepare
         self._file_urls: dict[tuple[str, str], str] = {}
+        self._readings = FolderReadings()  # what was read of each folder, per change
         self._frame = _SharedFrames(self.browser_view)
         self._ticks = Ticks(flush)
         self._asgi = self._build()
@@ -342,7 +344,8 @@ class App:
             return denied
         found = None
         if self.storage is not None:
-            found = file_response(Path(self.storage.root).resolve(), response_id, filename)
+            root = Path(self.storage.root).resolve()
+            found = file_response(root, response_id, filename, self._readings)
         return found or _error(404, "not_found", "no such file")
 
     def _check(self, grant: str, request: Request) -> Response | None:
