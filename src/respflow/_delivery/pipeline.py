@@ -42,6 +42,8 @@ from .redaction import redact_text, redacting_logger
 __all__ = ["Attached", "Pipeline", "Policy", "Sink", "SinkFailed", "attach", "deliver"]
 
 Policy = Literal["block", "drop_oldest", "disconnect"]
+"""What a sink that falls behind gets: ``block`` (the stream waits for it),
+``drop_oldest`` (it skips ahead and gets ``stream.dropped``) or ``disconnect`` (closed)."""
 
 # Sink errors carry URLs and headers: everything logged here is redacted first.
 _log = redacting_logger("respflow")

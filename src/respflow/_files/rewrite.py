@@ -184,7 +184,8 @@ class _ResponseState:
 
 
 class LinkRewriter:
-    """Rewrites sandbox links in the stream to ``url`` (see the module docstring).
+    """Rewrites sandbox links in the stream to ``url``; how, and what it holds back, is in
+    its module's docstring, ``help(respflow._files.rewrite)``.
 
     Args:
         url: the template of a link's new target. ``{response_id}``, ``{filename}`` (the

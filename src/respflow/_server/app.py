@@ -81,7 +81,8 @@ def app(
     heartbeat: float = 15.0,
     flush: float = FLUSH,
 ) -> App:
-    """The ASGI app serving responses of ``broker`` (see the module docstring).
+    """The ASGI app serving responses of ``broker``; the whole story is in its module's
+    docstring, ``help(respflow._server.app)``.
 
     Args:
         broker: where the responses' events are (the runner publishes into the same one).
