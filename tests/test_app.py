@@ -90,6 +90,40 @@ async def test_starting_needs_the_token(gateway: Gateway) -> None:
         assert answer.json()["error"]["code"] == "unauthorized"
 
 
+async def test_a_refusal_says_what_would_let_the_caller_in(anyio_backend: str) -> None:
+    def by_header(request: object) -> bool:
+        return False
+
+    broker = MemoryBroker()
+    answers = {}
+    for name, options in {
+        "token": {"token": TOKEN},
+        "hook": {"authorize": by_header},
+        "neither": {},
+    }.items():
+        app = respflow.app(broker, secret=SECRET, **options)  # type: ignore[arg-type]
+        async with LoopbackServer(app) as server, httpx2.AsyncClient(base_url=server.url) as http:
+            answer = await http.post("/responses", json=BODY)
+            assert answer.status_code == 401
+            answers[name] = answer.json()["error"]["message"]
+            cancel = await http.post("/responses/resp_1/cancel")
+            assert cancel.json()["error"]["message"] == answers[name]
+    assert answers["token"] == "send Authorization: Bearer <token>"
+    assert "authorize hook refused" in answers["hook"]
+    assert "Bearer" not in answers["hook"]
+    assert "neither authorize= nor token=" in answers["neither"]
+
+
+async def test_an_app_without_a_runner_says_how_to_give_it_one(anyio_backend: str) -> None:
+    app = respflow.app(MemoryBroker(), secret=SECRET, token=TOKEN)
+    async with LoopbackServer(app) as server, httpx2.AsyncClient(base_url=server.url) as http:
+        answer = await http.post(
+            "/responses", json=BODY, headers={"authorization": f"Bearer {TOKEN}"}
+        )
+    assert answer.status_code == 404
+    assert "app.runner" in answer.json()["error"]["message"]
+
+
 async def test_a_started_response_is_followed_to_its_end(gateway: Gateway) -> None:
     started = await gateway.start()
     assert started["status"] == "running"
@@ -210,6 +244,18 @@ async def test_a_failure_before_the_first_event_has_the_upstream_status(
     assert error["upstream_status"] == upstream
     if upstream == 429:
         assert answer.headers["retry-after"] == "7"
+
+
+async def test_a_bad_cursor_is_400_and_says_what_a_cursor_is(gateway: Gateway) -> None:
+    started = await gateway.start()
+    for form in ("", "&format=vercel", "&format=ag-ui"):
+        answer = await gateway.http.get(
+            started["events_url"] + form, headers={"last-event-id": "yesterday"}
+        )
+        assert answer.status_code == 400
+        message = answer.json()["error"]["message"]
+        assert "'yesterday'" in message
+        assert "Last-Event-ID" in message
 
 
 async def test_bad_bodies_are_400(gateway: Gateway) -> None:

@@ -242,6 +242,19 @@ class App:
     async def _healthz(self, request: Request) -> Response:
         return _json(200, {"status": "ok"})
 
+    def _refused(self) -> Response:
+        """The 401 for a caller who may not start or cancel, saying what would let one."""
+        if self._authorize is not None:
+            why = "the app's authorize hook refused this caller"
+        elif self._token is not None:
+            why = "send Authorization: Bearer <token>"
+        else:
+            why = (
+                "this app lets nobody start or cancel responses: it was given neither "
+                "authorize= nor token="
+            )
+        return _error(401, "unauthorized", why)
+
     async def _caller_allowed(self, request: Request) -> bool:
         if self._authorize is not None:
             allowed = self._authorize(request)
@@ -257,9 +270,14 @@ class App:
 
     async def _start(self, request: Request) -> Response:
         if not await self._caller_allowed(request):
-            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+            return self._refused()
         if self.runner is None:
-            return _error(404, "no_runner", "this app does not start responses")
+            return _error(
+                404,
+                "no_runner",
+                "this app does not start responses: it has no runner (pass runner= to "
+                "respflow.app, or set app.runner to a respflow.Runner once it is running)",
+            )
         try:
             params = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
@@ -290,7 +308,7 @@ class App:
 
     async def _cancel(self, request: Request) -> Response:
         if not await self._caller_allowed(request):
-            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+            return self._refused()
         response_id = request.path_params["response_id"]
         if self.runner is None or not await self.runner.cancel(response_id):
             return _error(404, "not_running", f"{response_id} is not running here")
@@ -314,7 +332,12 @@ class App:
             elif after:
                 parse_cursor(after)
         except ValueError:
-            return _error(400, "bad_cursor", f"{after!r} is not a respflow cursor")
+            return _error(
+                400,
+                "bad_cursor",
+                f"{after!r} is not a frame id of this stream; send the id: of the last frame "
+                "received, as Last-Event-ID or ?after=, or neither to start from the beginning",
+            )
         try:
             subscription = await self.broker.subscribe(
                 response_id, after=None if protocol else after or None
