@@ -231,8 +231,10 @@ def _add_stream(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
             "AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN."
         ),
     )
-    live.add_argument("prompt")
-    live.add_argument("--model", required=True)
+    live.add_argument("prompt", help="the input: what to ask the model")
+    live.add_argument(
+        "--model", required=True, help="the model, e.g. gpt-5 (on Azure, the deployment's name)"
+    )
     live.add_argument(
         "--background", action="store_true", help="background mode: resumed if the link drops"
     )
