@@ -394,6 +394,25 @@ async def test_an_sdk_stream_already_started_gives_the_rest(client: openai.Async
     assert got[0].sequence_number == 1
 
 
+async def test_an_sdk_stream_read_past_its_start_gives_the_rest_under_its_response(
+    client: openai.AsyncOpenAI,
+) -> None:
+    sdk_stream = await client.responses.create(model="m", input="x", stream=True)
+    read = [await sdk_stream.__anext__() for _ in range(12)]
+    got = await _collect(
+        respflow.from_sdk_stream(
+            sdk_stream,
+            response_id=read[0].response.id,
+            starting_after=read[-1].sequence_number,
+        )
+    )
+    assert {e.response_id for e in got} == {SAMPLE.response_id}
+    assert not [e for e in got if isinstance(e, (respflow.StreamGap, respflow.StreamError))]
+    assert isinstance(got[-1], respflow.ResponseCompleted)
+    answer = [e for e in UNCUT if isinstance(e, respflow.MessageCompleted)]
+    assert [e for e in got if isinstance(e, respflow.MessageCompleted)] == answer
+
+
 async def test_a_non_streaming_background_request_is_stored_and_cancellable(
     mock: MockServer, client: openai.AsyncOpenAI
 ) -> None:

@@ -230,13 +230,18 @@ async def cancel(client: AsyncOpenAI, response_id: str, /) -> dict[str, Any]:
     return body if isinstance(body, dict) else {"response": body}
 
 
-def from_sdk_stream(sdk_stream: Any, /) -> EventStream:
+def from_sdk_stream(
+    sdk_stream: Any, /, *, response_id: str = "", starting_after: int | None = None
+) -> EventStream:
     """Events from a stream the SDK already opened (``responses.create(stream=True)``).
 
     If the stream has not been read yet its raw bytes are used (fast); otherwise its
-    remaining typed events are converted one by one.
+    remaining typed events are converted one by one. Once its ``response.created`` has
+    been read elsewhere, the events before the end cannot know their response: pass its
+    ``response_id`` (the ``response.id`` of that event), and ``starting_after``, the last
+    ``sequence_number`` read, so that what was read is not reported as a gap.
     """
-    assembler = Assembler()
+    assembler = Assembler(response_id=response_id, starting_after=starting_after)
     body = getattr(sdk_stream, "response", None)
     if body is not None and hasattr(body, "aiter_bytes") and not body.is_stream_consumed:
         return EventStream(_from_bytes(sdk_stream, body, assembler), assembler)
