@@ -554,8 +554,10 @@ def _client_from_environment() -> Any:
                 "AZURE_OPENAI_ENDPOINT is set but neither AZURE_OPENAI_API_KEY nor "
                 "AZURE_OPENAI_AD_TOKEN is"
             )
+        # The resource's endpoint, or its v1 base URL as the portal shows it (both work).
+        base = endpoint.rstrip("/").removesuffix("/openai/v1")
         return openai.AsyncAzureOpenAI(
-            base_url=endpoint.rstrip("/") + "/openai/v1/",
+            base_url=base + "/openai/v1/",
             api_key=key or None,
             azure_ad_token=None if key else token,
             api_version=os.environ.get("AZURE_OPENAI_API_VERSION", "preview"),
