@@ -375,6 +375,23 @@ async def test_cancel_a_background_response(mock: MockServer, client: openai.Asy
         await respflow.cancel(client, "resp_nope")
 
 
+async def test_the_sync_client_is_refused_saying_which_to_pass(mock: MockServer) -> None:
+    sync = openai.OpenAI(base_url=mock.openai_base_url, api_key=OPENAI_KEY)
+    says = "needs the SDK's async client: openai.AsyncOpenAI"
+    with pytest.raises(respflow.UsageError, match=says):
+        respflow.stream(sync, model="m", input="x")
+    with pytest.raises(respflow.UsageError, match=says):
+        respflow.resume(sync, SAMPLE.response_id, starting_after=3)
+    with pytest.raises(respflow.UsageError, match=says):
+        await respflow.cancel(sync, SAMPLE.response_id)
+    with pytest.raises(respflow.UsageError, match=says):
+        respflow.FileFetcher(sync)
+    async with respflow.Runner(sync, respflow.MemoryBroker()) as runner:
+        with pytest.raises(respflow.UsageError, match=says):
+            await runner.start(model="m", input="x")
+    assert mock.requests == []
+
+
 # -- other sources -------------------------------------------------------------------------
 
 
