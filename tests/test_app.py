@@ -258,6 +258,20 @@ async def test_a_bad_cursor_is_400_and_says_what_a_cursor_is(gateway: Gateway) -
         assert "Last-Event-ID" in message
 
 
+async def test_an_upstream_error_reaches_the_caller_without_a_key_it_echoes(
+    gateway: Gateway,
+) -> None:
+    key = "sk-proj-" + "a1B2c3D4" * 5
+    gateway.mock.fail_next(401, message=f"Incorrect API key provided: {key}.")
+    answer = await gateway.http.post(
+        "/responses", json=BODY, headers={"authorization": f"Bearer {TOKEN}"}
+    )
+    assert answer.status_code == 401
+    message = answer.json()["error"]["message"]
+    assert "Incorrect API key provided: [redacted]" in message
+    assert "a1B2c3D4" not in answer.text
+
+
 async def test_bad_bodies_are_400(gateway: Gateway) -> None:
     auth = {"authorization": f"Bearer {TOKEN}"}
     for body in (

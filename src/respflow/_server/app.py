@@ -33,6 +33,7 @@ from urllib.parse import quote
 import msgspec
 
 from .. import _events as ev
+from .._delivery.redaction import redact_text
 from .._events import encode_event, parse_cursor
 from .._exceptions import (
     ConnectionFailed,
@@ -296,7 +297,7 @@ class App:
         except HTTPStatusError as exc:
             return _upstream_error(exc)
         except ConnectionFailed as exc:
-            return _error(502, "upstream_unreachable", str(exc))
+            return _error(502, "upstream_unreachable", redact_text(str(exc)))
         return _json(
             201,
             {
@@ -478,7 +479,8 @@ def _upstream_error(exc: HTTPStatusError) -> Response:
         {
             "error": {
                 "code": "upstream_error",
-                "message": str(exc),
+                # The API's words go to whoever called this app: a key it echoes must not.
+                "message": redact_text(str(exc)),
                 "upstream_status": exc.status_code,
                 "request_id": exc.request_id,
             }
