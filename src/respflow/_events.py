@@ -127,8 +127,8 @@ class CodeOutput(EventBase, frozen=True, tag="code.output"):
 
 
 class CodeLogs(EventBase, frozen=True, tag="code.logs"):
-    """What the code printed, from the finished call (for the shell, a command's stdout
-    and stderr): Code Interpreter never streams it, and sends it only with
+    """What the code printed, from the finished call (for the shell, per command, its
+    stdout then stderr): Code Interpreter never streams it, and sends it only with
     ``include=["code_interpreter_call.outputs"]`` (else ``code.outputs_missing``)."""
 
     item_id: str
