@@ -124,6 +124,29 @@ async def test_an_app_without_a_runner_says_how_to_give_it_one(anyio_backend: st
     assert "app.runner" in answer.json()["error"]["message"]
 
 
+async def test_a_mount_its_prefix_does_not_name_is_warned_of_once(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    warned = []
+    for prefix in ("", "/respflow"):
+        caplog.clear()
+        gateway = respflow.app(MemoryBroker(), secret=SECRET, token=TOKEN, prefix=prefix)
+        server_app = Starlette(routes=[Mount("/respflow", gateway)])
+        async with (
+            LoopbackServer(server_app) as server,
+            httpx2.AsyncClient(base_url=server.url) as http,
+        ):
+            for _ in range(2):
+                assert (await http.get("/respflow/healthz")).status_code == 200
+        warned.append([r.getMessage() for r in caplog.records if "mounted at" in r.getMessage()])
+    assert len(warned[0]) == 1
+    assert "pass prefix='/respflow'" in warned[0][0]
+    assert warned[1] == []
+
+
 async def test_a_started_response_is_followed_to_its_end(gateway: Gateway) -> None:
     started = await gateway.start()
     assert started["status"] == "running"

@@ -33,7 +33,7 @@ from urllib.parse import quote
 import msgspec
 
 from .. import _events as ev
-from .._delivery.redaction import redact_text
+from .._delivery.redaction import redact_text, redacting_logger
 from .._events import encode_event, parse_cursor
 from .._exceptions import (
     ConnectionFailed,
@@ -66,6 +66,8 @@ Prepare = Callable[[Any, dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, 
 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _FILE_URLS_KEPT = 10_000
+
+_log = redacting_logger("respflow")
 
 
 def app(
@@ -163,6 +165,7 @@ class App:
         self._frame = _SharedFrames(self.browser_view)
         self._ticks = Ticks(flush)
         self._asgi = self._build()
+        self._mount_checked = False
 
     @property
     def flush(self) -> float:
@@ -178,7 +181,23 @@ class App:
         self._ticks.flush = flush
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self._mount_checked and scope.get("type") == "http":
+            self._check_mount(str(scope.get("root_path", "")))
         await self._asgi(scope, receive, send)
+
+    def _check_mount(self, root_path: str) -> None:
+        """Warn, once, when the app is mounted somewhere its ``prefix`` does not say: every
+        URL it hands out (events, files, the links in the answer) would miss the mount."""
+        self._mount_checked = True
+        if root_path.rstrip("/") != self.prefix:
+            _log.warning(
+                "respflow: the app is mounted at %r but was given prefix=%r, so the URLs it "
+                "hands out (events_url, file links) lack the mount: pass prefix=%r to "
+                "respflow.app",
+                root_path,
+                self.prefix,
+                root_path.rstrip("/"),
+            )
 
     # -- URLs ---------------------------------------------------------------------------
 
