@@ -90,6 +90,63 @@ async def test_starting_needs_the_token(gateway: Gateway) -> None:
         assert answer.json()["error"]["code"] == "unauthorized"
 
 
+async def test_a_refusal_says_what_would_let_the_caller_in(anyio_backend: str) -> None:
+    def by_header(request: object) -> bool:
+        return False
+
+    broker = MemoryBroker()
+    answers = {}
+    for name, options in {
+        "token": {"token": TOKEN},
+        "hook": {"authorize": by_header},
+        "neither": {},
+    }.items():
+        app = respflow.app(broker, secret=SECRET, **options)  # type: ignore[arg-type]
+        async with LoopbackServer(app) as server, httpx2.AsyncClient(base_url=server.url) as http:
+            answer = await http.post("/responses", json=BODY)
+            assert answer.status_code == 401
+            answers[name] = answer.json()["error"]["message"]
+            cancel = await http.post("/responses/resp_1/cancel")
+            assert cancel.json()["error"]["message"] == answers[name]
+    assert answers["token"] == "send Authorization: Bearer <token>"
+    assert "authorize hook refused" in answers["hook"]
+    assert "Bearer" not in answers["hook"]
+    assert "neither authorize= nor token=" in answers["neither"]
+
+
+async def test_an_app_without_a_runner_says_how_to_give_it_one(anyio_backend: str) -> None:
+    app = respflow.app(MemoryBroker(), secret=SECRET, token=TOKEN)
+    async with LoopbackServer(app) as server, httpx2.AsyncClient(base_url=server.url) as http:
+        answer = await http.post(
+            "/responses", json=BODY, headers={"authorization": f"Bearer {TOKEN}"}
+        )
+    assert answer.status_code == 404
+    assert "app.runner" in answer.json()["error"]["message"]
+
+
+async def test_a_mount_its_prefix_does_not_name_is_warned_of_once(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    warned = []
+    for prefix in ("", "/respflow"):
+        caplog.clear()
+        gateway = respflow.app(MemoryBroker(), secret=SECRET, token=TOKEN, prefix=prefix)
+        server_app = Starlette(routes=[Mount("/respflow", gateway)])
+        async with (
+            LoopbackServer(server_app) as server,
+            httpx2.AsyncClient(base_url=server.url) as http,
+        ):
+            for _ in range(2):
+                assert (await http.get("/respflow/healthz")).status_code == 200
+        warned.append([r.getMessage() for r in caplog.records if "mounted at" in r.getMessage()])
+    assert len(warned[0]) == 1
+    assert "pass prefix='/respflow'" in warned[0][0]
+    assert warned[1] == []
+
+
 async def test_a_started_response_is_followed_to_its_end(gateway: Gateway) -> None:
     started = await gateway.start()
     assert started["status"] == "running"
@@ -210,6 +267,32 @@ async def test_a_failure_before_the_first_event_has_the_upstream_status(
     assert error["upstream_status"] == upstream
     if upstream == 429:
         assert answer.headers["retry-after"] == "7"
+
+
+async def test_a_bad_cursor_is_400_and_says_what_a_cursor_is(gateway: Gateway) -> None:
+    started = await gateway.start()
+    for form in ("", "&format=vercel", "&format=ag-ui"):
+        answer = await gateway.http.get(
+            started["events_url"] + form, headers={"last-event-id": "yesterday"}
+        )
+        assert answer.status_code == 400
+        message = answer.json()["error"]["message"]
+        assert "'yesterday'" in message
+        assert "Last-Event-ID" in message
+
+
+async def test_an_upstream_error_reaches_the_caller_without_a_key_it_echoes(
+    gateway: Gateway,
+) -> None:
+    key = "sk-proj-" + "a1B2c3D4" * 5
+    gateway.mock.fail_next(401, message=f"Incorrect API key provided: {key}.")
+    answer = await gateway.http.post(
+        "/responses", json=BODY, headers={"authorization": f"Bearer {TOKEN}"}
+    )
+    assert answer.status_code == 401
+    message = answer.json()["error"]["message"]
+    assert "Incorrect API key provided: [redacted]" in message
+    assert "a1B2c3D4" not in answer.text
 
 
 async def test_bad_bodies_are_400(gateway: Gateway) -> None:

@@ -142,9 +142,12 @@ async def test_stream_command_against_openai_paths(anyio_backend: str, tmp_path:
 
 
 @pytest.mark.anyio
-async def test_stream_command_against_azure_paths(anyio_backend: str) -> None:
+@pytest.mark.parametrize("suffix", ["", "/", "/openai/v1", "/openai/v1/"])
+async def test_stream_command_against_azure_paths(anyio_backend: str, suffix: str) -> None:
     async with MockServer(SAMPLE) as mock:
-        env = _clean_env(AZURE_OPENAI_ENDPOINT=mock.url, AZURE_OPENAI_API_KEY="mock-azure-key")
+        env = _clean_env(
+            AZURE_OPENAI_ENDPOINT=mock.url + suffix, AZURE_OPENAI_API_KEY="mock-azure-key"
+        )
         done = await _respflow(
             "stream", "--model", "gpt-5", "--no-code-interpreter", "--color", "never", "hi", env=env
         )

@@ -71,3 +71,50 @@ def test_a_lazy_name_loads_its_floor_on_first_use() -> None:
     loaded = loaded_after("import respflow\nrespflow.Pipeline")
     assert "anyio" in loaded
     assert "openai" not in loaded
+
+
+def _public(module: types.ModuleType) -> dict[str, object]:
+    names: list[str] = getattr(module, "__all__", [])
+    return {name: getattr(module, name) for name in names if name != "__version__"}
+
+
+def test_every_public_class_and_function_says_what_it_is() -> None:
+    import respflow.testing
+
+    undocumented = []
+    for module in (respflow, respflow.testing):
+        for name, value in _public(module).items():
+            if isinstance(value, type):
+                own = value.__dict__.get("__doc__")
+            elif callable(value) and hasattr(value, "__code__"):
+                own = value.__doc__
+            else:
+                continue  # constants and type aliases: their docs are in the source
+            if not own or len(own.split()) < 5:
+                undocumented.append(f"{module.__name__}.{name}")
+    assert not undocumented
+
+
+def test_the_readme_public_api_lists_exactly_what_is_exported() -> None:
+    import re
+    from pathlib import Path
+
+    import respflow.testing
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### Public API", 1)[1].split("\n### ", 1)[0]
+    listed: set[str] = set()
+    for row in re.findall(r"^\| (.*?) \|", table, re.M):
+        testing = "respflow.testing." in row
+        for code in re.findall(r"`([^`]*)`", row):
+            name = re.match(r"(?:respflow\.testing\.)?([A-Za-z_]\w*)", code)
+            if name is not None:
+                listed.add(("testing." if testing else "") + name.group(1))
+    events = {
+        c.__name__
+        for c in vars(_events).values()
+        if isinstance(c, type) and issubclass(c, _events.EventBase) and c is not _events.EventBase
+    }
+    exported = {n for n in _public(respflow) if n not in events}
+    exported |= {"testing." + n for n in _public(respflow.testing)}
+    assert listed == exported

@@ -116,6 +116,8 @@ async def test_sse_streams_with_cursors_and_resumes_from_last_event_id(
         assert again == EVENTS[51:]
         bad = await http.get(f"/events/{RID}", headers={"last-event-id": "nonsense"})
         assert bad.status_code == 400
+        assert "'nonsense'" in bad.text
+        assert "Last-Event-ID" in bad.text
 
 
 async def test_sse_denies_by_default_and_when_the_hook_says_no(anyio_backend: str) -> None:
@@ -123,13 +125,15 @@ async def test_sse_denies_by_default_and_when_the_hook_says_no(anyio_backend: st
     await _fill(hub)
     async with LoopbackServer(events_app(hub)) as server, httpx2.AsyncClient() as http:
         denied = await http.get(f"{server.url}/events/{RID}")
-        assert (denied.status_code, denied.text) == (403, "forbidden")
+        assert denied.status_code == 403
+        assert "no authorize hook" in denied.text
+        assert "authorize=" in denied.text
     async with (
         LoopbackServer(events_app(hub, authorize=_allow)) as server,
         httpx2.AsyncClient(headers={"authorization": "Bearer mallory"}) as http,
     ):
         other = await http.get(f"{server.url}/events/{RID}")
-        assert other.status_code == 403
+        assert (other.status_code, other.text) == (403, "forbidden")
         assert RID not in other.text
 
 

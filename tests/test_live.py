@@ -375,6 +375,23 @@ async def test_cancel_a_background_response(mock: MockServer, client: openai.Asy
         await respflow.cancel(client, "resp_nope")
 
 
+async def test_the_sync_client_is_refused_saying_which_to_pass(mock: MockServer) -> None:
+    sync = openai.OpenAI(base_url=mock.openai_base_url, api_key=OPENAI_KEY)
+    says = "needs the SDK's async client: openai.AsyncOpenAI"
+    with pytest.raises(respflow.UsageError, match=says):
+        respflow.stream(sync, model="m", input="x")
+    with pytest.raises(respflow.UsageError, match=says):
+        respflow.resume(sync, SAMPLE.response_id, starting_after=3)
+    with pytest.raises(respflow.UsageError, match=says):
+        await respflow.cancel(sync, SAMPLE.response_id)
+    with pytest.raises(respflow.UsageError, match=says):
+        respflow.FileFetcher(sync)
+    async with respflow.Runner(sync, respflow.MemoryBroker()) as runner:
+        with pytest.raises(respflow.UsageError, match=says):
+            await runner.start(model="m", input="x")
+    assert mock.requests == []
+
+
 # -- other sources -------------------------------------------------------------------------
 
 
@@ -392,6 +409,25 @@ async def test_an_sdk_stream_already_started_gives_the_rest(client: openai.Async
     got = await _collect(respflow.from_sdk_stream(sdk_stream))
     assert got[-1] == UNCUT[-1]
     assert got[0].sequence_number == 1
+
+
+async def test_an_sdk_stream_read_past_its_start_gives_the_rest_under_its_response(
+    client: openai.AsyncOpenAI,
+) -> None:
+    sdk_stream = await client.responses.create(model="m", input="x", stream=True)
+    read = [await sdk_stream.__anext__() for _ in range(12)]
+    got = await _collect(
+        respflow.from_sdk_stream(
+            sdk_stream,
+            response_id=read[0].response.id,
+            starting_after=read[-1].sequence_number,
+        )
+    )
+    assert {e.response_id for e in got} == {SAMPLE.response_id}
+    assert not [e for e in got if isinstance(e, (respflow.StreamGap, respflow.StreamError))]
+    assert isinstance(got[-1], respflow.ResponseCompleted)
+    answer = [e for e in UNCUT if isinstance(e, respflow.MessageCompleted)]
+    assert [e for e in got if isinstance(e, respflow.MessageCompleted)] == answer
 
 
 async def test_a_non_streaming_background_request_is_stored_and_cancellable(

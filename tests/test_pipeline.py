@@ -52,6 +52,22 @@ async def test_every_sink_gets_every_event_and_is_closed_once(anyio_backend: str
         assert sink.closed == 1
 
 
+async def test_a_pipeline_used_outside_async_with_says_so_and_loses_nothing(
+    anyio_backend: str,
+) -> None:
+    sink = MemorySink()
+    pipeline = Pipeline(sink)
+    with pytest.raises(respflow.UsageError, match="inside `async with Pipeline"):
+        await pipeline.run(_events())
+    with pytest.raises(respflow.UsageError, match="inside `async with Pipeline"):
+        await pipeline.publish(EVENTS[0])
+    async with pipeline:
+        await pipeline.run(_events())
+    assert sink.events == EVENTS
+    with pytest.raises(respflow.UsageError, match="inside `async with Pipeline"):
+        await pipeline.publish(EVENTS[0])
+
+
 async def test_a_slow_sink_does_not_slow_a_fast_one_unless_it_blocks(
     anyio_backend: str,
 ) -> None:

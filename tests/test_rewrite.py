@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -137,6 +140,18 @@ def test_message_completed_is_rewritten_and_its_annotations_moved() -> None:
     assert (cited.start_index, cited.end_index) == (moved["start_index"], moved["end_index"])
     assert out[-1].type == "response.completed"
     assert out.index(message) == len(out) - 2  # held to just before the end
+
+
+def test_a_template_it_cannot_fill_in_is_refused_when_made() -> None:
+    says = re.escape("may use {response_id}, {filename}")
+    for bad in ("/files/{nope}", "/files/{0}", "/files/{filename", "/x/{response_id.x}"):
+        with pytest.raises(respflow.UsageError, match=says):
+            LinkRewriter(bad)
+        with pytest.raises(respflow.UsageError, match="unavailable="):
+            LinkRewriter(unavailable=bad)
+    # A literal brace, doubled, is a template it can fill in.
+    braces = LinkRewriter("/f/{{x}}/{filename}").rewrite("sandbox:/mnt/data/a.txt", "r")
+    assert braces == "/f/{x}/a.txt"
 
 
 def test_a_url_function_and_path_template() -> None:

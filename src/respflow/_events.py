@@ -58,6 +58,10 @@ MissingReason = Literal["include_not_requested", "background_mode", "empty"]
 
 
 class EventBase(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
+    """Fields every event has: its response, the ``sequence_number`` of the wire event
+    that produced it, and its ``cursor`` (``"<sequence_number>-<k>"``), the id to resume
+    after. Match on the subclasses, or on ``type``; ``Event`` is their union."""
+
     response_id: str
     sequence_number: int
     cursor: str
@@ -69,12 +73,18 @@ class EventBase(msgspec.Struct, frozen=True, gc=False, tag_field="type"):
 
 
 class ResponseStarted(EventBase, frozen=True, tag="response.started"):
+    """The response exists (``response.created``): its model, creation time (Unix
+    seconds) and whether it runs in background mode, so it can be resumed."""
+
     model: str | None = None
     created_at: int | float | None = None
     background: bool = False
 
 
 class CodeStarted(EventBase, frozen=True, tag="code.started"):
+    """A Code Interpreter call (``tool="code_interpreter"``) or hosted shell call
+    (``tool="shell"``) began; ``item_id`` names it in the events that follow."""
+
     item_id: str
     output_index: int
     container_id: str | None = None
@@ -82,18 +92,25 @@ class CodeStarted(EventBase, frozen=True, tag="code.started"):
 
 
 class CodeDelta(EventBase, frozen=True, tag="code.delta"):
+    """More of the call's code as the model writes it (a shell call's commands, one a
+    line); append ``delta`` to what came before."""
+
     item_id: str
     output_index: int
     delta: str
 
 
 class CodeDone(EventBase, frozen=True, tag="code.done"):
+    """The call's code is complete: ``code`` is all of it, the deltas joined."""
+
     item_id: str
     output_index: int
     code: str
 
 
 class CodeInterpreting(EventBase, frozen=True, tag="code.interpreting"):
+    """The container is running the code; its output comes later."""
+
     item_id: str
     output_index: int
 
@@ -110,12 +127,19 @@ class CodeOutput(EventBase, frozen=True, tag="code.output"):
 
 
 class CodeLogs(EventBase, frozen=True, tag="code.logs"):
+    """What the code printed, from the finished call (for the shell, per command, its
+    stdout then stderr): Code Interpreter never streams it, and sends it only with
+    ``include=["code_interpreter_call.outputs"]`` (else ``code.outputs_missing``)."""
+
     item_id: str
     output_index: int
     logs: str
 
 
 class CodeImage(EventBase, frozen=True, tag="code.image"):
+    """An image the code showed (a plot); the file fetcher saves it as ``file.saved``
+    with ``resolved_by="image"``."""
+
     item_id: str
     output_index: int
     url: str
@@ -135,6 +159,9 @@ class CodeCompleted(EventBase, frozen=True, tag="code.completed"):
 
 
 class CodeOutputsMissing(EventBase, frozen=True, tag="code.outputs_missing"):
+    """A call finished with no outputs; ``reason`` says why and ``hint`` what to change
+    (most often: add ``"code_interpreter_call.outputs"`` to ``include``)."""
+
     item_id: str
     output_index: int
     reason: MissingReason
@@ -142,6 +169,8 @@ class CodeOutputsMissing(EventBase, frozen=True, tag="code.outputs_missing"):
 
 
 class TextDelta(EventBase, frozen=True, tag="text.delta"):
+    """More answer text; append ``delta`` to the part ``item_id`` / ``content_index``."""
+
     item_id: str
     output_index: int
     content_index: int
@@ -149,6 +178,8 @@ class TextDelta(EventBase, frozen=True, tag="text.delta"):
 
 
 class TextDone(EventBase, frozen=True, tag="text.done"):
+    """An answer part is complete: ``text`` is all of it (the deltas joined)."""
+
     item_id: str
     output_index: int
     content_index: int
@@ -256,6 +287,9 @@ class MessageCompleted(EventBase, frozen=True, tag="message.completed"):
 
 
 class ReasoningDelta(EventBase, frozen=True, tag="reasoning.delta"):
+    """More of the model's reasoning: a summary part (``part="summary"``) or reasoning
+    text (``part="text"``), numbered by ``index`` within its item."""
+
     item_id: str
     output_index: int
     delta: str
@@ -264,6 +298,8 @@ class ReasoningDelta(EventBase, frozen=True, tag="reasoning.delta"):
 
 
 class ReasoningDone(EventBase, frozen=True, tag="reasoning.done"):
+    """A reasoning summary part (or reasoning text) is complete: ``text`` is all of it."""
+
     item_id: str
     output_index: int
     text: str
@@ -282,6 +318,9 @@ class ItemCompleted(EventBase, frozen=True, tag="item.completed"):
 
 
 class ResponseCompleted(EventBase, frozen=True, tag="response.completed"):
+    """The response finished; one of the four end events, always its last. ``usage``
+    is the API's token count."""
+
     status: str = "completed"
     usage: Json | None = None
     error: Json | None = None
@@ -289,6 +328,9 @@ class ResponseCompleted(EventBase, frozen=True, tag="response.completed"):
 
 
 class ResponseIncomplete(EventBase, frozen=True, tag="response.incomplete"):
+    """The response stopped short (``incomplete_details`` says why, e.g. the output
+    token limit); an end event, always its last."""
+
     status: str = "incomplete"
     usage: Json | None = None
     error: Json | None = None
@@ -296,6 +338,9 @@ class ResponseIncomplete(EventBase, frozen=True, tag="response.incomplete"):
 
 
 class ResponseFailed(EventBase, frozen=True, tag="response.failed"):
+    """The response failed (``error`` says how) or was cancelled (``status``); an end
+    event, always its last."""
+
     status: str = "failed"
     usage: Json | None = None
     error: Json | None = None
@@ -316,6 +361,9 @@ class StreamError(EventBase, frozen=True, tag="stream.error"):
 
 
 class StreamGap(EventBase, frozen=True, tag="stream.gap"):
+    """Sequence numbers were skipped: the wire events numbered ``expected`` to
+    ``received - 1`` never arrived. Not an end: the stream goes on."""
+
     expected: int
     received: int
 
@@ -335,6 +383,10 @@ class StreamDropped(EventBase, frozen=True, tag="stream.dropped"):
 
 
 class StreamTruncated(EventBase, frozen=True, tag="stream.truncated"):
+    """The stream ended with no end event from the API (a dropped connection, a cut
+    body, a cancelled pipeline); an end event, always its last. ``message`` says whether
+    and how to resume (:func:`respflow.resume` with ``last_sequence_number``)."""
+
     last_sequence_number: int | None
     message: str = ""
 

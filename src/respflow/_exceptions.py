@@ -107,6 +107,8 @@ class HTTPStatusError(RespflowError):
 
 
 class AuthenticationFailed(HTTPStatusError):
+    """401 or 403: the key or token was refused, or does not reach this resource."""
+
     hint = (
         "check the key: OPENAI_API_KEY for api.openai.com; for Azure, the resource's key "
         "(or an Entra token) and that the endpoint is that resource's"
@@ -114,6 +116,8 @@ class AuthenticationFailed(HTTPStatusError):
 
 
 class NotFound(HTTPStatusError):
+    """404: no such response, container or file here, or a base URL with the wrong path."""
+
     hint = "check the id and the base URL (OpenAI /v1/..., Azure /openai/v1/...)"
 
 
@@ -128,6 +132,9 @@ class ResumeExpired(NotFound):
 
 
 class RateLimited(HTTPStatusError):
+    """429: wait ``retry_after`` seconds when the server gave it; without it, usually a
+    quota to raise rather than a rate to wait out."""
+
     def _hint(self) -> str:
         if self.retry_after is not None:
             return (
@@ -141,6 +148,8 @@ class RateLimited(HTTPStatusError):
 
 
 class ServerError(HTTPStatusError):
+    """5xx: the API failed after the client's own retries; trying again later may work."""
+
     hint = "the API failed; the client's own retries (max_retries) were used up, try again later"
 
 

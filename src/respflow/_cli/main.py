@@ -231,8 +231,10 @@ def _add_stream(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
             "AZURE_OPENAI_API_KEY or AZURE_OPENAI_AD_TOKEN."
         ),
     )
-    live.add_argument("prompt")
-    live.add_argument("--model", required=True)
+    live.add_argument("prompt", help="the input: what to ask the model")
+    live.add_argument(
+        "--model", required=True, help="the model, e.g. gpt-5 (on Azure, the deployment's name)"
+    )
     live.add_argument(
         "--background", action="store_true", help="background mode: resumed if the link drops"
     )
@@ -552,8 +554,10 @@ def _client_from_environment() -> Any:
                 "AZURE_OPENAI_ENDPOINT is set but neither AZURE_OPENAI_API_KEY nor "
                 "AZURE_OPENAI_AD_TOKEN is"
             )
+        # The resource's endpoint, or its v1 base URL as the portal shows it (both work).
+        base = endpoint.rstrip("/").removesuffix("/openai/v1")
         return openai.AsyncAzureOpenAI(
-            base_url=endpoint.rstrip("/") + "/openai/v1/",
+            base_url=base + "/openai/v1/",
             api_key=key or None,
             azure_ad_token=None if key else token,
             api_version=os.environ.get("AZURE_OPENAI_API_VERSION", "preview"),

@@ -109,7 +109,7 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if problem is not None:
         print(f"respflow serve: {problem}", file=sys.stderr)
         return 2
-    token = args.token or secrets.token_urlsafe(24)
+    token = args.token or new_token()
     secret = args.secret or secrets.token_urlsafe(32)
     if args.workers > 1:
         from .workers import StartFailed, supervise
@@ -242,6 +242,12 @@ async def _serve(
                 break
 
 
+def new_token() -> str:
+    """A bearer token to print: hex, so it never starts with ``-`` and reads back as
+    ``--token TOKEN`` (argparse takes a value starting with ``-`` for an option)."""
+    return secrets.token_hex(24)
+
+
 def banner(
     url: str, token: str, *, generated: bool, workers: int = 1, record: str | None = None
 ) -> str:
@@ -257,7 +263,8 @@ def banner(
         f'"input": "Roll two dice", "tools": [{{"type": "code_interpreter", '
         f'"container": {{"type": "auto"}}}}]}}\'\n'
         f"{recording}"
-        f"  then open the events_url it answers with; Ctrl+C to stop"
+        f"  then follow the events_url it answers with, a path on this server: "
+        f"curl -N {url}<events_url>; Ctrl+C to stop"
     )
 
 

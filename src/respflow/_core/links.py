@@ -24,6 +24,10 @@ _SCHEME = "sandbox:"
 
 
 class SandboxLink(NamedTuple):
+    """A ``sandbox:/mnt/data/...`` (or bare ``/mnt/data/...``) link found in a text:
+    ``path`` is the container path, percent-decoded; ``text[start:end]`` is the target
+    as written."""
+
     path: str
     start: int
     end: int

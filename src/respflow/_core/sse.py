@@ -39,7 +39,8 @@ _REGION = 32 * 1024
 
 
 class Frame(msgspec.Struct, gc=False):
-    """One dispatched event-stream frame."""
+    """One dispatched event-stream frame: its ``data`` (bytes), ``event`` name, ``id`` and
+    ``retry``, read by the event-stream rules."""
 
     data: bytes
     event: str = "message"

@@ -42,6 +42,8 @@ from .redaction import redact_text, redacting_logger
 __all__ = ["Attached", "Pipeline", "Policy", "Sink", "SinkFailed", "attach", "deliver"]
 
 Policy = Literal["block", "drop_oldest", "disconnect"]
+"""What a sink that falls behind gets: ``block`` (the stream waits for it),
+``drop_oldest`` (it skips ahead and gets ``stream.dropped``) or ``disconnect`` (closed)."""
 
 # Sink errors carry URLs and headers: everything logged here is redacted first.
 _log = redacting_logger("respflow")
@@ -127,6 +129,8 @@ class Pipeline:
         """The event being given to the sinks (None between events): if a sink holding
         the stream back is cancelled, the sinks that had not taken it still get it."""
         self._group: TaskGroup | None = None
+        self._open = False
+        """Inside ``async with``: the sinks' tasks run, so publishing reaches them."""
         self._failed: SinkFailed | None = None
         self._reports: list[tuple[_Outlet, ev.StreamError]] = []
         self.failures: list[tuple[str, BaseException]] = []
@@ -137,6 +141,7 @@ class Pipeline:
         await self._group.__aenter__()
         for outlet in self._outlets:
             self._group.start_soon(outlet.run, name=f"respflow sink {outlet.name}")
+        self._open = True
         return self
 
     async def __aexit__(
@@ -146,6 +151,7 @@ class Pipeline:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._group is not None
+        self._open = False
         held = self._let_go()
         for outlet in self._outlets:
             outlet.let_out(held)
@@ -172,6 +178,7 @@ class Pipeline:
 
     async def publish(self, event: ev.Event) -> None:
         """Give ``event`` to every sink, as each one's policy says."""
+        self._check_open()
         if self._failed is not None:
             raise self._failed
         if self._reports:
@@ -189,6 +196,7 @@ class Pipeline:
         so an event costs one async iteration for the run of them, not one for each.
         ``events`` is closed (``aclose``) when the run stops, however it stops.
         """
+        self._check_open()
         async with contextlib.AsyncExitStack() as stack:
             close = getattr(events, "aclose", None)
             if close is not None:  # last, after the stages reading it: a generator left
@@ -204,6 +212,15 @@ class Pipeline:
                     events = await stack.enter_async_context(stage.process(events))
             async for event in events:
                 await self.publish(event)
+
+    def _check_open(self) -> None:
+        # Outside `async with` no sink task takes from the buffers: events would pile up
+        # unseen (and a blocking sink's full buffer would hang the stream for good).
+        if not self._open:
+            raise UsageError(
+                "publish and run a pipeline inside `async with Pipeline(...) as pipeline:`; "
+                "its sinks run in the tasks it starts there (or use respflow.deliver)"
+            )
 
     def _let_go(self) -> list[ev.Event]:
         """What the processors still hold (see ``close`` in the class docstring), asked

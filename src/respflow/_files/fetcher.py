@@ -29,7 +29,7 @@ from .. import _events as ev
 from .._core.provenance import IMAGE_OUTPUT, Origin, Producers
 from .._core.stamp import Stamper
 from .._exceptions import sole_exception
-from .._sources.openai import Reconnect, _retry_after, _run_out
+from .._sources.openai import Reconnect, _retry_after, _run_out, check_async_client
 from .names import FileNames
 from .storage import FileTooLarge, KeepsManifest, LocalStorage, Storage, StoredFile
 
@@ -167,6 +167,7 @@ class FileFetcher:
         max_listing_pages: int = 100,
         listing_timeout: float = 60.0,
     ) -> None:
+        check_async_client(client, "FileFetcher")
         self.client = client
         self.storage: Storage = storage if storage is not None else LocalStorage()
         self.images = images

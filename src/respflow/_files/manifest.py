@@ -58,7 +58,8 @@ class ManifestEntry(msgspec.Struct, frozen=True):
 
 
 class Manifest(msgspec.Struct):
-    """A response folder's ``manifest.json``."""
+    """A response folder's ``manifest.json``: the response it belongs to and an entry per
+    file saved there (``format`` is the layout's version)."""
 
     response_id: str
     files: list[ManifestEntry] = msgspec.field(default_factory=list)

@@ -184,8 +184,22 @@ class _ResponseState:
         return lambda path: self.names.name(container_id, path)
 
 
+def _check_template(name: str, template: str) -> None:
+    """Refuse a template the rewriter could not fill in now, rather than with a KeyError
+    at the first link, once events flow."""
+    try:
+        template.format(response_id="r", filename="f", path="p")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise UsageError(
+            f"{name}={template!r} cannot be filled in ({type(exc).__name__}: {exc}): a "
+            "template may use {response_id}, {filename} and {path}; write a literal brace "
+            "twice ({{ or }})"
+        ) from None
+
+
 class LinkRewriter:
-    """Rewrites sandbox links in the stream to ``url`` (see the module docstring).
+    """Rewrites sandbox links in the stream to ``url``; how, and what it holds back, is in
+    its module's docstring, ``help(respflow._files.rewrite)``.
 
     Args:
         url: the template of a link's new target. ``{response_id}``, ``{filename}`` (the
@@ -217,6 +231,9 @@ class LinkRewriter:
                 f"max_hold={max_hold} cannot hold the start of a link: it must be at least "
                 f"{len(_LEADS[0])}, the length of {_LEADS[0]!r}"
             )
+        for name, template in (("url", url), ("unavailable", unavailable)):
+            if isinstance(template, str):
+                _check_template(name, template)
         self.url = url
         self.file_url = file_url
         self.markdown = markdown

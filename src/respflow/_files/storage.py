@@ -37,6 +37,9 @@ INDEX = ".respflow-index.json"
 
 
 class StoredFile(msgspec.Struct, frozen=True):
+    """What a :class:`Storage` returns for a file it stored: where, under what name, its
+    size, sha256 and media type (the fields :class:`respflow.FileSaved` reports)."""
+
     location: str
     """Where the file now is: a local path for :class:`LocalStorage`."""
     filename: str

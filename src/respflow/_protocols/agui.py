@@ -49,7 +49,8 @@ _STOPPED = (
 
 
 class AGUIEncoder:
-    """respflow events in, AG-UI 1.0 events out (see the module docstring).
+    """respflow events in, AG-UI 1.0 events out; the mapping is in its module's docstring,
+    ``help(respflow._protocols.agui)``.
 
     Args:
         thread_id: the ``threadId`` of every run; the response id when not given.

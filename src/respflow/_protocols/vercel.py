@@ -50,7 +50,8 @@ _STOPPED = "the events stopped before the response ended; resume the stream to f
 
 
 class VercelEncoder:
-    """respflow events in, UI message stream chunks out (see the module docstring).
+    """respflow events in, UI message stream chunks out; the mapping is in its module's
+    docstring, ``help(respflow._protocols.vercel)``.
 
     Args:
         inline_images: keep code images the API sent as data URLs in tool outputs. A

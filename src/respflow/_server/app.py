@@ -33,6 +33,7 @@ from urllib.parse import quote
 import msgspec
 
 from .. import _events as ev
+from .._delivery.redaction import redact_text, redacting_logger
 from .._events import encode_event, parse_cursor
 from .._exceptions import (
     ConnectionFailed,
@@ -67,6 +68,8 @@ Prepare = Callable[[Any, dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, 
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _FILE_URLS_KEPT = 10_000
 
+_log = redacting_logger("respflow")
+
 
 def app(
     broker: Broker,
@@ -82,7 +85,8 @@ def app(
     heartbeat: float = 15.0,
     flush: float = FLUSH,
 ) -> App:
-    """The ASGI app serving responses of ``broker`` (see the module docstring).
+    """The ASGI app serving responses of ``broker``; the whole story is in its module's
+    docstring, ``help(respflow._server.app)``.
 
     Args:
         broker: where the responses' events are (the runner publishes into the same one).
@@ -163,6 +167,7 @@ class App:
         self._frame = _SharedFrames(self.browser_view)
         self._ticks = Ticks(flush)
         self._asgi = self._build()
+        self._mount_checked = False
 
     @property
     def flush(self) -> float:
@@ -178,7 +183,23 @@ class App:
         self._ticks.flush = flush
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self._mount_checked and scope.get("type") == "http":
+            self._check_mount(str(scope.get("root_path", "")))
         await self._asgi(scope, receive, send)
+
+    def _check_mount(self, root_path: str) -> None:
+        """Warn, once, when the app is mounted somewhere its ``prefix`` does not say: every
+        URL it hands out (events, files, the links in the answer) would miss the mount."""
+        self._mount_checked = True
+        if root_path.rstrip("/") != self.prefix:
+            _log.warning(
+                "respflow: the app is mounted at %r but was given prefix=%r, so the URLs it "
+                "hands out (events_url, file links) lack the mount: pass prefix=%r to "
+                "respflow.app",
+                root_path,
+                self.prefix,
+                root_path.rstrip("/"),
+            )
 
     # -- URLs ---------------------------------------------------------------------------
 
@@ -243,6 +264,19 @@ class App:
     async def _healthz(self, request: Request) -> Response:
         return _json(200, {"status": "ok"})
 
+    def _refused(self) -> Response:
+        """The 401 for a caller who may not start or cancel, saying what would let one."""
+        if self._authorize is not None:
+            why = "the app's authorize hook refused this caller"
+        elif self._token is not None:
+            why = "send Authorization: Bearer <token>"
+        else:
+            why = (
+                "this app lets nobody start or cancel responses: it was given neither "
+                "authorize= nor token="
+            )
+        return _error(401, "unauthorized", why)
+
     async def _caller_allowed(self, request: Request) -> bool:
         if self._authorize is not None:
             allowed = self._authorize(request)
@@ -258,9 +292,14 @@ class App:
 
     async def _start(self, request: Request) -> Response:
         if not await self._caller_allowed(request):
-            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+            return self._refused()
         if self.runner is None:
-            return _error(404, "no_runner", "this app does not start responses")
+            return _error(
+                404,
+                "no_runner",
+                "this app does not start responses: it has no runner (pass runner= to "
+                "respflow.app, or set app.runner to a respflow.Runner once it is running)",
+            )
         try:
             params = msgspec.json.decode(await request.body())
         except msgspec.DecodeError:
@@ -279,7 +318,7 @@ class App:
         except HTTPStatusError as exc:
             return _upstream_error(exc)
         except ConnectionFailed as exc:
-            return _error(502, "upstream_unreachable", str(exc))
+            return _error(502, "upstream_unreachable", redact_text(str(exc)))
         return _json(
             201,
             {
@@ -291,7 +330,7 @@ class App:
 
     async def _cancel(self, request: Request) -> Response:
         if not await self._caller_allowed(request):
-            return _error(401, "unauthorized", "send Authorization: Bearer <token>")
+            return self._refused()
         response_id = request.path_params["response_id"]
         if self.runner is None or not await self.runner.cancel(response_id):
             return _error(404, "not_running", f"{response_id} is not running here")
@@ -315,7 +354,12 @@ class App:
             elif after:
                 parse_cursor(after)
         except ValueError:
-            return _error(400, "bad_cursor", f"{after!r} is not a respflow cursor")
+            return _error(
+                400,
+                "bad_cursor",
+                f"{after!r} is not a frame id of this stream; send the id: of the last frame "
+                "received, as Last-Event-ID or ?after=, or neither to start from the beginning",
+            )
         try:
             subscription = await self.broker.subscribe(
                 response_id, after=None if protocol else after or None
@@ -457,7 +501,8 @@ def _upstream_error(exc: HTTPStatusError) -> Response:
         {
             "error": {
                 "code": "upstream_error",
-                "message": str(exc),
+                # The API's words go to whoever called this app: a key it echoes must not.
+                "message": redact_text(str(exc)),
                 "upstream_status": exc.status_code,
                 "request_id": exc.request_id,
             }

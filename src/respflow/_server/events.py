@@ -18,6 +18,12 @@ Authorize = Callable[[Any, str], "bool | Awaitable[bool]"]
 __all__ = ["Authorize", "events_app"]
 
 
+_NO_HOOK = (
+    "forbidden: events_app was given no authorize hook, so it lets nobody follow; pass "
+    "authorize=(request, response_id) -> bool"
+)
+
+
 def deny_all(request: Any, response_id: str) -> bool:
     """The default: nobody may follow any response until the application says who may."""
     return False
@@ -62,13 +68,17 @@ def events_app(
         if inspect.isawaitable(allowed):
             allowed = await allowed
         if allowed is not True:
-            return PlainTextResponse("forbidden", status_code=403)
+            return PlainTextResponse(refusal, status_code=403)
         after = request.headers.get("last-event-id") or request.query_params.get("after")
         if after:
             try:
                 parse_cursor(after)
-            except ValueError:
-                return PlainTextResponse("bad cursor", status_code=400)
+            except ValueError as exc:
+                return PlainTextResponse(
+                    f"bad cursor: {exc}; send the id: of the last frame received, as "
+                    "Last-Event-ID or ?after=, or neither to start from the beginning",
+                    status_code=400,
+                )
         try:
             reader = hub.subscribe(response_id, after=after or None)
         except TooOld as exc:
@@ -81,6 +91,9 @@ def events_app(
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
+    # Left with the default, every reader is refused: the developer reading the 403
+    # learns why from the body (the browser's user learns nothing about the response).
+    refusal = "forbidden" if authorize is not deny_all else _NO_HOOK
     ticks = Ticks(flush)
     route = f"{prefix.rstrip('/')}/{{response_id}}"
     return Starlette(routes=[Route(route, stream, methods=["GET"])])

@@ -154,6 +154,7 @@ def stream(
     ``record`` (a :class:`respflow.Recorder`) gets the body's raw bytes as they arrive,
     before anything decodes them, the resumed connections' too.
     """
+    check_async_client(client, "respflow.stream()")
     if create.get("stream") is False:
         raise UsageError("respflow.stream() always streams; leave out stream=False")
     params = _with_include(create) if include_code_outputs else dict(create)
@@ -196,6 +197,7 @@ def resume(
     start. Raises :class:`respflow.ResumeExpired` if the API no longer has the response.
     ``record`` taps the raw bytes, as in :func:`stream`.
     """
+    check_async_client(client, "respflow.resume()")
     _check_response_id(response_id)
     assembler = assembler_for(record, starting_after=starting_after, response_id=response_id)
     wanted = list(include or ())
@@ -220,6 +222,7 @@ async def cancel(client: AsyncOpenAI, response_id: str, /) -> dict[str, Any]:
 
     Cancelling a finished response is harmless: the API returns it as it ended.
     """
+    check_async_client(client, "respflow.cancel()")
     _check_response_id(response_id)
     action = f"cancelling response {response_id}"
     try:
@@ -230,13 +233,18 @@ async def cancel(client: AsyncOpenAI, response_id: str, /) -> dict[str, Any]:
     return body if isinstance(body, dict) else {"response": body}
 
 
-def from_sdk_stream(sdk_stream: Any, /) -> EventStream:
+def from_sdk_stream(
+    sdk_stream: Any, /, *, response_id: str = "", starting_after: int | None = None
+) -> EventStream:
     """Events from a stream the SDK already opened (``responses.create(stream=True)``).
 
     If the stream has not been read yet its raw bytes are used (fast); otherwise its
-    remaining typed events are converted one by one.
+    remaining typed events are converted one by one. Once its ``response.created`` has
+    been read elsewhere, the events before the end cannot know their response: pass its
+    ``response_id`` (the ``response.id`` of that event), and ``starting_after``, the last
+    ``sequence_number`` read, so that what was read is not reported as a gap.
     """
-    assembler = Assembler()
+    assembler = Assembler(response_id=response_id, starting_after=starting_after)
     body = getattr(sdk_stream, "response", None)
     if body is not None and hasattr(body, "aiter_bytes") and not body.is_stream_consumed:
         return EventStream(_from_bytes(sdk_stream, body, assembler), assembler)
@@ -412,6 +420,20 @@ def _unusable_id(response_id: str) -> str | None:
             "so it cannot be resumed"
         )
     return None
+
+
+def check_async_client(client: Any, what: str) -> None:
+    """Refuse the SDK's synchronous client, whose calls would fail later and obscurely
+    (an AttributeError about ``__aenter__``) rather than saying what to pass instead."""
+    if any(
+        cls.__name__ == "SyncAPIClient" and cls.__module__.startswith("openai")
+        for cls in type(client).__mro__
+    ):
+        raise UsageError(
+            f"{what} needs the SDK's async client: openai.AsyncOpenAI or "
+            f"openai.AsyncAzureOpenAI, not openai.{type(client).__name__} "
+            "(it is awaited on an event loop, asyncio or trio)"
+        )
 
 
 def _check_response_id(response_id: str) -> None:

@@ -29,6 +29,8 @@ from .._exceptions import RecordingError
 __all__ = ["RecordingFormat", "detect_format", "replay", "replay_batches"]
 
 RecordingFormat = Literal["sse", "jsonl", "response", "events"]
+"""What :func:`detect_format` finds: raw SSE, JSONL of wire events, a non-streaming
+Response JSON, or respflow's own normalized events as JSONL."""
 
 FEED_BYTES = 1 << 16
 """How much of an SSE recording the assembler is fed at a time: the same events as the

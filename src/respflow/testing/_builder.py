@@ -370,4 +370,6 @@ def to_sse(events: Iterable[Json]) -> bytes:
 
 
 def to_jsonl(events: Iterable[Json]) -> bytes:
+    """Events as JSON Lines, one wire event a line, as some logs and SDK dumps keep them;
+    ``respflow.replay`` and ``respflow replay`` read this form too."""
     return b"".join(_encoder.encode(event) + b"\n" for event in events)

@@ -312,7 +312,8 @@ class MockServer:
                 handler = getattr(self, f"_on_{name}")
                 await handler(request, send, **match.groupdict())
                 return
-        await self._answer(request, send, 404, _error(f"Unknown route: {rest}"))
+        method = request.scope["method"]
+        await self._answer(request, send, 404, _error(f"Unknown route: {method} {path}"))
 
     def _credential(self, headers: dict[str, str], api: str) -> tuple[str | None, str | None]:
         bearer = headers.get("authorization", "")
