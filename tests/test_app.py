@@ -147,6 +147,20 @@ async def test_a_mount_its_prefix_does_not_name_is_warned_of_once(
     assert warned[1] == []
 
 
+async def test_an_app_at_the_root_with_a_prefix_is_not_warned_of(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Behind a proxy that strips /api before the app sees the request, prefix="/api" is
+    # what makes the URLs the app hands out right: nothing to warn of.
+    gateway = respflow.app(MemoryBroker(), secret=SECRET, token=TOKEN, prefix="/api")
+    async with (
+        LoopbackServer(gateway) as server,
+        httpx2.AsyncClient(base_url=server.url) as http,
+    ):
+        assert (await http.get("/healthz")).status_code == 200
+    assert not [r for r in caplog.records if "mounted at" in r.getMessage()]
+
+
 async def test_a_started_response_is_followed_to_its_end(gateway: Gateway) -> None:
     started = await gateway.start()
     assert started["status"] == "running"

@@ -191,7 +191,9 @@ class App:
         """Warn, once, when the app is mounted somewhere its ``prefix`` does not say: every
         URL it hands out (events, files, the links in the answer) would miss the mount."""
         self._mount_checked = True
-        if root_path.rstrip("/") != self.prefix:
+        # No root path says nothing: a proxy that strips the prefix before the app sees
+        # the request (nginx's location /api/) is what prefix= is for.
+        if root_path and root_path.rstrip("/") != self.prefix:
             _log.warning(
                 "respflow: the app is mounted at %r but was given prefix=%r, so the URLs it "
                 "hands out (events_url, file links) lack the mount: pass prefix=%r to "
