@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from .names import RESERVED_NAME, legacy_response_folder, response_folder, safe_filename
 from .readings import FolderReadings, IndexReading
 
@@ -52,7 +54,11 @@ def files_app(root: str | os.PathLike[str] = "respflow-files", *, prefix: str = 
 
     async def serve(request: Request) -> Response:
         params = request.path_params
-        found = file_response(base, params["response_id"], params["filename"], readings)
+        # In a worker thread: a folder changed in the last seconds is listed afresh, and a
+        # listing of thousands of names must not stall every stream the loop serves.
+        found = await anyio.to_thread.run_sync(
+            file_response, base, params["response_id"], params["filename"], readings
+        )
         return found or PlainTextResponse("not found", status_code=404)
 
     route = f"{prefix.rstrip('/')}/{{response_id}}/{{filename}}"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import anyio
 import msgspec
 
 from .. import _events as ev
@@ -391,7 +392,9 @@ class App:
         found = None
         if self.storage is not None:
             root = Path(self.storage.root).resolve()
-            found = file_response(root, response_id, filename, self._readings)
+            found = await anyio.to_thread.run_sync(  # see files_app
+                file_response, root, response_id, filename, self._readings
+            )
         return found or _error(404, "not_found", "no such file")
 
     def _check(self, grant: str, request: Request) -> Response | None:
