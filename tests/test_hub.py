@@ -158,3 +158,9 @@ async def test_sse_heartbeats_while_the_response_is_quiet(anyio_backend: str) ->
     frames = _parse(body)
     assert any(f.get("comment") == "keepalive" for f in frames)
     assert [respflow.decode_event(f["data"]) for f in frames if "data" in f] == EVENTS
+
+
+@pytest.mark.parametrize("limits", [{"history": 0}, {"max_lag": 0}, {"max_responses": -1}])
+def test_a_hub_that_could_deliver_nothing_is_refused_when_made(limits: dict[str, int]) -> None:
+    with pytest.raises(respflow.UsageError, match="at least 1"):
+        Hub(**limits)

@@ -17,7 +17,7 @@ import anyio
 
 from .. import _events as ev
 from .._events import parse_cursor
-from .._exceptions import RespflowError, TooOld
+from .._exceptions import RespflowError, TooOld, UsageError
 from .broker import notify, watch
 
 __all__ = ["Hub", "Lagged", "Reader", "TooOld"]
@@ -81,6 +81,12 @@ class Hub:
     def __init__(
         self, *, history: int = 10_000, max_lag: int = 5_000, max_responses: int = 1_000
     ) -> None:
+        if history < 1 or max_lag < 1 or max_responses < 1:
+            raise UsageError(
+                f"history, max_lag and max_responses must each be at least 1 (got {history}, "
+                f"{max_lag} and {max_responses}): a Hub that keeps no event, or lets every "
+                "reader go at once, delivers nothing"
+            )
         self.history = history
         self.max_lag = max_lag
         self.max_responses = max_responses
