@@ -73,7 +73,8 @@ def file_response(
         return None
     if filename.casefold() == RESERVED_NAME:
         return None  # the folder's manifest is the storage's, not a file the model made
-    readings = readings or FolderReadings()  # none kept: each folder read afresh
+    if readings is None:  # not `or`: readings that keep nothing yet have no length
+        readings = FolderReadings()  # none kept: each folder read afresh
     found = _in_folder(base, response_folder(response_id), response_id, filename, readings)
     legacy = legacy_response_folder(response_id) if found is None else None
     if legacy is not None:
