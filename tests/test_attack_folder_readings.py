@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 
 import respflow
-from respflow import LocalStorage, MemoryBroker
+from respflow import LocalStorage, MemoryBroker, files_app
 from respflow._files.readings import SETTLE_NS, FolderReadings
 from respflow._files.serving import file_response
 from respflow.testing import LoopbackServer
@@ -81,3 +82,80 @@ async def test_respflow_app_keeps_its_readings_across_downloads(
             answer = await http.get(app.file_url("resp_1", stored.filename))
             assert answer.content == b"1"
     assert len(app._readings) > 0
+
+
+# -- a name that links into another response's folder --------------------------------------
+
+
+@pytest.mark.parametrize("kept", [False, True])
+async def test_a_file_that_links_to_another_responses_file_is_not_served(
+    anyio_backend: str, tmp_path: Path, kept: bool
+) -> None:
+    """respflow never makes a link in a response folder; one that is there (a file
+    replaced by a link to ``resp_2``'s) is judged by the folder the file is in, as it
+    was before folders were read once per change: that folder names resp_2."""
+    storage = LocalStorage(tmp_path)
+    await storage.save("resp_1", "a", "report.csv", Chunks(b"mine"))
+    await storage.save("resp_2", "b", "secret.csv", Chunks(b"theirs"), media_type="text/csv")
+    readings = FolderReadings(clock=_later) if kept else None
+    assert _served(tmp_path, "resp_1", "report.csv", readings) is not None
+    mine = tmp_path / "resp_1" / "report.csv"
+    mine.unlink()
+    mine.symlink_to(tmp_path / "resp_2" / "secret.csv")
+    (tmp_path / "resp_1" / "secret.csv").symlink_to(tmp_path / "resp_2" / "secret.csv")
+    _aged(tmp_path / "resp_1")
+    for name in ("report.csv", "secret.csv"):
+        assert _served(tmp_path, "resp_1", name, readings) is None
+    assert _served(tmp_path, "resp_2", "secret.csv", readings) is not None
+    app = respflow.app(MemoryBroker(), files=tmp_path, secret=SECRET)
+    async with (
+        LoopbackServer(app) as server,
+        LoopbackServer(files_app(tmp_path)) as plain,
+        httpx2.AsyncClient() as http,
+    ):
+        signed = await http.get(server.url + app.file_url("resp_1", "report.csv"))
+        assert signed.status_code == 404
+        assert (await http.get(f"{plain.url}/files/resp_1/report.csv")).status_code == 404
+        theirs = await http.get(f"{plain.url}/files/resp_2/secret.csv")
+        assert theirs.content == b"theirs"
+
+
+async def test_a_link_into_a_folder_no_response_names_is_served_as_before(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """Only another response's folder is refused: a link within the folder, or to a
+    folder nothing names, is served (with the type the index it is listed in records)."""
+    await LocalStorage(tmp_path).save(
+        "resp_1", "a", "data.bin", Chunks(b"1"), media_type="text/csv"
+    )
+    folder, elsewhere = tmp_path / "resp_1", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "real.bin").write_bytes(b"2")
+    (folder / "alias.bin").symlink_to(folder / "data.bin")
+    (folder / "other.bin").symlink_to(elsewhere / "real.bin")
+    for readings in (None, FolderReadings(clock=_later)):
+        assert _served(tmp_path, "resp_1", "alias.bin", readings) == (
+            folder / "data.bin",
+            "text/csv",
+        )
+        assert _served(tmp_path, "resp_1", "other.bin", readings) == (
+            elsewhere / "real.bin",
+            "application/octet-stream",
+        )
+
+
+async def test_a_link_that_goes_round_in_a_loop_is_not_found_not_an_error(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """Python before 3.13 reports a loop of links with a RuntimeError as it resolves a
+    path: a folder (or a file) linked to itself is a 404, not a 500."""
+    (tmp_path / "resp_1").symlink_to(tmp_path / "resp_1")
+    (tmp_path / "resp_2").mkdir()
+    (tmp_path / "resp_2" / "a.csv").symlink_to(tmp_path / "resp_2" / "a.csv")
+    async with (
+        LoopbackServer(files_app(tmp_path)) as server,
+        httpx2.AsyncClient(base_url=server.url) as http,
+    ):
+        assert (await http.get("/files/resp_1/a.csv")).status_code == 404
+        assert (await http.get("/files/resp_2/a.csv")).status_code == 404
+        assert (await http.get("/files/Resp.X/a.csv")).status_code == 404
