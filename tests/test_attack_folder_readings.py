@@ -173,6 +173,17 @@ async def test_a_link_that_goes_round_in_a_loop_is_not_found_not_an_error(
         assert (await http.get("/files/Resp.X/a.csv")).status_code == 404
 
 
+def test_a_download_for_an_id_without_a_folder_lists_nothing(tmp_path: Path) -> None:
+    """Any id with upper case or dots has an old folder name; a request for one that has
+    no such folder must not cost a listing of the root (thousands of folders)."""
+    for n in range(3):
+        (tmp_path / f"resp_{n}").mkdir()
+    readings = FolderReadings(clock=_later)
+    for rid in ("Nobody", "A.B", "RESP_9"):
+        assert _served(tmp_path, rid, "report.csv", readings) is None
+    assert len(readings) == 0
+
+
 # -- kept readings answer as the disk does, whatever is done between downloads -----------
 
 IDS = ["resp_1", "resp_2", "Resp.X"]

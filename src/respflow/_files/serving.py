@@ -118,11 +118,15 @@ def _in_folder(
     folder = _resolved(base / name)
     if folder is None or not folder.is_relative_to(base):
         return None  # a link out of the root, or in a loop
-    if legacy and (folder != base / name or name not in (readings.names(base) or ())):
-        return None  # a link to another folder, or another folder's name in another case
+    if legacy and folder != base / name:
+        return None  # a link to another folder
     path = _resolved(folder / filename)
     if path is None or not path.is_relative_to(base) or not path.is_file():
         return None
+    # Listed after the file is found: an id with no such folder (any id with upper case
+    # has an old name) costs a look-up, not a listing of the root.
+    if legacy and name not in (readings.names(base) or ()):
+        return None  # another folder's name in another case
     if filename not in (readings.names(folder) or ()):
         return None
     if path.name not in (readings.names(path.parent) or ()):
