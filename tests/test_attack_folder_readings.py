@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import respflow
-from respflow import LocalStorage, MemoryBroker, UsageError, files_app
+from respflow import LocalStorage, MemoryBroker, RespflowError, UsageError, files_app
 from respflow._files.names import response_folder
 from respflow._files.readings import SETTLE_NS, FolderReadings
 from respflow._files.serving import file_response
@@ -182,6 +182,19 @@ def test_a_download_for_an_id_without_a_folder_lists_nothing(tmp_path: Path) -> 
     for rid in ("Nobody", "A.B", "RESP_9"):
         assert _served(tmp_path, rid, "report.csv", readings) is None
     assert len(readings) == 0
+
+
+async def test_a_response_folder_that_is_a_loop_of_links_is_a_clear_storage_error(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    (tmp_path / "resp_1").symlink_to(tmp_path / "resp_1")
+    storage = LocalStorage(tmp_path)
+    with pytest.raises(RespflowError, match="loop; move it away"):
+        await storage.find("resp_1", "cntr/a.csv")
+    with pytest.raises(RespflowError, match="loop; move it away"):
+        await storage.save("resp_1", "cntr/a.csv", "a.csv", Chunks(b"x"))
+    stored = await storage.save("resp_2", "cntr/a.csv", "a.csv", Chunks(b"x"))
+    assert Path(stored.location).read_bytes() == b"x"  # other responses are saved as ever
 
 
 # -- kept readings answer as the disk does, whatever is done between downloads -----------
