@@ -197,6 +197,30 @@ async def test_a_response_folder_that_is_a_loop_of_links_is_a_clear_storage_erro
     assert Path(stored.location).read_bytes() == b"x"  # other responses are saved as ever
 
 
+async def test_an_index_rewritten_with_its_size_and_modification_time_kept_is_read_anew(
+    anyio_backend: str, tmp_path: Path
+) -> None:
+    """``cp -p`` or ``rsync -t`` over an index: the same size and modification time, the
+    same inode; only the change time tells, and a kept reading must not outlive it."""
+    await LocalStorage(tmp_path).save("resp_1", "a", "report.csv", Chunks(b"1"))
+    index = tmp_path / "resp_1" / INDEX
+    _aged(index)
+    before = os.stat(index)
+    readings = FolderReadings(clock=_later)
+    assert _served(tmp_path, "resp_1", "report.csv", readings) is not None
+    body = index.read_bytes()
+    with index.open("r+b") as out:  # in place: the inode stays
+        out.write(body.replace(b'"resp_1"', b'"resp_2"'))
+    os.utime(index, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(index)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert _served(tmp_path, "resp_1", "report.csv", readings) is None  # names resp_2 now
+
+
 # -- kept readings answer as the disk does, whatever is done between downloads -----------
 
 IDS = ["resp_1", "resp_2", "Resp.X"]
