@@ -29,6 +29,7 @@ from typing import Final
 
 import msgspec
 
+from .._exceptions import UsageError
 from .manifest import MANIFEST, manifest_owner
 from .storage import INDEX, FolderIndex, read_folder_index
 
@@ -62,6 +63,8 @@ class FolderReadings:
         settle_ns: int = SETTLE_NS,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
+        if max_kept < 0:
+            raise UsageError(f"max_kept={max_kept}: give how many readings to keep, 0 or more")
         self.max_kept = max_kept
         self.settle_ns = settle_ns
         self._clock = clock

@@ -79,7 +79,8 @@ def file_response(
         return None
     if filename.casefold() == RESERVED_NAME:
         return None  # the folder's manifest is the storage's, not a file the model made
-    readings = readings or FolderReadings()  # none kept: each folder read afresh
+    if readings is None:  # not `or`: readings that keep nothing yet have no length
+        readings = FolderReadings()  # none kept: each folder read afresh
     found = _in_folder(base, response_folder(response_id), response_id, filename, readings)
     legacy = legacy_response_folder(response_id) if found is None else None
     if legacy is not None:
@@ -111,35 +112,69 @@ def _in_folder(
     *,
     legacy: bool = False,
 ) -> tuple[Path, IndexReading | None] | None:
-    """The file ``filename`` in the folder ``name`` of ``base``, and the folder's index,
-    if the folder is ``response_id``'s and holds a file of exactly that name.
+    """The file ``filename`` in the folder ``name`` of ``base``, and the index of the
+    folder it is in, if the folder is ``response_id``'s and holds a file of exactly that
+    name (and, for a link to a file elsewhere, that file's folder is not another's).
 
     Every name is checked against the folder's entries as listed, since a
     case-insensitive disk opens ``Report.csv`` for ``report.csv``, another file: the
     folder's own name (a folder an older respflow named, ``legacy``, may be another's
     folder in another case), the name asked for, and the name the path resolves to
     (which, on Windows, is the name on the disk)."""
-    folder = (base / name).resolve()
-    if not folder.is_relative_to(base):
-        return None  # a link out of the root
-    if legacy and (folder != base / name or name not in (readings.names(base) or ())):
-        return None  # a link to another folder, or another folder's name in another case
-    path = (folder / filename).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    folder = _resolved(base / name)
+    if folder is None or not folder.is_relative_to(base):
+        return None  # a link out of the root, or in a loop
+    if legacy and folder != base / name:
+        return None  # a link to another folder
+    path = _resolved(folder / filename)
+    if path is None or not path.is_relative_to(base) or not path.is_file():
         return None
+    # Listed after the file is found: an id with no such folder (any id with upper case
+    # has an old name) costs a look-up, not a listing of the root.
+    if legacy and name not in (readings.names(base) or ()):
+        return None  # another folder's name in another case
     if filename not in (readings.names(folder) or ()):
         return None
     if path.name not in (readings.names(path.parent) or ()):
         return None
     index = readings.index(folder)
-    owner = index.response_id if index is not None else None
-    if owner is None:  # an index written before indexes named theirs, or none
-        if legacy and index is None:
-            return None  # respflow wrote an index with every file: this one is not its
-        owner = readings.manifest_owner(folder)
-    if owner is not None and owner != response_id:
+    if not _may_hold(folder, index, response_id, readings, legacy=legacy):
         return None  # the folder holds another response's files
+    if path.parent != folder:
+        # The name is a link to a file in another folder (respflow makes none): whose
+        # that file is, that folder says; its index also has the file's type.
+        index = readings.index(path.parent)
+        if not _may_hold(path.parent, index, response_id, readings):
+            return None
     return path, index
+
+
+def _may_hold(
+    folder: Path,
+    index: IndexReading | None,
+    response_id: str,
+    readings: FolderReadings,
+    *,
+    legacy: bool = False,
+) -> bool:
+    """Whether ``folder``, whose index is ``index``, may hold files of ``response_id``:
+    neither its index nor (for an index written before indexes named theirs, or none)
+    its manifest names another response."""
+    owner = index.response_id if index is not None else None
+    if owner is None:
+        if legacy and index is None:
+            return False  # respflow wrote an index with every file: this one is not its
+        owner = readings.manifest_owner(folder)
+    return owner is None or owner == response_id
+
+
+def _resolved(path: Path) -> Path | None:
+    """``path`` with its links followed; None if they go round in a loop (which
+    Python before 3.13 reports as a RuntimeError) or cannot be followed."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def _media_type(path: Path, index: IndexReading | None) -> str:

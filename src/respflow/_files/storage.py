@@ -345,7 +345,12 @@ class LocalStorage:
             await anyio.to_thread.run_sync(add_to_manifest, folder, saved, _now())
 
     def _inside(self, path: Path) -> Path:
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # a loop of links (RuntimeError before 3.13)
+            raise RespflowError(
+                f"{path} is a link that goes round in a loop; move it away to save there"
+            ) from None
         if not resolved.is_relative_to(self.root):
             raise RespflowError(f"refusing to write outside the storage root: {path}")
         return resolved
