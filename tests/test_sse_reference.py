@@ -165,6 +165,7 @@ plain_frames = st.lists(
 @example(b"", b"retry: 18446744073709551616\ndata: x\n\n", b"", [])
 @example(b"", b"retry: 18446744073709551615\ndata: x\n\n", b"", [])
 @example(b"", b"retry: " + b"0" * 5000 + b"15\ndata: x\n\n", b"", [])
+@example(b"", b'event: \ndata: x\n\nevent: a\ndata: {"a":1}\n\n', b"", [])  # "" is "message"
 def test_the_decoder_reads_any_stream_as_the_rules_do(
     before: bytes, middle: bytes, after: bytes, cuts: list[int]
 ) -> None:

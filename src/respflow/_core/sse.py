@@ -31,7 +31,9 @@ DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024
 """The largest frame kept: a ``response.completed`` with inline images can reach megabytes."""
 
 _BOM = b"\xef\xbb\xbf"
-_NAMES: dict[bytes, str] = {}  # event names seen, decoded once
+# Event names seen, decoded once. An empty "event:" line names no type, so its frame is a
+# "message", as the event-stream rules give it.
+_NAMES: dict[bytes, str] = {b"": "message"}
 
 Data = bytes | bytearray
 """The data of a plain frame (a large one is handed over in the buffer it was built in)."""
