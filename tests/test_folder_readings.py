@@ -174,3 +174,27 @@ def test_kept_readings_are_bounded(tmp_path: Path) -> None:
         assert readings.names(folder) == frozenset()
         assert readings.names(folder) is readings.names(folder)
     assert len(readings) == 3
+
+
+def test_kept_readings_hold_a_bounded_number_of_names(tmp_path: Path) -> None:
+    # A thousand kept listings of folders of twenty thousand files would be gigabytes: the
+    # names kept are bounded too, and a folder larger than the bound is read afresh.
+    readings = FolderReadings(max_names=10, clock=_later)
+    folders = []
+    for n, size in enumerate([6, 6, 11]):
+        folder = tmp_path / f"resp_{n}"
+        folder.mkdir()
+        for i in range(size):
+            (folder / f"f{i}.txt").write_bytes(b"x")
+        folders.append(folder)
+    assert readings.names(folders[0]) is readings.names(folders[0])  # kept
+    assert len(readings.names(folders[1]) or ()) == 6
+    assert len(readings) == 1  # 12 names would pass the bound: the older is dropped
+    assert readings.names(folders[1]) is readings.names(folders[1])
+    big = readings.names(folders[2])
+    assert big is not None
+    assert len(big) == 11
+    assert readings.names(folders[2]) is not big  # too large to keep: read each time
+    assert len(readings) == 0
+    (folders[2] / "f11.txt").write_bytes(b"x")
+    assert len(readings.names(folders[2]) or ()) == 12

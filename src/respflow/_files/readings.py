@@ -53,22 +53,30 @@ class IndexReading(msgspec.Struct, frozen=True):
 
 class FolderReadings:
     """Kept readings of folders (their names), indexes and manifests, at most
-    ``max_kept`` of them, the least recently used dropped first. Safe to share between
-    threads."""
+    ``max_kept`` of them holding at most ``max_names`` names (a folder's entries, an
+    index's files) in all, the least recently used dropped first: memory stays bounded
+    however large the folders are (a folder with more names than that is read afresh on
+    each request). Safe to share between threads."""
 
     def __init__(
         self,
         *,
         max_kept: int = 1024,
+        max_names: int = 250_000,
         settle_ns: int = SETTLE_NS,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        if max_kept < 0:
-            raise UsageError(f"max_kept={max_kept}: give how many readings to keep, 0 or more")
+        if max_kept < 0 or max_names < 0:
+            raise UsageError(
+                f"max_kept={max_kept}, max_names={max_names}: give how many readings, and "
+                "how many names in them, to keep: 0 or more each"
+            )
         self.max_kept = max_kept
+        self.max_names = max_names
         self.settle_ns = settle_ns
         self._clock = clock
-        self._kept: OrderedDict[tuple[str, str], tuple[_Key, object]] = OrderedDict()
+        self._kept: OrderedDict[tuple[str, str], tuple[_Key, object, int]] = OrderedDict()
+        self._names_kept = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -113,14 +121,25 @@ class FolderReadings:
             return None
         settled = now - self.settle_ns
         with self._lock:
+            dropped = self._kept.pop(slot, None)
+            if dropped is not None:
+                self._names_kept -= dropped[2]
             if stamp.st_mtime_ns < settled and stamp.st_ctime_ns < settled:
-                self._kept[slot] = (key, value)
-                self._kept.move_to_end(slot)
-                while len(self._kept) > self.max_kept:
-                    self._kept.popitem(last=False)
-            else:
-                self._kept.pop(slot, None)
+                size = _names_in(value)
+                self._kept[slot] = (key, value, size)
+                self._names_kept += size
+                while len(self._kept) > self.max_kept or self._names_kept > self.max_names:
+                    self._names_kept -= self._kept.popitem(last=False)[1][2]
         return value
+
+
+def _names_in(value: object) -> int:
+    """What a reading weighs: the names it holds."""
+    if isinstance(value, frozenset):
+        return len(value)
+    if isinstance(value, IndexReading):
+        return len(value.media_types)
+    return 0
 
 
 def _index_reading(path: Path) -> IndexReading | None:
