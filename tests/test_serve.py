@@ -123,6 +123,26 @@ async def test_the_serve_contract(served: Served, anyio_backend: str) -> None:
         assert (await http.get(other)).status_code == 403
 
 
+@pytest.mark.anyio
+async def test_without_allow_origin_no_cors_headers_are_sent(
+    served: Served, anyio_backend: str
+) -> None:
+    page = {"origin": "https://chat.example.com"}
+    async with httpx2.AsyncClient(base_url=served.url) as http:
+        preflight = await http.options(
+            "/responses", headers={**page, "access-control-request-method": "POST"}
+        )
+        started = await http.post(
+            "/responses", json=BODY, headers={**page, "authorization": f"Bearer {TOKEN}"}
+        )
+        assert started.status_code == 201
+        async with http.stream("GET", started.json()["events_url"], headers=page) as events:
+            assert events.status_code == 200
+            headers = events.headers
+    for answer_headers in (preflight.headers, started.headers, headers):
+        assert not [name for name in answer_headers if name.startswith("access-control-")]
+
+
 def test_refused_set_ups_say_why_in_one_line() -> None:
     for extra, why in [
         (["--workers", "2"], "--workers above 1 needs a broker the workers share"),

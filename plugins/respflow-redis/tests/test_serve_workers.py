@@ -126,3 +126,25 @@ def test_workers_that_cannot_start_say_why_and_the_command_fails() -> None:
         "respflow serve: a worker did not start (exit status 1)"
     )
     assert done.stdout == ""
+
+
+@pytest.mark.anyio
+async def test_every_worker_answers_for_the_allowed_origins(
+    redis_url: str, tmp_path: Path, anyio_backend: str
+) -> None:
+    page = "https://chat.example.com"
+    options = ("--workers", "2", "--mock", "--allow-origin", page)
+    command = serve_command(redis_url, tmp_path, TOKEN, *options)
+    with running(command, ready=LISTENING, env=api_environment()) as (first, _):
+        base = first.split()[4]
+        preflight = {"access-control-request-method": "POST"}
+        # A new connection each time, so the answers are not all one worker's (which
+        # worker accepts is the kernel's choice); whichever answers must allow the page.
+        for _ in range(8):
+            async with httpx2.AsyncClient(base_url=base, timeout=30) as http:
+                allowed = await http.options("/responses", headers={**preflight, "origin": page})
+                other = await http.options(
+                    "/responses", headers={**preflight, "origin": "https://other.example"}
+                )
+            assert allowed.headers["access-control-allow-origin"] == page
+            assert "access-control-allow-origin" not in other.headers

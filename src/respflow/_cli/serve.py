@@ -79,6 +79,15 @@ def add_parser(commands: Any, *, parents: list[argparse.ArgumentParser]) -> None
         help="worker processes accepting on one port; above 1 needs a shared --broker "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let pages on ORIGIN (https://chat.example.com; repeat for more; * for any) "
+        "call this server from their scripts: it answers with CORS headers for them "
+        "(default: none, same-origin pages only)",
+    )
     # A worker of `--workers N`: serve on the socket the parent bound, say nothing.
     parser.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -152,6 +161,13 @@ def _refused(args: argparse.Namespace) -> str | None:
         return f"--lease-ttl {args.lease_ttl} is out of range (0.1 to 3600 seconds)"
     if not 0 <= args.flush <= 1:
         return f"--flush {args.flush} is out of range (0 to 1 second)"
+    from .._server.cors import origin
+
+    for given in args.allow_origin:
+        try:
+            origin(given)
+        except ValueError as exc:
+            return f"--allow-origin {exc}"
     if args.broker == "memory":
         if args.workers > 1:
             return (
@@ -200,6 +216,7 @@ async def _serve(
 
     from .._delivery.runner import Runner
     from .._server.app import App, app
+    from .._server.cors import allow_origins, origin
     from .._server.hosting import Server
     from .._sources.openai import resume, stream
 
@@ -230,8 +247,11 @@ async def _serve(
                 token=token,
                 flush=args.flush,
             )
+            served: Any = gateway
+            if args.allow_origin:
+                served = allow_origins(gateway, [origin(o) for o in args.allow_origin])
             server = await stack.enter_async_context(
-                Server(gateway, host=args.host, port=args.port, fd=args.worker_fd)
+                Server(served, host=args.host, port=args.port, fd=args.worker_fd)
             )
             if args.worker_fd is None:
                 shown = banner(server.url, token, generated=not args.token, record=args.record)

@@ -85,6 +85,7 @@ def _worker_command(args: argparse.Namespace, fd: int) -> list[str]:
     command += ["--host", args.host, "--broker", args.broker]
     command += ["--files-dir", str(args.files_dir), "--lease-ttl", str(args.lease_ttl)]
     command += ["--flush", str(args.flush)]
+    command += [f"--allow-origin={given}" for given in args.allow_origin]
     if args.record:
         command += ["--record", args.record]
     return command
