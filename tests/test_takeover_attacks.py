@@ -32,6 +32,9 @@ pytestmark = pytest.mark.anyio
 _SAMPLES = resources.files("respflow").joinpath("samples")
 _TOOLS = [{"type": "code_interpreter", "container": {"type": "auto"}}]
 _LEASE = 0.4
+# For a test whose producer must keep its lease to the end: a loaded CI runner once
+# renewed a 0.4 s lease late, and the watcher rightly took the response over.
+_LIVE_LEASE = 2.0
 
 
 @contextlib.asynccontextmanager
@@ -326,8 +329,8 @@ async def test_a_watcher_never_takes_a_live_response_from_a_runner_of_the_same_n
     async with (
         _broker() as broker,
         _api(pace=0.01) as (mock, client),
-        Runner(client, broker, lease_ttl=_LEASE, owner="worker") as producing,
-        Runner(client, broker, lease_ttl=_LEASE, owner="worker", takeover=True),
+        Runner(client, broker, lease_ttl=_LIVE_LEASE, owner="worker") as producing,
+        Runner(client, broker, lease_ttl=_LIVE_LEASE, owner="worker", takeover=True),
     ):
         rid = await _start(producing)
         events = await _read_all(broker, rid)
